@@ -1,0 +1,117 @@
+"""``picosam2 predict`` and ``picosam2 info``: the inference commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def parse_numbers(text: str, count: int, what: str) -> list[float]:
+    parts = text.replace(" ", "").split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != count:
+        raise argparse.ArgumentTypeError(f"{what} must be {count} comma-separated numbers, got {text!r}")
+    return values
+
+
+def add_parser(sub) -> list[str]:
+    p = sub.add_parser(
+        "predict",
+        help="segment the object at a point or in a box",
+        description="Segment objects at points (--point X,Y) and/or boxes (--box X0,Y0,X1,Y1). Each prompt is "
+        "one object. --out gets the union of all masks (0/255 PNG of the image's size); with "
+        "--per-prompt, one file per prompt named OUT_STEM-<k>.png (k = 0.. in the order points, then boxes).",
+    )
+    p.add_argument("image", help="photo to segment (any format Pillow reads)")
+    p.add_argument(
+        "--point",
+        action="append",
+        default=[],
+        type=lambda s: parse_numbers(s, 2, "--point"),
+        metavar="X,Y",
+        help="a click, in image pixels (repeatable)",
+    )
+    p.add_argument(
+        "--box",
+        action="append",
+        default=[],
+        type=lambda s: parse_numbers(s, 4, "--box"),
+        metavar="X0,Y0,X1,Y1",
+        help="a box, in image pixels (repeatable)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="weights folder or .safetensors file (default: shipped weights); an .onnx file with --backend onnx",
+    )
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    p.add_argument("--window-size", type=int, default=96, help="point window side in image pixels (default 96)")
+    p.add_argument("--out", required=True, help="mask PNG to write")
+    p.add_argument("--overlay", default=None, help="also write the photo with the mask drawn on it")
+    p.add_argument("--per-prompt", action="store_true", help="one mask file per prompt instead of the union")
+    p.set_defaults(func=run_predict)
+
+    q = sub.add_parser("info", help="parameters, MACs and input size of a model")
+    q.add_argument("--weights", default=None)
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.set_defaults(func=run_info)
+    return ["predict", "info"]
+
+
+def run_predict(args) -> int:
+    import numpy as np
+
+    from .image_io import load_image, overlay, save_png_atomic
+    from .predictor import Predictor
+
+    if not args.point and not args.box:
+        raise ValueError("give at least one --point X,Y or --box X0,Y0,X1,Y1")
+    for target in [args.out, args.overlay]:
+        if target and Path(target).suffix.lower() != ".png":
+            raise ValueError(f"output files are PNG: {target} does not end in .png")
+    image = load_image(args.image)
+    predictor = Predictor.from_pretrained(args.weights, backend=args.backend, window_size=args.window_size)
+    result = predictor.predict(image, points=args.point or None, boxes=args.box or None)
+    out = Path(args.out)
+    written = []
+    if args.per_prompt:
+        for k, m in enumerate(result.masks):
+            written.append(save_png_atomic(m.astype(np.uint8) * 255, out.with_name(f"{out.stem}-{k}.png")))
+    else:
+        written.append(save_png_atomic(result.union().astype(np.uint8) * 255, out))
+    if args.overlay:
+        pic = overlay(image, result.masks, points=args.point, boxes=args.box)
+        written.append(save_png_atomic(pic, args.overlay))
+    h, w = image.shape[:2]
+    for k, (m, kind) in enumerate(zip(result.masks, result.kinds)):
+        print(f"prompt {k} ({kind}): {int(m.sum())} px ({100.0 * m.mean():.2f} % of {w}x{h})")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def run_info(args) -> int:
+    from .models import DEFAULT_WEIGHTS_DIR, count_macs, count_params, from_pretrained, weights_metadata
+
+    model = from_pretrained(args.weights)
+    meta = weights_metadata(args.weights)
+    info = {
+        "params": count_params(model),
+        "macs": count_macs(model),
+        "input_size": model.config.input_size,
+        "weights": str(args.weights or DEFAULT_WEIGHTS_DIR),
+        "arch": model.config.arch,
+        "trained": meta.get("trained", "true") != "false",
+    }
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for k, v in info.items():
+            print(f"{k:>10}: {v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{k:>10}: {v}")
+    sys.stdout.flush()
+    return 0

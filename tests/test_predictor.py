@@ -1,0 +1,129 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from picosam2.image_io import ImageError, load_image
+from picosam2.predictor import Predictor, UntrainedWeightsWarning
+from picosam2.prompts import PromptError
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_like_model):
+    return Predictor(trained_like_model)
+
+
+def test_predict_on_real_photo_shapes(predictor, samples_dir):
+    res = predictor.predict(samples_dir / "dog.jpg", points=[[570, 200], [300, 300]], boxes=[[480, 130, 670, 270]])
+    assert res.masks.shape == (3, 534, 800) and res.masks.dtype == bool
+    assert res.logits.shape == (3, 96, 96)
+    assert res.kinds == ["point", "point", "box"]
+    assert len(res.windows) == 3
+    # nothing outside a point window can be in its mask
+    w = res.windows[0]
+    outside = np.ones((534, 800), bool)
+    outside[max(w.y0, 0) : w.y1, max(w.x0, 0) : w.x1] = False
+    assert not res.masks[0][outside].any()
+
+
+def test_batched_equals_one_by_one(predictor, samples_dir):
+    pts = [[570, 200], [300, 300], [10, 10]]
+    together = predictor.predict(samples_dir / "dog.jpg", points=pts)
+    for i, p in enumerate(pts):
+        alone = predictor.predict(samples_dir / "dog.jpg", points=[p])
+        np.testing.assert_allclose(alone.logits[0], together.logits[i], atol=1e-4)
+
+
+def test_set_image_then_prompt_many_times(predictor, samples_dir):
+    predictor.set_image(samples_dir / "truck.jpg")
+    a = predictor.predict(points=[[900, 600]])
+    b = predictor.predict(points=[900, 600])  # a single point may be given flat
+    np.testing.assert_array_equal(a.masks, b.masks)
+    assert a.masks.shape == (1, 1200, 1800)
+
+
+def test_input_kinds_agree(predictor, samples_dir):
+    path = samples_dir / "groceries.jpg"
+    arr = np.asarray(Image.open(path).convert("RGB"))
+    r1 = predictor.predict(path, points=[[400, 250]])
+    r2 = predictor.predict(Image.open(path), points=[[400, 250]])
+    r3 = predictor.predict(arr, points=[[400, 250]])
+    np.testing.assert_array_equal(r1.logits, r2.logits)
+    np.testing.assert_array_equal(r1.logits, r3.logits)
+
+
+def test_bad_prompts(predictor, samples_dir):
+    with pytest.raises(PromptError, match="outside"):
+        predictor.predict(samples_dir / "dog.jpg", points=[[900, 10]])
+    with pytest.raises(PromptError, match="shape"):
+        predictor.predict(samples_dir / "dog.jpg", points=[[1, 2, 3]])
+    with pytest.raises(PromptError, match="at least one"):
+        predictor.predict(samples_dir / "dog.jpg")
+
+
+def _png_bytes(img: Image.Image, **kw) -> io.BytesIO:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", **kw)
+    buf.seek(0)
+    return buf
+
+
+def test_image_modes_are_converted(tmp_path):
+    gray = Image.fromarray(np.arange(20 * 30, dtype=np.uint8).reshape(20, 30) % 255)
+    assert load_image(gray).shape == (20, 30, 3)
+    rgba = Image.new("RGBA", (30, 20), (255, 0, 0, 0))
+    assert (load_image(rgba) == 255).all()  # transparent -> white background
+    pal = gray.convert("P")
+    assert load_image(pal).shape == (20, 30, 3)
+    sixteen = Image.fromarray(np.arange(20 * 30, dtype=np.uint16).reshape(20, 30) * 100)
+    p = tmp_path / "s16.png"
+    sixteen.save(p)
+    arr = load_image(p)
+    assert arr.shape == (20, 30, 3) and arr.dtype == np.uint8 and arr.max() > 100
+    assert load_image(np.zeros((5, 6), np.uint16)).shape == (5, 6, 3)
+
+
+def test_exif_orientation_is_honoured(tmp_path):
+    img = Image.new("RGB", (40, 20), (0, 0, 0))
+    img.putpixel((0, 0), (255, 255, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    p = tmp_path / "rot.jpg"
+    img.save(p, exif=exif, quality=100)
+    arr = load_image(p)
+    assert arr.shape == (40, 20, 3)
+
+
+def test_corrupt_and_missing_images(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8not really a jpeg")
+    with pytest.raises(ImageError, match="cannot read"):
+        load_image(bad)
+    with pytest.raises(ImageError, match="not found"):
+        load_image(tmp_path / "none.png")
+    with pytest.raises(ImageError):
+        load_image(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_untrained_weights_warn(tmp_path):
+    import torch
+
+    from picosam2.models import create_model, save_pretrained
+
+    torch.manual_seed(0)
+    save_pretrained(create_model(), tmp_path / "w", metadata={"trained": "false"})
+    with pytest.warns(UntrainedWeightsWarning):
+        Predictor.from_pretrained(tmp_path / "w")
+
+
+def test_onnx_backend_matches_torch(trained_like_model, tmp_path, samples_dir):
+    pytest.importorskip("onnxruntime")
+    from picosam2.export.onnx_fp32 import export_onnx
+
+    path = export_onnx(trained_like_model, tmp_path / "m.onnx")
+    a = Predictor(trained_like_model).predict(samples_dir / "dog.jpg", points=[[570, 200]], boxes=[[1, 1, 300, 300]])
+    b = Predictor.from_pretrained(path, backend="onnx").predict(
+        samples_dir / "dog.jpg", points=[[570, 200]], boxes=[[1, 1, 300, 300]]
+    )
+    np.testing.assert_allclose(a.logits, b.logits, atol=1e-3)
