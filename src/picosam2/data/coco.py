@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +150,10 @@ class InstanceSet:
                 raise DataError(f"annotation {ann['id']}: degenerate polygon")
             ann = {**ann, "segmentation": seg}
         try:
-            m = self.coco.annToMask(ann)
+            with warnings.catch_warnings():
+                # pycocotools' Cython RLE objects trip numpy 2's __array__(copy=) deprecation
+                warnings.simplefilter("ignore", DeprecationWarning)
+                m = self.coco.annToMask(ann)
         except Exception as exc:  # noqa: BLE001
             raise DataError(f"annotation {ann['id']}: cannot decode mask: {exc}") from None
         return m.astype(bool)

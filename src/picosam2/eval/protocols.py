@@ -1,0 +1,279 @@
+"""The two evaluation protocols.
+
+``paper`` (the PicoSAM2 paper's "Track A"): the first ``N`` (default 1000) non-crowd instances in
+pycocotools ``imgToAnns`` order (images in the json's order); the prompt is the paper point
+(:func:`picosam2.data.paper_point`) and its window the reference clip-and-stretch crop
+(``prompts.point_window(mode="paper")``); the score is the IoU of the 96 x 96 window mask
+(``logit > 0``) against the ground truth cut to the same window (``prompts.crop_mask``).
+
+``full`` (the field's protocol, as EfficientViT-SAM / EdgeSAM / NanoSAM): every non-crowd
+instance (or the first ``limit``); the prompt is the most interior mask point
+(:func:`picosam2.data.interior_point`, window ``centered``) or the ground-truth box
+(``prompts.box_window``); the window's logits are pasted back into the full image
+(``prompts.paste_mask``) and scored against the full ground-truth mask.
+
+With ``prompt="box"`` the paper protocol scores the box window instead (IoU inside the window).
+
+A *window model* is anything with ``predict_windows(image, windows) -> (N, 96, 96) logits``:
+:class:`picosam2.Predictor`, the baselines of :mod:`picosam2.eval.baselines`, or the SAM 2.1
+teacher adapter :class:`picosam2.teacher.TeacherWindowModel`.
+
+Instances that cannot be scored are counted, never fatal: ``missing_images`` (only with
+``skip_missing``; otherwise the first missing file is an error), ``degenerate_polygons``
+(undecodable segmentation), ``empty_masks`` (decodes to no pixel), ``bad_prompts`` (e.g. a zero-size
+box). They are left out of every mean. The instance list is taken first (the first ``N``) and bad
+ones are then dropped, so the paper protocol scores *at most* ``N`` instances.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import groupby
+
+import numpy as np
+
+from ..data import DataError, InstanceSet, box_prompt, interior_point, paper_point
+from ..data.coco import Instance
+from ..data.prompt_rules import EmptyMaskError
+from ..image_io import load_image
+from ..prompts import MODEL_SIZE, PromptError, Window, box_window, crop_mask, paste_mask, point_window
+from . import metrics
+
+PROTOCOLS = ("paper", "full")
+PROMPTS = ("point", "box")
+PAPER_DEFAULT_N = 1000
+SKIP_KEYS = ("missing_images", "degenerate_polygons", "empty_masks", "bad_prompts")
+
+
+def prompt_rule_name(protocol: str, prompt: str) -> str:
+    """Name of the prompt rule (``picosam2.data.PROMPT_RULES`` key) a protocol uses."""
+    check_protocol(protocol, prompt)
+    if prompt == "box":
+        return "box"
+    return "paper" if protocol == "paper" else "interior"
+
+
+def window_rule(protocol: str, prompt: str) -> str:
+    check_protocol(protocol, prompt)
+    if prompt == "box":
+        return "box: square of 1.2 x the longer box side, centred on the box, resized to 96"
+    if protocol == "paper":
+        return "paper: 96 px square around the point clipped to the image, stretched to 96"
+    return "centered: 96 px square centred on the point, padded past the border"
+
+
+def check_protocol(protocol: str, prompt: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+    if prompt not in PROMPTS:
+        raise ValueError(f"unknown prompt {prompt!r}; use one of {', '.join(PROMPTS)}")
+
+
+def make_prompt(protocol: str, prompt: str, mask: np.ndarray, bbox) -> tuple:
+    """The prompt of an instance: a point ``(x, y)`` or a box ``(x0, y0, x1, y1)``."""
+    rule = prompt_rule_name(protocol, prompt)
+    if rule == "paper":
+        return paper_point(mask, bbox)
+    if rule == "interior":
+        return interior_point(mask, bbox)
+    return box_prompt(mask, bbox)
+
+
+def make_window(protocol: str, prompt: str, value, image_size: tuple[int, int]) -> Window:
+    """The model window of a prompt under a protocol (the one place protocols choose windows)."""
+    check_protocol(protocol, prompt)
+    if prompt == "box":
+        return box_window(value, image_size)
+    mode = "paper" if protocol == "paper" else "centered"
+    return point_window(value[0], value[1], image_size, window_size=MODEL_SIZE, mode=mode)
+
+
+def instance_list(dataset: InstanceSet, protocol: str, limit: int | None) -> list[Instance]:
+    """The instances a protocol scores: paper = first ``limit`` (default 1000), full = all or ``limit``."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {limit}")
+    if protocol == "paper" and limit is None:
+        limit = PAPER_DEFAULT_N
+    return dataset.instances(include_crowd=False, limit=limit)
+
+
+@dataclass
+class Sample:
+    """One scored instance."""
+
+    ann_id: int
+    image_id: int
+    category_id: int
+    area: float
+    prompt: tuple
+    window: Window
+    iou: float
+    score: float = 0.0
+    #: COCO RLE of the full-image mask (``counts`` as str), when asked for.
+    rle: dict | None = None
+    #: COCO RLE of the 96 x 96 window mask (paper protocol), when asked for.
+    window_rle: dict | None = None
+
+
+@dataclass
+class EvalResult:
+    protocol: str
+    prompt: str
+    samples: list[Sample] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
+    requested: int = 0
+    elapsed_s: float = 0.0
+    #: window logits of each sample, in ``samples`` order (float16), if kept
+    logits: np.ndarray | None = None
+
+    @property
+    def per_instance(self) -> dict[int, float]:
+        return {s.ann_id: s.iou for s in self.samples}
+
+    def summary(self) -> dict:
+        return metrics.summarize(self.per_instance, {s.ann_id: s.area for s in self.samples})
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """COCO RLE of a boolean mask, ``counts`` as str (JSON-ready)."""
+    from pycocotools import mask as mask_utils
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """Boolean mask of a COCO RLE (``counts`` str/bytes, or an uncompressed list)."""
+    from pycocotools import mask as mask_utils
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if isinstance(rle.get("counts"), list):
+            h, w = rle["size"]
+            rle = mask_utils.frPyObjects(rle, h, w)
+        elif isinstance(rle.get("counts"), str):
+            rle = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
+        return mask_utils.decode(rle).astype(bool)
+
+
+def _score_from_logits(logits: np.ndarray, mask: np.ndarray) -> float:
+    """Confidence of a window mask: mean sigmoid over its positive pixels (0 when empty)."""
+    if not mask.any():
+        return 0.0
+    probs = 1.0 / (1.0 + np.exp(-np.clip(logits[mask].astype(np.float64), -60, 60)))
+    return float(probs.mean())
+
+
+def check_images(dataset: InstanceSet, instances: list[Instance], skip_missing: bool) -> list[Instance]:
+    """Raise for missing image files (naming the first and the count) unless ``skip_missing``."""
+    missing = dataset.missing_images(instances)
+    if missing and not skip_missing:
+        images = list(dict.fromkeys(i.image_id for i in missing))
+        name = dataset.image_name(dataset.coco.imgs[images[0]])
+        dirs = ", ".join(str(d) for d in dataset.image_dirs) or "(no --images folder given)"
+        raise FileNotFoundError(
+            f"{len(images)} image file(s) not found ({len(missing)} instances), first: {name} "
+            f"(searched {dirs}); pass --skip-missing to evaluate the rest"
+        )
+    return missing
+
+
+def evaluate(
+    dataset: InstanceSet,
+    model,
+    protocol: str = "paper",
+    prompt: str = "point",
+    limit: int | None = None,
+    skip_missing: bool = False,
+    progress: bool = True,
+    keep_rle: bool = False,
+    keep_logits: bool = False,
+) -> EvalResult:
+    """Run a window model under a protocol. ``model.predict_windows(image, windows)`` gives the
+    (N, 96, 96) window logits of an HWC uint8 image. Returns per-instance IoUs and skip counts."""
+    from tqdm import tqdm
+
+    check_protocol(protocol, prompt)
+    t0 = time.perf_counter()
+    instances = instance_list(dataset, protocol, limit)
+    result = EvalResult(protocol=protocol, prompt=prompt, requested=len(instances))
+    missing = check_images(dataset, instances, skip_missing)
+    result.skipped["missing_images"] = len(missing)
+    todo = [i for i in instances if i.image_path is not None]
+    kept_logits = []
+    bar = tqdm(
+        total=len(instances), desc=f"eval {protocol}/{prompt}", unit="inst", file=sys.stderr, disable=not progress
+    )
+    bar.update(len(missing))
+    for _image_id, group in groupby(todo, key=lambda i: i.image_id):
+        group = list(group)
+        image = load_image(group[0].image_path)
+        height, width = image.shape[:2]
+        ready = []  # (instance, gt mask, prompt, window)
+        for inst in group:
+            try:
+                gt = dataset.mask(inst)
+            except DataError:
+                result.skipped["degenerate_polygons"] += 1
+                continue
+            if gt.shape != (height, width):
+                raise DataError(
+                    f"image {inst.image_path} is {width}x{height} but annotation {inst.ann_id} says "
+                    f"{gt.shape[1]}x{gt.shape[0]}"
+                )
+            try:
+                value = make_prompt(protocol, prompt, gt, inst.bbox)
+                win = make_window(protocol, prompt, value, (width, height))
+            except EmptyMaskError:
+                result.skipped["empty_masks"] += 1
+                continue
+            except PromptError:
+                result.skipped["bad_prompts"] += 1
+                continue
+            if not gt.any():
+                result.skipped["empty_masks"] += 1  # a box prompt does not look at the mask
+                continue
+            ready.append((inst, gt, value, win))
+        if ready:
+            logits = np.asarray(model.predict_windows(image, [r[3] for r in ready]), dtype=np.float32)
+            for (inst, gt, value, win), lg in zip(ready, logits):
+                win_mask = metrics.logits_to_mask(lg)
+                full = None
+                if protocol == "paper":
+                    value_iou = metrics.iou(win_mask, crop_mask(gt, win, lg.shape[-1]))
+                else:
+                    full = paste_mask(lg, win, (width, height))
+                    value_iou = metrics.iou(full, gt)
+                sample = Sample(
+                    ann_id=inst.ann_id,
+                    image_id=inst.image_id,
+                    category_id=inst.category_id,
+                    area=inst.area,
+                    prompt=tuple(float(v) for v in value),
+                    window=win,
+                    iou=value_iou,
+                    score=_score_from_logits(lg, win_mask),
+                )
+                if keep_rle:
+                    if full is None:
+                        full = paste_mask(lg, win, (width, height))
+                    sample.rle = encode_rle(full)
+                    if protocol == "paper":
+                        sample.window_rle = encode_rle(win_mask)
+                result.samples.append(sample)
+                if keep_logits:
+                    kept_logits.append(lg.astype(np.float16))
+        bar.update(len(group))
+    bar.close()
+    if keep_logits:
+        result.logits = np.stack(kept_logits) if kept_logits else np.zeros((0, MODEL_SIZE, MODEL_SIZE), np.float16)
+    result.elapsed_s = time.perf_counter() - t0
+    for key in SKIP_KEYS:
+        result.skipped.setdefault(key, 0)
+    return result

@@ -1,0 +1,270 @@
+"""COCO results files (PREDS.json) and the evaluation report (REPORT.json).
+
+A results file is a JSON list, one entry per answered instance, in COCO's results format plus
+the ground-truth instance it answers::
+
+    {"image_id": 397133, "category_id": 44, "annotation_id": 82445,
+     "segmentation": {"size": [H, W], "counts": "..."},   # full-image COCO RLE
+     "score": 0.93}
+
+Entries written by ``picosam2 eval --results-out`` under the paper protocol also carry
+``"window": [x0, y0, x1, y1]`` and ``"window_segmentation"`` (the 96 x 96 RLE the paper's IoU is
+computed on), so that the paper IoU is recomputed exactly even where the clipped window was
+stretched. :func:`score_results` scores any results file with the same code as a live run:
+
+* ``paper``: if an entry has a ``window_segmentation`` and its ``window`` is the protocol's
+  window for that instance, that 96 x 96 mask is scored; otherwise the full-image mask is cut to
+  the protocol's window (``prompts.crop_mask``) and scored there.
+* ``full``: the full-image mask against the full ground-truth mask.
+
+An instance of the protocol's list without an entry scores 0 (an empty prediction) and is counted
+as ``missing_predictions``; entries naming no instance of the list are counted as
+``unmatched_predictions``; several entries for one instance: the highest ``score`` is kept
+(``duplicate_predictions``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from ..data import DataError, InstanceSet
+from ..data.prompt_rules import EmptyMaskError
+from ..prompts import MODEL_SIZE, PromptError, crop_mask
+from . import metrics
+from .protocols import (
+    SKIP_KEYS,
+    EvalResult,
+    Sample,
+    check_protocol,
+    decode_rle,
+    instance_list,
+    make_prompt,
+    make_window,
+    prompt_rule_name,
+    window_rule,
+)
+
+
+def write_json_atomic(obj, path: str | os.PathLike) -> Path:
+    """Write JSON to ``path`` through a temporary file in the same folder (no half-written file)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, allow_nan=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def results_entries(result: EvalResult) -> list[dict]:
+    """COCO results entries of an evaluation run with ``keep_rle=True``."""
+    out = []
+    for s in result.samples:
+        if s.rle is None:
+            raise ValueError("this evaluation kept no masks: run it with keep_rle=True")
+        entry = {
+            "image_id": s.image_id,
+            "category_id": s.category_id,
+            "annotation_id": s.ann_id,
+            "segmentation": s.rle,
+            "score": round(float(s.score), 6),
+        }
+        if s.window_rle is not None:
+            entry["window"] = list(s.window.as_tuple())
+            entry["window_segmentation"] = s.window_rle
+        out.append(entry)
+    return out
+
+
+def load_results(path: str | os.PathLike) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"results file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read results file {path}: {exc}") from None
+    if not isinstance(data, list):
+        raise ValueError(f"{path} is not a COCO results file (a JSON list of entries)")
+    return data
+
+
+def score_results(
+    dataset: InstanceSet,
+    entries: list[dict],
+    protocol: str = "paper",
+    prompt: str = "point",
+    limit: int | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Per-instance IoUs of a results file's masks under a protocol (no images needed)."""
+    from tqdm import tqdm
+
+    check_protocol(protocol, prompt)
+    t0 = time.perf_counter()
+    instances = instance_list(dataset, protocol, limit)
+    wanted = {i.ann_id for i in instances}
+    by_ann: dict[int, dict] = {}
+    counts = Counter()
+    for k, e in enumerate(entries):
+        if not isinstance(e, dict) or "segmentation" not in e:
+            raise ValueError(f"results entry {k} has no 'segmentation'")
+        if "annotation_id" not in e:
+            raise ValueError(f"results entry {k} has no 'annotation_id' (which instance it answers)")
+        ann_id = int(e["annotation_id"])
+        if ann_id not in wanted:
+            counts["unmatched_predictions"] += 1
+            continue
+        if ann_id in by_ann:
+            counts["duplicate_predictions"] += 1
+            if float(e.get("score", 0)) <= float(by_ann[ann_id].get("score", 0)):
+                continue
+        by_ann[ann_id] = e
+    result = EvalResult(protocol=protocol, prompt=prompt, requested=len(instances))
+    for inst in tqdm(instances, desc=f"score {protocol}", unit="inst", file=sys.stderr, disable=not progress):
+        try:
+            gt = dataset.mask(inst)
+        except DataError:
+            result.skipped["degenerate_polygons"] += 1
+            continue
+        height, width = gt.shape
+        try:
+            value = make_prompt(protocol, prompt, gt, inst.bbox)
+            win = make_window(protocol, prompt, value, (width, height))
+        except EmptyMaskError:
+            result.skipped["empty_masks"] += 1
+            continue
+        except PromptError:
+            result.skipped["bad_prompts"] += 1
+            continue
+        if not gt.any():
+            result.skipped["empty_masks"] += 1
+            continue
+        entry = by_ann.get(inst.ann_id)
+        score = 0.0
+        if entry is None:
+            counts["missing_predictions"] += 1
+            pred = None
+        else:
+            score = float(entry.get("score", 0.0))
+            try:
+                pred = decode_rle(entry["segmentation"])
+            except Exception as exc:  # noqa: BLE001 - any undecodable entry is the file's fault
+                raise ValueError(f"results entry for annotation {inst.ann_id}: bad segmentation: {exc}") from None
+            if pred.shape != gt.shape:
+                raise ValueError(
+                    f"results entry for annotation {inst.ann_id}: mask is {pred.shape[1]}x{pred.shape[0]}, "
+                    f"image is {width}x{height}"
+                )
+        if protocol == "paper":
+            gt_win = crop_mask(gt, win, MODEL_SIZE)
+            if pred is None:
+                value_iou = metrics.iou(np.zeros_like(gt_win), gt_win)
+            elif entry.get("window_segmentation") and list(entry.get("window", ())) == list(win.as_tuple()):
+                value_iou = metrics.iou(decode_rle(entry["window_segmentation"]), gt_win)
+            else:
+                value_iou = metrics.iou(crop_mask(pred, win, MODEL_SIZE), gt_win)
+        else:
+            value_iou = metrics.iou(pred if pred is not None else np.zeros_like(gt), gt)
+        result.samples.append(
+            Sample(
+                ann_id=inst.ann_id,
+                image_id=inst.image_id,
+                category_id=inst.category_id,
+                area=inst.area,
+                prompt=tuple(float(v) for v in value),
+                window=win,
+                iou=value_iou,
+                score=score,
+            )
+        )
+    for key in SKIP_KEYS:
+        result.skipped.setdefault(key, 0)
+    for key in ("missing_predictions", "unmatched_predictions", "duplicate_predictions"):
+        result.skipped[key] = counts[key]
+    result.elapsed_s = time.perf_counter() - t0
+    return result
+
+
+def _clean(value):
+    """NaN -> None so the report is valid JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    return value
+
+
+def build_report(result: EvalResult, meta: dict) -> dict:
+    """REPORT.json content: the numbers, what was run (``meta``) and what was skipped."""
+    from .. import __version__
+
+    summary = result.summary()
+    report = {
+        "miou": summary["miou"],
+        "paper_map": summary["paper_map"],
+        "count": summary["count"],
+        "by_size": summary["by_size"],
+        "protocol": result.protocol,
+        "prompt": result.prompt,
+        "prompt_rule": prompt_rule_name(result.protocol, result.prompt),
+        "window": window_rule(result.protocol, result.prompt),
+        "iou": (
+            "96x96 window mask (logit > 0) vs ground truth cut to the same window"
+            if result.protocol == "paper"
+            else "full-image mask (window logits pasted back, logit > 0) vs full ground-truth mask"
+        ),
+        "size_by": "annotation 'area' field (COCO: small < 32^2 <= medium < 96^2 <= large)",
+        "picosam2_version": __version__,
+        **meta,
+        "instances_requested": result.requested,
+        "skipped": dict(result.skipped),
+        "elapsed_s": round(result.elapsed_s, 3),
+        "per_instance": {str(s.ann_id): s.iou for s in result.samples},
+    }
+    return _clean(report)
+
+
+def format_table(report: dict) -> str:
+    """A short plain-text table of a report (printed at the end of ``picosam2 eval``)."""
+
+    def pct(v):
+        return "   -" if v is None else f"{100 * v:5.2f}"
+
+    rows = [("all", report["miou"], report["paper_map"], report["count"])]
+    for size, block in report["by_size"].items():
+        rows.append((size, block["miou"], block["paper_map"], block["count"]))
+    lines = [
+        f"{report['protocol']} protocol, {report['prompt']} prompt ({report['prompt_rule']} rule), "
+        f"model: {report.get('model', '?')}",
+        f"{'':8} {'mIoU':>6} {'mAP*':>6} {'count':>6}",
+    ]
+    lines += [f"{name:8} {pct(m):>6} {pct(a):>6} {n:>6}" for name, m, a, n in rows]
+    skipped = {k: v for k, v in report["skipped"].items() if v}
+    lines.append("mAP* = the paper's mean over IoU thresholds 0.50:0.05:0.95 of the fraction of instances >= t")
+    if skipped:
+        lines.append("skipped/flagged: " + ", ".join(f"{k}={v}" for k, v in skipped.items()))
+    return "\n".join(lines)
+
+
+__all__ = [
+    "build_report",
+    "format_table",
+    "load_results",
+    "results_entries",
+    "score_results",
+    "write_json_atomic",
+]
