@@ -1,0 +1,513 @@
+"""The demo's web app: a page, a segmentation API and the model for in-browser inference.
+
+Routes (all JSON errors are ``{"error": "one line"}`` with a 4xx/5xx status):
+
+* ``GET /``: the page (``static/index.html``); ``GET /static/...``: its CSS/JS and the vendored
+  onnxruntime-web files (``static/vendor/``, filled at build time by
+  ``scripts/vendor_onnxruntime_web.sh``).
+* ``GET /api/info``: what the page needs to know: whether the weights are trained, the window
+  rules (so in-browser inference cuts the same windows), the upload cap, the browser model.
+* ``GET /api/samples`` and ``GET /samples/<name>.jpg``: the bundled photos, from a fixed list.
+* ``POST /api/segment``: multipart form with ``image`` (the photo file; or ``sample`` = a bundled
+  photo's name) and ``points`` (JSON ``[[x, y], ...]``) and/or ``boxes`` (JSON
+  ``[[x0, y0, x1, y1], ...]``), in pixels of the photo as displayed (EXIF orientation applied).
+  Answers the full-size PNG mask (0/255, the union of all prompts' masks) with the timings in
+  ``X-Latency-Ms`` (whole request on the server) and ``X-Inference-Ms`` (the network alone).
+* ``GET /model/picosam2-int8.onnx`` (or ``-fp32``): the model for onnxruntime-web, exported on
+  the first request and cached on disk (atomically, keyed by a hash of the weights).
+
+No route turns request text into a file-system path: samples and models come from fixed tables,
+static files from Starlette's ``StaticFiles`` (which refuses paths leaving its folder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from PIL import Image, UnidentifiedImageError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from ..image_io import ImageError, load_image
+from ..prompts import PAD_RGB, PromptError
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+VENDOR_DIR = STATIC_DIR / "vendor" / "onnxruntime-web"
+#: The bundled photos the page offers; served as ``/samples/<name>.jpg``. A fixed table: the
+#: request never names a file.
+SAMPLES = ("dog", "truck", "groceries")
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_PIXELS = 50_000_000
+MAX_PROMPTS = 64
+#: Formats accepted for uploads (Pillow would open more, some through external programs).
+IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+BROWSER_MODELS = {"int8": "picosam2-int8.onnx", "fp32": "picosam2-fp32.onnx"}
+#: Headers on every response. COOP/COEP make the page cross-origin isolated, so
+#: onnxruntime-web may use wasm threads; everything the page loads is same-origin.
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-embedder-policy", b"require-corp"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
+        b"img-src 'self' blob: data:; connect-src 'self' blob: data:; style-src 'self'; "
+        b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    ),
+]
+
+
+class DemoError(Exception):
+    """A request the app refuses: answered as ``{"error": message}`` with ``status``."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+class _SecurityHeaders:
+    """Pure ASGI middleware adding :data:`SECURITY_HEADERS` to every HTTP response."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in names]
+                message = {**message, "headers": list(message.get("headers", [])) + extra}
+            await send(message)
+
+        return await self.app(scope, receive, send_with_headers)
+
+
+def _limited_receive(receive, limit: int):
+    """Wrap an ASGI ``receive`` so that a body longer than ``limit`` bytes raises
+    :class:`_BodyTooLarge` as soon as the excess arrives (the rest is never read)."""
+    seen = 0
+
+    async def wrapped():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _BodyTooLarge()
+        return message
+
+    return wrapped
+
+
+def _parse_prompt_list(text, width: int, name: str) -> list[list[float]]:
+    """``text`` (a form field, JSON) -> list of ``width``-number lists; DemoError otherwise."""
+    if text is None:
+        return []
+    if not isinstance(text, str):
+        raise DemoError(400, f"{name} must be a form field holding JSON, not a file")
+    text = text.strip()
+    if not text:
+        return []
+
+    def no_constants(value):
+        raise ValueError(f"{value} is not a number")
+
+    try:
+        value = json.loads(text, parse_constant=no_constants)
+    except (ValueError, RecursionError) as exc:
+        raise DemoError(400, f"{name} is not valid JSON: {exc}") from None
+    shape = "[[x, y], ...]" if width == 2 else "[[x0, y0, x1, y1], ...]"
+    if not isinstance(value, list):
+        raise DemoError(422, f"{name} must be a JSON list like {shape}")
+    if len(value) == width and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        value = [value]  # a single [x, y] is accepted too
+    out = []
+    for item in value:
+        if (
+            not isinstance(item, list)
+            or len(item) != width
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item)
+        ):
+            raise DemoError(422, f"{name} must be a JSON list like {shape}, got item {json.dumps(item)[:60]}")
+        if not all(math.isfinite(float(v)) for v in item):
+            raise DemoError(422, f"{name} has a non-finite coordinate")
+        out.append([float(v) for v in item])
+    return out
+
+
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Upload bytes -> (H, W, 3) uint8, EXIF orientation applied. DemoError for anything that is
+    not a readable image of an accepted format, or one with more than ``max_pixels`` pixels."""
+    if not data:
+        raise DemoError(400, "the image file is empty")
+    Image.init()
+    formats = [f for f in IMAGE_FORMATS if f in Image.OPEN]
+    try:
+        with Image.open(io.BytesIO(data), formats=formats) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise DemoError(413, f"image is {width}x{height}: more than {max_pixels / 1e6:g} megapixels")
+            img.load()
+            return load_image(img)
+    except DemoError:
+        raise
+    except Image.DecompressionBombError:
+        raise DemoError(413, "image has too many pixels") from None
+    except UnidentifiedImageError:
+        raise DemoError(400, f"the upload is not an image this app reads ({', '.join(IMAGE_FORMATS)})") from None
+    except (OSError, SyntaxError, ValueError, ImageError, EOFError) as exc:
+        raise DemoError(400, f"cannot decode the image: {exc}") from None
+
+
+def encode_mask_png(mask: np.ndarray) -> bytes:
+    """Boolean (H, W) -> 8-bit grayscale PNG with values 0/255."""
+    buf = io.BytesIO()
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _state_hash(model) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for key, tensor in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "picosam2" / "demo"
+
+
+def int8_exporter():
+    """The INT8 ONNX exporter, or None where it is not available."""
+    try:
+        from ..export.onnx_int8 import export_onnx_int8
+    except ImportError:
+        return None
+    return export_onnx_int8
+
+
+class BrowserModel:
+    """Exports the predictor's network to ONNX once per (weights, precision) and caches the file.
+
+    The file is written in a private temporary folder, then renamed into the cache folder, so a
+    reader never sees half a model; a lock keeps concurrent first requests from exporting twice.
+    """
+
+    def __init__(self, model, cache_dir: str | os.PathLike | None = None, prefer: str = "int8"):
+        self.model = model
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+        self.prefer = prefer
+        self._lock = threading.Lock()
+        self._hash: str | None = None
+        self.errors: dict[str, str] = {}
+
+    @property
+    def available(self) -> bool:
+        return self.model is not None and (VENDOR_DIR / "ort.wasm.min.mjs").is_file()
+
+    def precisions(self) -> list[str]:
+        if self.model is None:
+            return []
+        out = ["int8"] if int8_exporter() is not None and "int8" not in self.errors else []
+        out.append("fp32")
+        if self.prefer == "fp32":
+            out = ["fp32"]
+        return out
+
+    def path(self, precision: str) -> Path:
+        """The cached ONNX file, exported now if missing. DemoError when it cannot be made."""
+        if self.model is None:
+            raise DemoError(404, "this app has no PyTorch model to export for the browser")
+        if precision not in self.precisions():
+            raise DemoError(404, f"no {precision} browser model here (available: {', '.join(self.precisions())})")
+        with self._lock:
+            if self._hash is None:
+                self._hash = _state_hash(self.model)
+            final = self.cache_dir / f"picosam2-{self._hash}-{precision}.onnx"
+            if final.is_file():
+                return final
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp_dir = Path(tempfile.mkdtemp(prefix=".export-", dir=self.cache_dir))
+            try:
+                target = tmp_dir / BROWSER_MODELS[precision]
+                model = copy.deepcopy(self.model).cpu().eval()
+                if precision == "int8":
+                    int8_exporter()(model, target)
+                else:
+                    from ..export.onnx_fp32 import export_onnx
+
+                    export_onnx(model, target)
+                if not target.is_file():
+                    raise RuntimeError("the exporter wrote no file")
+                os.replace(target, final)
+            except DemoError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any exporter failure is reported to the page
+                self.errors[precision] = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise DemoError(500, f"{precision} ONNX export failed: {self.errors[precision]}") from None
+            finally:
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+            return final
+
+
+class Segmenter:
+    """One predictor shared by all requests: decoding runs in parallel, the network under a lock.
+
+    Decoded uploads are kept in a small LRU cache keyed by their SHA-256, so prompting the same
+    photo again (every click on the page re-sends it) skips the decode.
+    """
+
+    def __init__(self, predictor, max_pixels: int = MAX_PIXELS, cache_images: int = 4):
+        self.predictor = predictor
+        self.max_pixels = max_pixels
+        self.cache_images = cache_images
+        self._lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def image(self, data: bytes) -> np.ndarray:
+        key = hashlib.sha256(data).hexdigest()
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        arr = decode_image(data, self.max_pixels)
+        arr.setflags(write=False)
+        with self._cache_lock:
+            self._cache[key] = arr
+            while len(self._cache) > self.cache_images:
+                self._cache.popitem(last=False)
+        return arr
+
+    def segment(self, data: bytes, points_text, boxes_text) -> tuple[bytes, dict]:
+        image = self.image(data)
+        height, width = image.shape[:2]
+        points = _parse_prompt_list(points_text, 2, "points")
+        boxes = _parse_prompt_list(boxes_text, 4, "boxes")
+        if not points and not boxes:
+            raise DemoError(422, "give at least one prompt: points=[[x, y]] and/or boxes=[[x0, y0, x1, y1]]")
+        if len(points) + len(boxes) > MAX_PROMPTS:
+            raise DemoError(422, f"at most {MAX_PROMPTS} prompts per request")
+        for x, y in points:
+            if not (0 <= x < width and 0 <= y < height):
+                raise DemoError(422, f"point ({x:g}, {y:g}) is outside the {width}x{height} image")
+        try:
+            with self._lock:
+                t0 = time.perf_counter()
+                result = self.predictor.predict(image, points=points or None, boxes=boxes or None)
+                inference_ms = (time.perf_counter() - t0) * 1000
+        except PromptError as exc:
+            raise DemoError(422, str(exc)) from None
+        mask = result.union()
+        return encode_mask_png(mask), {
+            "width": width,
+            "height": height,
+            "prompts": len(points) + len(boxes),
+            "mask_pixels": int(mask.sum()),
+            "inference_ms": inference_ms,
+        }
+
+
+def _predictor_torch_model(predictor):
+    backend = getattr(predictor, "backend", None)
+    return getattr(backend, "model", None) if getattr(backend, "name", None) == "torch" else None
+
+
+def create_app(
+    predictor=None,
+    weights=None,
+    trained: bool | None = None,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    model_cache_dir: str | os.PathLike | None = None,
+    browser_model: str = "int8",
+    allowed_hosts: list[str] | None = None,
+) -> FastAPI:
+    """The demo app.
+
+    ``predictor``: a :class:`picosam2.Predictor` (one instance serves every request); without
+    it, one is loaded from ``weights`` (``None`` = the shipped default). ``trained``: whether the
+    weights were trained (``False`` shows a warning on the page); read from the weights'
+    metadata when ``predictor`` is built here, unknown (no warning) otherwise.
+    ``browser_model``: ``"int8"`` (the default; fp32 where the INT8 exporter is missing) or
+    ``"fp32"``: the precision offered to onnxruntime-web. ``allowed_hosts``: accepted ``Host``
+    headers (default: loopback names only, which blocks DNS-rebinding pages; ``["*"]`` for any).
+    """
+    if browser_model not in BROWSER_MODELS:
+        raise ValueError(f"browser_model must be one of {', '.join(BROWSER_MODELS)}, got {browser_model!r}")
+    if predictor is None:
+        from ..models import weights_metadata
+        from ..predictor import Predictor
+
+        predictor = Predictor.from_pretrained(weights, warn_untrained=False)
+        if trained is None:
+            trained = weights_metadata(weights).get("trained", "true").lower() != "false"
+    segmenter = Segmenter(predictor, max_pixels=max_pixels)
+    exporter = BrowserModel(_predictor_torch_model(predictor), model_cache_dir, prefer=browser_model)
+    body_limit = max_upload_bytes + 64 * 1024  # the photo plus the small prompt fields
+
+    app = FastAPI(title="picosam2 demo", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.segmenter = segmenter
+    app.state.trained = trained
+    app.state.browser_model = exporter
+    hosts = list(allowed_hosts) if allowed_hosts is not None else list(LOOPBACK_HOSTS)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
+    app.add_middleware(_SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(DemoError)
+    async def _demo_error(request, exc: DemoError):
+        return _error(exc.status, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/info")
+    async def info():
+        config = predictor.config
+        precisions = exporter.precisions()
+        return {
+            "trained": trained,
+            "weights": None if weights is None else Path(str(weights)).name,
+            "input_size": config.input_size,
+            "mean": list(config.mean),
+            "std": list(config.std),
+            "pad_rgb": list(PAD_RGB),
+            "window_size": predictor.window_size,
+            "point_mode": predictor.point_mode,
+            "box_padding": predictor.box_padding,
+            "threshold": predictor.threshold,
+            "max_upload_bytes": max_upload_bytes,
+            "max_prompts": MAX_PROMPTS,
+            "browser": {
+                "available": exporter.available,
+                "precision": precisions[0] if precisions else None,
+                "models": {p: f"/model/{BROWSER_MODELS[p]}" for p in precisions},
+                "runtime": "/static/vendor/onnxruntime-web/",
+            },
+        }
+
+    @app.get("/api/samples")
+    async def samples():
+        return [{"name": n, "url": f"/samples/{n}.jpg"} for n in SAMPLES if (SAMPLES_DIR / f"{n}.jpg").is_file()]
+
+    sample_files = {f"{n}.jpg": SAMPLES_DIR / f"{n}.jpg" for n in SAMPLES}
+
+    @app.get("/samples/{name}")
+    async def sample(name: str):
+        path = sample_files.get(name)
+        if path is None or not path.is_file():
+            raise DemoError(404, "no such sample")
+        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+    model_names = {v: k for k, v in BROWSER_MODELS.items()}
+
+    @app.get("/model/{name}")
+    def model_file(name: str):
+        precision = model_names.get(name)
+        if precision is None:
+            raise DemoError(404, "no such model")
+        path = exporter.path(precision)
+        return FileResponse(
+            path,
+            media_type="application/octet-stream",
+            headers={"X-Model-Precision": precision, "Cache-Control": "no-cache"},
+        )
+
+    @app.post("/api/segment")
+    async def segment(request: Request):
+        t0 = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > body_limit
+            except ValueError:
+                raise DemoError(400, "bad Content-Length header") from None
+            if too_big:
+                raise DemoError(413, f"upload larger than {max_upload_bytes // (1024 * 1024)} MB")
+        limited = Request(request.scope, _limited_receive(request.receive, body_limit))
+        content_type = limited.headers.get("content-type", "")
+        if not content_type.lower().startswith("multipart/form-data"):
+            raise DemoError(415, "send a multipart/form-data form with the image file and points/boxes")
+        try:
+            form = await limited.form(max_files=1, max_fields=8, max_part_size=256 * 1024)
+        except _BodyTooLarge:
+            raise DemoError(413, f"upload larger than {max_upload_bytes // (1024 * 1024)} MB") from None
+        except StarletteHTTPException as exc:
+            raise DemoError(400, f"malformed form: {exc.detail}") from None
+        except (ValueError, KeyError, asyncio.IncompleteReadError) as exc:
+            raise DemoError(400, f"malformed form: {exc}") from None
+        try:
+            upload = form.get("image")
+            sample_name = form.get("sample")
+            if upload is None and sample_name is None:
+                raise DemoError(400, "no image: send the photo as the multipart file field 'image'")
+            if upload is not None:
+                if isinstance(upload, str) or not hasattr(upload, "read"):
+                    raise DemoError(400, "the field 'image' must be a file")
+                if upload.size is not None and upload.size > max_upload_bytes:
+                    raise DemoError(413, f"upload larger than {max_upload_bytes // (1024 * 1024)} MB")
+                data = await upload.read()
+            else:
+                path = sample_files.get(f"{sample_name}.jpg") if isinstance(sample_name, str) else None
+                if path is None or not path.is_file():
+                    raise DemoError(404, "no such sample")
+                data = path.read_bytes()
+            if len(data) > max_upload_bytes:
+                raise DemoError(413, f"upload larger than {max_upload_bytes // (1024 * 1024)} MB")
+            png, meta = await run_in_threadpool(segmenter.segment, data, form.get("points"), form.get("boxes"))
+        finally:
+            await form.close()
+        latency_ms = (time.perf_counter() - t0) * 1000
+        headers = {
+            "X-Latency-Ms": f"{latency_ms:.1f}",
+            "X-Inference-Ms": f"{meta['inference_ms']:.1f}",
+            "X-Image-Size": f"{meta['width']}x{meta['height']}",
+            "X-Mask-Pixels": str(meta["mask_pixels"]),
+            "Cache-Control": "no-store",
+        }
+        return Response(png, media_type="image/png", headers=headers)
+
+    return app

@@ -1,0 +1,491 @@
+// The demo page: pick or upload a photo, click / drag to prompt, show the mask.
+// Server mode: POST /api/segment with the photo and prompts, the answer is a full-size PNG mask.
+// Browser mode ("Run in this browser"): the same windows are cut here and the ONNX model runs in
+// onnxruntime-web (see local.js, windows.js); nothing is uploaded.
+
+import { LocalModel } from "./local.js";
+import * as windows from "./windows.js";
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  stage: $("stage"),
+  photo: $("photo"),
+  mask: $("mask"),
+  marks: $("marks"),
+  samples: $("samples"),
+  upload: $("upload"),
+  undo: $("undo"),
+  clear: $("clear"),
+  download: $("download"),
+  local: $("local"),
+  localPrecision: $("local-precision"),
+  status: $("status"),
+  latency: $("latency"),
+  untrained: $("untrained"),
+  error: $("error"),
+};
+
+const MASK_RGB = [30, 144, 255];
+const DRAG_PX = 5;
+
+const state = {
+  info: null,
+  photo: null, // {blob, name, width, height, bitmap, url, rgba}
+  prompts: [], // {kind: "point", x, y} | {kind: "box", box: [x0, y0, x1, y1]}
+  history: [], // earlier prompt lists, for undo
+  mask: null, // {width, height, data: Uint8Array 0/255, png: Blob | null, area}
+  seq: 0,
+  controller: null,
+  local: null,
+  useLocal: false,
+  drag: null,
+};
+
+// Hooks for the end-to-end test (tests/test_demo_browser.py) and for curious users.
+const hooks = {
+  ready: false,
+  masksShown: 0,
+  lastError: null,
+  lastLatency: null,
+  state,
+  windows,
+  maskArea: () => (state.mask ? state.mask.area : 0),
+  maskBase64: () => (state.mask ? bytesToBase64(state.mask.data) : null),
+  rgbaBase64: async () => bytesToBase64(new Uint8Array((await photoRGBA()).buffer)),
+};
+window.picosam2Demo = hooks;
+
+function bytesToBase64(bytes) {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+function showError(message) {
+  hooks.lastError = message;
+  if (!message) {
+    el.error.hidden = true;
+    el.error.textContent = "";
+    return;
+  }
+  el.error.textContent = message;
+  el.error.hidden = false;
+}
+
+function setStatus(text) {
+  el.status.textContent = text;
+}
+
+function updateButtons() {
+  el.undo.disabled = state.history.length === 0;
+  el.clear.disabled = state.prompts.length === 0;
+  el.download.disabled = !state.mask;
+}
+
+// ---------------------------------------------------------------- photo
+
+async function setPhoto(blob, name) {
+  showError(null);
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(blob, { imageOrientation: "from-image", colorSpaceConversion: "none", premultiplyAlpha: "none" });
+  } catch (_) {
+    showError(`This browser cannot display ${name}; try a JPEG or PNG.`);
+    return;
+  }
+  if (state.photo) URL.revokeObjectURL(state.photo.url);
+  const url = URL.createObjectURL(blob);
+  el.photo.src = url;
+  await el.photo.decode().catch(() => {});
+  state.photo = { blob, name, width: bitmap.width, height: bitmap.height, bitmap, url, rgba: null };
+  state.prompts = [];
+  state.history = [];
+  state.mask = null;
+  state.seq++;
+  el.mask.width = bitmap.width;
+  el.mask.height = bitmap.height;
+  el.mask.getContext("2d").clearRect(0, 0, bitmap.width, bitmap.height);
+  el.stage.classList.remove("empty");
+  for (const b of el.samples.querySelectorAll("button")) b.classList.toggle("selected", b.dataset.name === name);
+  resizeMarks();
+  updateButtons();
+  el.latency.textContent = "";
+  setStatus(`${name}: ${bitmap.width} x ${bitmap.height}. Click an object.`);
+}
+
+/** The photo's pixels as RGBA (transparent parts composited on white, as the server does). */
+async function photoRGBA() {
+  const p = state.photo;
+  if (!p.rgba) {
+    const canvas = new OffscreenCanvas(p.width, p.height);
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, p.width, p.height);
+    ctx.drawImage(p.bitmap, 0, 0);
+    p.rgba = ctx.getImageData(0, 0, p.width, p.height).data;
+  }
+  return p.rgba;
+}
+
+async function loadSample(name, url) {
+  setStatus(`loading ${name}...`);
+  const resp = await fetch(url);
+  if (!resp.ok) {
+    showError(`cannot load sample ${name} (HTTP ${resp.status})`);
+    return;
+  }
+  await setPhoto(await resp.blob(), name);
+}
+
+// ---------------------------------------------------------------- prompts and drawing
+
+function toImage(ev) {
+  const rect = el.photo.getBoundingClientRect();
+  const x = ((ev.clientX - rect.left) * state.photo.width) / rect.width;
+  const y = ((ev.clientY - rect.top) * state.photo.height) / rect.height;
+  return { x, y };
+}
+
+function clampPoint(v, size) {
+  return Math.min(size - 1, Math.max(0, Math.floor(v)));
+}
+
+function resizeMarks() {
+  const rect = el.photo.getBoundingClientRect();
+  const dpr = window.devicePixelRatio || 1;
+  el.marks.width = Math.max(1, Math.round(rect.width * dpr));
+  el.marks.height = Math.max(1, Math.round(rect.height * dpr));
+  drawMarks();
+}
+
+function drawMarks() {
+  const ctx = el.marks.getContext("2d");
+  ctx.clearRect(0, 0, el.marks.width, el.marks.height);
+  if (!state.photo) return;
+  const sx = el.marks.width / state.photo.width;
+  const sy = el.marks.height / state.photo.height;
+  const dpr = window.devicePixelRatio || 1;
+  ctx.lineWidth = 2 * dpr;
+  const boxes = state.prompts.filter((p) => p.kind === "box").map((p) => p.box);
+  if (state.drag && state.drag.moved) boxes.push(dragBox(state.drag));
+  for (const [x0, y0, x1, y1] of boxes) {
+    ctx.strokeStyle = "rgba(0,0,0,0.6)";
+    ctx.strokeRect(x0 * sx - dpr, y0 * sy - dpr, (x1 - x0) * sx + 2 * dpr, (y1 - y0) * sy + 2 * dpr);
+    ctx.strokeStyle = "#39ff6a";
+    ctx.strokeRect(x0 * sx, y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy);
+  }
+  for (const p of state.prompts) {
+    if (p.kind !== "point") continue;
+    ctx.beginPath();
+    ctx.arc((p.x + 0.5) * sx, (p.y + 0.5) * sy, 6 * dpr, 0, 2 * Math.PI);
+    ctx.fillStyle = "#39ff6a";
+    ctx.fill();
+    ctx.strokeStyle = "#fff";
+    ctx.stroke();
+  }
+}
+
+function dragBox(d) {
+  const w = state.photo.width;
+  const h = state.photo.height;
+  const x0 = Math.max(0, Math.min(d.x0, d.x1));
+  const y0 = Math.max(0, Math.min(d.y0, d.y1));
+  const x1 = Math.min(w, Math.max(d.x0, d.x1));
+  const y1 = Math.min(h, Math.max(d.y0, d.y1));
+  return [Math.round(x0), Math.round(y0), Math.round(x1), Math.round(y1)];
+}
+
+function setPrompts(prompts) {
+  state.history.push(state.prompts);
+  if (state.history.length > 100) state.history.shift();
+  state.prompts = prompts;
+  drawMarks();
+  updateButtons();
+  update();
+}
+
+function onPointerDown(ev) {
+  if (!state.photo || ev.button !== 0) return;
+  ev.preventDefault();
+  el.stage.setPointerCapture(ev.pointerId);
+  const p = toImage(ev);
+  state.drag = { x0: p.x, y0: p.y, x1: p.x, y1: p.y, cx: ev.clientX, cy: ev.clientY, shift: ev.shiftKey, moved: false };
+}
+
+function onPointerMove(ev) {
+  const d = state.drag;
+  if (!d) return;
+  const p = toImage(ev);
+  d.x1 = p.x;
+  d.y1 = p.y;
+  if (Math.hypot(ev.clientX - d.cx, ev.clientY - d.cy) >= DRAG_PX) d.moved = true;
+  if (d.moved) drawMarks();
+}
+
+function onPointerUp(ev) {
+  const d = state.drag;
+  if (!d) return;
+  state.drag = null;
+  const keep = d.shift || ev.shiftKey ? state.prompts : [];
+  let prompt = null;
+  if (d.moved) {
+    const box = dragBox(d);
+    if (box[2] - box[0] >= 2 && box[3] - box[1] >= 2) prompt = { kind: "box", box };
+  }
+  if (!prompt) {
+    const x = clampPoint(d.x0, state.photo.width);
+    const y = clampPoint(d.y0, state.photo.height);
+    prompt = { kind: "point", x, y };
+  }
+  setPrompts([...keep, prompt]);
+}
+
+// ---------------------------------------------------------------- masks
+
+function showMask(data, width, height, png) {
+  let area = 0;
+  const img = new ImageData(width, height);
+  const px = img.data;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      if (!data[i]) continue;
+      area++;
+      const edge =
+        x === 0 || y === 0 || x === width - 1 || y === height - 1 || !data[i - 1] || !data[i + 1] || !data[i - width] || !data[i + width];
+      px[4 * i] = MASK_RGB[0];
+      px[4 * i + 1] = MASK_RGB[1];
+      px[4 * i + 2] = MASK_RGB[2];
+      px[4 * i + 3] = edge ? 255 : 120;
+    }
+  }
+  el.mask.width = width;
+  el.mask.height = height;
+  el.mask.getContext("2d").putImageData(img, 0, 0);
+  state.mask = { width, height, data, png, area };
+  hooks.masksShown++;
+  updateButtons();
+  return area;
+}
+
+function clearMask() {
+  state.mask = null;
+  if (state.photo) el.mask.getContext("2d").clearRect(0, 0, el.mask.width, el.mask.height);
+  updateButtons();
+}
+
+async function decodeMaskPng(blob, width, height) {
+  const bitmap = await createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(bitmap, 0, 0);
+  const rgba = ctx.getImageData(0, 0, width, height).data;
+  const data = new Uint8Array(width * height);
+  for (let i = 0; i < data.length; i++) data[i] = rgba[4 * i] > 127 ? 255 : 0;
+  return data;
+}
+
+async function update() {
+  const seq = ++state.seq;
+  if (state.controller) state.controller.abort();
+  state.controller = null;
+  showError(null);
+  if (!state.photo) return;
+  if (state.prompts.length === 0) {
+    clearMask();
+    el.latency.textContent = "";
+    setStatus("No prompt. Click an object.");
+    return;
+  }
+  el.stage.classList.add("busy");
+  try {
+    if (state.useLocal && state.local) await updateLocal(seq);
+    else await updateServer(seq);
+  } finally {
+    if (seq === state.seq) el.stage.classList.remove("busy");
+  }
+}
+
+function describe(n) {
+  return `${n} prompt${n === 1 ? "" : "s"}`;
+}
+
+async function updateServer(seq) {
+  const p = state.photo;
+  const max = state.info ? state.info.max_upload_bytes : Infinity;
+  if (p.blob.size > max) {
+    showError(`${p.name} is ${(p.blob.size / 1048576).toFixed(1)} MB; the server takes at most ${Math.round(max / 1048576)} MB. Try "Run in this browser".`);
+    return;
+  }
+  const form = new FormData();
+  form.append("image", p.blob, p.name);
+  const points = state.prompts.filter((q) => q.kind === "point").map((q) => [q.x, q.y]);
+  const boxes = state.prompts.filter((q) => q.kind === "box").map((q) => q.box);
+  if (points.length) form.append("points", JSON.stringify(points));
+  if (boxes.length) form.append("boxes", JSON.stringify(boxes));
+  const controller = new AbortController();
+  state.controller = controller;
+  setStatus("segmenting...");
+  const t0 = performance.now();
+  let resp;
+  try {
+    resp = await fetch("/api/segment", { method: "POST", body: form, signal: controller.signal });
+  } catch (err) {
+    if (seq === state.seq) showError(`request failed: ${err.message}`);
+    return;
+  }
+  if (seq !== state.seq) return;
+  if (!resp.ok) {
+    let msg = `HTTP ${resp.status}`;
+    try {
+      msg = (await resp.json()).error || msg;
+    } catch (_) {
+      /* not JSON */
+    }
+    showError(msg);
+    setStatus("");
+    return;
+  }
+  const png = await resp.blob();
+  const data = await decodeMaskPng(png, p.width, p.height);
+  if (seq !== state.seq) return;
+  const total = performance.now() - t0;
+  const area = showMask(data, p.width, p.height, png);
+  const server = Number(resp.headers.get("X-Latency-Ms"));
+  const net = Number(resp.headers.get("X-Inference-Ms"));
+  hooks.lastLatency = { mode: "server", total, server, network: net };
+  el.latency.textContent = `server ${server.toFixed(0)} ms (network ${net.toFixed(0)} ms) · round trip ${total.toFixed(0)} ms`;
+  setStatus(`${describe(state.prompts.length)} · mask ${area.toLocaleString()} px`);
+}
+
+async function updateLocal(seq) {
+  const p = state.photo;
+  setStatus("segmenting in the browser...");
+  const t0 = performance.now();
+  let result;
+  try {
+    const rgba = await photoRGBA();
+    result = await state.local.segment(rgba, p.width, p.height, state.prompts, state.info);
+  } catch (err) {
+    if (seq === state.seq) showError(`in-browser inference failed: ${err.message}`);
+    return;
+  }
+  if (seq !== state.seq) return;
+  const total = performance.now() - t0;
+  const area = showMask(result.mask, p.width, p.height, null);
+  hooks.lastLatency = { mode: "browser", total, network: result.inferenceMs };
+  el.latency.textContent = `in browser (${state.local.precision}) ${total.toFixed(0)} ms (network ${result.inferenceMs.toFixed(0)} ms)`;
+  setStatus(`${describe(state.prompts.length)} · mask ${area.toLocaleString()} px · the photo stayed on this machine`);
+}
+
+async function maskPngBlob() {
+  const m = state.mask;
+  if (m.png) return m.png;
+  const canvas = new OffscreenCanvas(m.width, m.height);
+  const ctx = canvas.getContext("2d");
+  const img = new ImageData(m.width, m.height);
+  for (let i = 0; i < m.data.length; i++) {
+    img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = m.data[i];
+    img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+  return canvas.convertToBlob({ type: "image/png" });
+}
+
+async function download() {
+  if (!state.mask) return;
+  const blob = await maskPngBlob();
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = `${(state.photo.name || "photo").replace(/\.[^.]*$/, "")}_mask.png`;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+async function toggleLocal() {
+  if (!el.local.checked) {
+    state.useLocal = false;
+    update();
+    return;
+  }
+  try {
+    if (!state.local) state.local = await LocalModel.load(state.info, setStatus);
+    state.useLocal = true;
+    el.localPrecision.textContent = `(${state.local.precision} ONNX, onnxruntime-web)`;
+    setStatus(`the ${state.local.precision} model runs in this page now`);
+    update();
+  } catch (err) {
+    el.local.checked = false;
+    state.useLocal = false;
+    showError(`cannot run the model in this browser: ${err.message}`);
+    setStatus("");
+  }
+}
+
+// ---------------------------------------------------------------- start
+
+async function start() {
+  try {
+    const [info, samples] = await Promise.all([fetch("/api/info").then((r) => r.json()), fetch("/api/samples").then((r) => r.json())]);
+    state.info = info;
+    el.untrained.hidden = info.trained !== false;
+    if (!info.browser.available) {
+      el.local.disabled = true;
+      el.local.parentElement.title = "onnxruntime-web is not vendored (run scripts/vendor_onnxruntime_web.sh)";
+      el.localPrecision.textContent = "(unavailable)";
+    } else {
+      el.localPrecision.textContent = `(${info.browser.precision} ONNX)`;
+    }
+    for (const s of samples) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.dataset.name = s.name;
+      const thumb = document.createElement("img");
+      thumb.src = s.url;
+      thumb.alt = "";
+      b.append(thumb, document.createTextNode(s.name));
+      b.addEventListener("click", () => loadSample(s.name, s.url));
+      el.samples.append(b);
+    }
+    setStatus("Pick a sample or upload a photo.");
+  } catch (err) {
+    showError(`cannot reach the app: ${err.message}`);
+  }
+  el.upload.addEventListener("change", () => {
+    const f = el.upload.files[0];
+    if (f) setPhoto(f, f.name);
+    el.upload.value = "";
+  });
+  el.stage.addEventListener("pointerdown", onPointerDown);
+  el.stage.addEventListener("pointermove", onPointerMove);
+  el.stage.addEventListener("pointerup", onPointerUp);
+  el.stage.addEventListener("pointercancel", () => {
+    state.drag = null;
+    drawMarks();
+  });
+  el.undo.addEventListener("click", () => {
+    if (!state.history.length) return;
+    state.prompts = state.history.pop();
+    drawMarks();
+    updateButtons();
+    update();
+  });
+  el.clear.addEventListener("click", () => setPrompts([]));
+  el.download.addEventListener("click", download);
+  el.local.addEventListener("change", toggleLocal);
+  window.addEventListener("resize", () => state.photo && resizeMarks());
+  window.addEventListener("keydown", (ev) => {
+    if ((ev.ctrlKey || ev.metaKey) && ev.key === "z") {
+      ev.preventDefault();
+      el.undo.click();
+    } else if (ev.key === "Escape" && state.prompts.length) {
+      setPrompts([]);
+    }
+  });
+  new ResizeObserver(() => state.photo && resizeMarks()).observe(el.photo);
+  hooks.ready = true;
+}
+
+start();

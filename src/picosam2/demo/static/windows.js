@@ -1,0 +1,244 @@
+// Prompt windows in the browser: a line-by-line port of picosam2/prompts.py (and the parts of
+// picosam2/predictor.py that touch pixels), so the in-browser model sees exactly the crops the
+// server's model sees. Keep the two in step: tests/test_demo_browser.py compares them.
+//
+//   point (mode "centered"): square of side windowSize whose pixel windowSize//2 is the clicked
+//     pixel floor(x), floor(y); outside the image it is padded with PAD_RGB.
+//   point (mode "paper"): the 96 px square around the point clipped to the image.
+//   box: square of side max(8, ceil(longer side * (1 + 2 * padding))), centred on the box.
+//   crop: cut the window (PAD_RGB outside), resize to 96 x 96 with Pillow's bilinear filter
+//     (antialiased when shrinking; integer arithmetic as in Pillow, so the bytes are identical).
+//   normalise: float32 (v / 255 - mean) / std, NCHW.
+//   paste back: resize the 96 x 96 logits to the window size (Pillow's bilinear on float32),
+//     put them at the window's place, mask = logit > threshold; masks of all prompts are OR-ed.
+
+export const MODEL_SIZE = 96;
+
+export function pointWindow(x, y, width, height, windowSize = MODEL_SIZE, mode = "centered") {
+  if (!(Number.isFinite(x) && Number.isFinite(y))) throw new Error(`point (${x}, ${y}) is not a finite number`);
+  if (!(x >= 0 && x < width && y >= 0 && y < height)) throw new Error(`point (${x}, ${y}) is outside the ${width}x${height} image`);
+  const cx = Math.floor(x);
+  const cy = Math.floor(y);
+  if (mode === "centered") {
+    const half = Math.floor(windowSize / 2);
+    return { x0: cx - half, y0: cy - half, x1: cx - half + windowSize, y1: cy - half + windowSize };
+  }
+  if (mode === "paper") {
+    const half = Math.floor(MODEL_SIZE / 2);
+    return { x0: Math.max(0, cx - half), y0: Math.max(0, cy - half), x1: Math.min(width, cx + half), y1: Math.min(height, cy + half) };
+  }
+  throw new Error(`unknown point mode ${mode}`);
+}
+
+export function boxWindow(box, width, height, padding = 0.1, minSize = 8) {
+  const [x0, y0, x1, y1] = box.map(Number);
+  if (![x0, y0, x1, y1].every(Number.isFinite)) throw new Error("box has a non-finite coordinate");
+  if (x1 <= x0 || y1 <= y0) throw new Error("box is empty");
+  if (x1 <= 0 || y1 <= 0 || x0 >= width || y0 >= height) throw new Error("box is outside the image");
+  // Same double-precision operations, in the same order, as prompts.box_window.
+  const side = Math.max(minSize, Math.ceil(Math.max(x1 - x0, y1 - y0) * (1 + 2 * padding)));
+  const cx = (x0 + x1) / 2;
+  const cy = (y0 + y1) / 2;
+  const wx0 = Math.floor(cx - side / 2);
+  const wy0 = Math.floor(cy - side / 2);
+  return { x0: wx0, y0: wy0, x1: wx0 + side, y1: wy0 + side };
+}
+
+/** Pixels of `win` from an RGBA image (Uint8ClampedArray, width x height), as packed RGB, with
+ * `pad` (an [r, g, b] triple) where the window leaves the image. */
+export function cutRGB(rgba, width, height, win, pad) {
+  const ww = win.x1 - win.x0;
+  const wh = win.y1 - win.y0;
+  const out = new Uint8Array(ww * wh * 3);
+  for (let i = 0; i < ww * wh; i++) {
+    out[3 * i] = pad[0];
+    out[3 * i + 1] = pad[1];
+    out[3 * i + 2] = pad[2];
+  }
+  const sx0 = Math.max(win.x0, 0);
+  const sy0 = Math.max(win.y0, 0);
+  const sx1 = Math.min(win.x1, width);
+  const sy1 = Math.min(win.y1, height);
+  for (let y = sy0; y < sy1; y++) {
+    let o = ((y - win.y0) * ww + (sx0 - win.x0)) * 3;
+    let s = (y * width + sx0) * 4;
+    for (let x = sx0; x < sx1; x++, o += 3, s += 4) {
+      out[o] = rgba[s];
+      out[o + 1] = rgba[s + 1];
+      out[o + 2] = rgba[s + 2];
+    }
+  }
+  return out;
+}
+
+// Pillow's resampling coefficients (libImaging/Resample.c, precompute_coeffs) for the bilinear
+// ("triangle") filter: support 1, widened by the scale factor when shrinking.
+function coefficients(inSize, outSize) {
+  const scale = inSize / outSize;
+  const filterscale = Math.max(scale, 1.0);
+  const support = 1.0 * filterscale;
+  const ksize = Math.ceil(support) * 2 + 1;
+  const bounds = new Int32Array(outSize * 2);
+  const kk = new Float64Array(outSize * ksize);
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    const ss = 1.0 / filterscale;
+    let xmin = Math.trunc(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    let xmax = Math.trunc(center + support + 0.5);
+    if (xmax > inSize) xmax = inSize;
+    xmax -= xmin;
+    let ww = 0.0;
+    for (let x = 0; x < xmax; x++) {
+      const t = Math.abs((x + xmin - center + 0.5) * ss);
+      const w = t < 1.0 ? 1.0 - t : 0.0;
+      kk[xx * ksize + x] = w;
+      ww += w;
+    }
+    for (let x = 0; x < xmax; x++) if (ww !== 0.0) kk[xx * ksize + x] /= ww;
+    bounds[2 * xx] = xmin;
+    bounds[2 * xx + 1] = xmax;
+  }
+  return { ksize, bounds, kk };
+}
+
+const PRECISION_BITS = 32 - 8 - 2;
+const ONE = 2 ** PRECISION_BITS;
+
+function fixedPoint(kk) {
+  // normalize_coeffs_8bpc: round to 22-bit fixed point.
+  const out = new Float64Array(kk.length);
+  for (let i = 0; i < kk.length; i++) out[i] = kk[i] < 0 ? Math.trunc(-0.5 + kk[i] * ONE) : Math.trunc(0.5 + kk[i] * ONE);
+  return out;
+}
+
+function clip8(v) {
+  if (v >= ONE * 256) return 255;
+  if (v <= 0) return 0;
+  return Math.floor(v / ONE);
+}
+
+/** Pillow's Image.resize((dw, dh), BILINEAR) of a packed 8-bit image with `channels` channels:
+ * horizontal pass, then vertical, each rounding to 8 bits as Pillow does. */
+export function resize8(src, sw, sh, channels, dw, dh) {
+  if (sw === dw && sh === dh) return src.slice();
+  let cur = src;
+  let cw = sw;
+  if (dw !== sw) {
+    const { ksize, bounds, kk } = coefficients(sw, dw);
+    const k = fixedPoint(kk);
+    const out = new Uint8Array(dw * sh * channels);
+    for (let y = 0; y < sh; y++) {
+      for (let xx = 0; xx < dw; xx++) {
+        const xmin = bounds[2 * xx];
+        const xmax = bounds[2 * xx + 1];
+        for (let c = 0; c < channels; c++) {
+          let ss = ONE / 2;
+          for (let x = 0; x < xmax; x++) ss += cur[(y * sw + x + xmin) * channels + c] * k[xx * ksize + x];
+          out[(y * dw + xx) * channels + c] = clip8(ss);
+        }
+      }
+    }
+    cur = out;
+    cw = dw;
+  }
+  if (dh !== sh) {
+    const { ksize, bounds, kk } = coefficients(sh, dh);
+    const k = fixedPoint(kk);
+    const out = new Uint8Array(cw * dh * channels);
+    for (let yy = 0; yy < dh; yy++) {
+      const ymin = bounds[2 * yy];
+      const ymax = bounds[2 * yy + 1];
+      for (let x = 0; x < cw; x++) {
+        for (let c = 0; c < channels; c++) {
+          let ss = ONE / 2;
+          for (let y = 0; y < ymax; y++) ss += cur[((y + ymin) * cw + x) * channels + c] * k[yy * ksize + y];
+          out[(yy * cw + x) * channels + c] = clip8(ss);
+        }
+      }
+    }
+    cur = out;
+  }
+  return cur;
+}
+
+/** Pillow's Image.resize for a mode "F" (float32) image: double accumulators, float32 storage. */
+export function resizeFloat(src, sw, sh, dw, dh) {
+  if (sw === dw && sh === dh) return Float32Array.from(src);
+  let cur = src;
+  let cw = sw;
+  if (dw !== sw) {
+    const { ksize, bounds, kk } = coefficients(sw, dw);
+    const out = new Float32Array(dw * sh);
+    for (let y = 0; y < sh; y++) {
+      for (let xx = 0; xx < dw; xx++) {
+        const xmin = bounds[2 * xx];
+        const xmax = bounds[2 * xx + 1];
+        let ss = 0.0;
+        for (let x = 0; x < xmax; x++) ss += cur[y * sw + x + xmin] * kk[xx * ksize + x];
+        out[y * dw + xx] = ss;
+      }
+    }
+    cur = out;
+    cw = dw;
+  }
+  if (dh !== sh) {
+    const { ksize, bounds, kk } = coefficients(sh, dh);
+    const out = new Float32Array(cw * dh);
+    for (let yy = 0; yy < dh; yy++) {
+      const ymin = bounds[2 * yy];
+      const ymax = bounds[2 * yy + 1];
+      for (let x = 0; x < cw; x++) {
+        let ss = 0.0;
+        for (let y = 0; y < ymax; y++) ss += cur[(y + ymin) * cw + x] * kk[yy * ksize + y];
+        out[yy * cw + x] = ss;
+      }
+    }
+    cur = out;
+  }
+  return cur;
+}
+
+/** prompts.crop_image: the window as a size x size packed RGB Uint8Array. */
+export function cropImage(rgba, width, height, win, size, pad) {
+  const patch = cutRGB(rgba, width, height, win, pad);
+  return resize8(patch, win.x1 - win.x0, win.y1 - win.y0, 3, size, size);
+}
+
+/** predictor.normalize_batch for one crop: packed RGB uint8 -> float32 CHW, written at `offset`. */
+export function normalizeInto(out, offset, crop, size, mean, std) {
+  const f = Math.fround;
+  const plane = size * size;
+  for (let c = 0; c < 3; c++) {
+    const m = f(mean[c]);
+    const s = f(std[c]);
+    for (let i = 0; i < plane; i++) out[offset + c * plane + i] = f(f(f(crop[3 * i + c]) / 255) - m) / s;
+  }
+}
+
+/** prompts.paste_mask, OR-ed into `mask` (Uint8Array width*height, 0/255). */
+export function pasteMaskInto(mask, width, height, logits, size, win, threshold = 0) {
+  const ww = win.x1 - win.x0;
+  const wh = win.y1 - win.y0;
+  const resized = resizeFloat(logits, size, size, ww, wh);
+  const sx0 = Math.max(win.x0, 0);
+  const sy0 = Math.max(win.y0, 0);
+  const sx1 = Math.min(win.x1, width);
+  const sy1 = Math.min(win.y1, height);
+  let count = 0;
+  for (let y = sy0; y < sy1; y++) {
+    for (let x = sx0; x < sx1; x++) {
+      if (resized[(y - win.y0) * ww + (x - win.x0)] > threshold) {
+        mask[y * width + x] = 255;
+        count++;
+      }
+    }
+  }
+  return count;
+}
+
+/** The window of a prompt ({kind: "point", x, y} or {kind: "box", box: [x0, y0, x1, y1]}). */
+export function windowForPrompt(prompt, width, height, cfg) {
+  if (prompt.kind === "point") return pointWindow(prompt.x, prompt.y, width, height, cfg.window_size, cfg.point_mode);
+  return boxWindow(prompt.box, width, height, cfg.box_padding);
+}
