@@ -90,6 +90,38 @@ class OnnxBackend:
         return np.asarray(out, dtype=np.float32)[:, 0]
 
 
+class OpenVinoBackend:
+    """Runs an exported ONNX model (fp32 or INT8 QDQ) through OpenVINO (``openvino`` extra), which
+    on x86 uses VNNI INT8 kernels and was the fastest CPU runtime in ``benchmarks/RESULTS.md``."""
+
+    name = "openvino"
+
+    def __init__(self, path: str | os.PathLike, config=None, threads: int | None = None):
+        try:
+            import openvino as ov
+        except ImportError:
+            raise RuntimeError("the openvino backend needs OpenVINO: pip install 'picosam2[openvino]'") from None
+        from .models import PicoSAM2Config
+
+        core = ov.Core()
+        props = {"PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            props["INFERENCE_NUM_THREADS"] = threads
+        try:
+            self.compiled = core.compile_model(str(path), "CPU", props)
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(f"cannot load ONNX model {path} in OpenVINO: {exc}") from None
+        self.request = self.compiled.create_infer_request()
+        self.config = config or PicoSAM2Config()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        out = self.request.infer({0: batch})[0]
+        return np.asarray(out, dtype=np.float32)[:, 0]
+
+
+BACKENDS = {"torch": TorchBackend, "onnx": OnnxBackend, "openvino": OpenVinoBackend}
+
+
 @dataclass
 class Prediction:
     masks: np.ndarray  #: (N, H, W) bool
@@ -153,15 +185,15 @@ class Predictor:
     @classmethod
     def from_pretrained(cls, weights=None, backend: str = "torch", warn_untrained: bool = True, **kwargs) -> Predictor:
         """``weights``: a folder/file of safetensors weights or ``None`` for the shipped default;
-        with ``backend="onnx"``, the path of an ``.onnx`` file."""
-        if backend == "onnx":
+        with ``backend="onnx"`` or ``"openvino"``, the path of an ``.onnx`` file."""
+        if backend in ("onnx", "openvino"):
             if weights is None or not str(weights).endswith(".onnx"):
-                raise ValueError("the onnx backend needs --weights MODEL.onnx (see `picosam2 export`)")
+                raise ValueError(f"the {backend} backend needs --weights MODEL.onnx (see `picosam2 export`)")
             if not Path(weights).exists():
                 raise ValueError(f"ONNX model not found: {weights}")
-            return cls(backend=OnnxBackend(weights), **kwargs)
+            return cls(backend=BACKENDS[backend](weights), **kwargs)
         if backend != "torch":
-            raise ValueError(f"unknown backend {backend!r}; use torch or onnx")
+            raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
         from .models import from_pretrained, weights_metadata
 
         if warn_untrained and weights_metadata(weights).get("trained", "true").lower() == "false":

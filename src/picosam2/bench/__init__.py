@@ -1,0 +1,1 @@
+"""Speed and size measurements (``picosam2 bench``); see benchmarks/ for the scripts and results."""
