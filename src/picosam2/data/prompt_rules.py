@@ -47,10 +47,17 @@ def interior_point(mask: np.ndarray, bbox=None) -> tuple[int, int]:
     from scipy.ndimage import distance_transform_edt
 
     _require_pixels(mask)
-    dist = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    # Only the mask's bounding box (plus a background ring) matters: the nearest background pixel
+    # of any mask pixel is never farther than the ring, and row-major order is kept, so the result
+    # is the same as on the whole image, at a fraction of the cost.
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    y0, x0 = int(rows[0]), int(cols[0])
+    sub = mask[y0 : int(rows[-1]) + 1, x0 : int(cols[-1]) + 1]
+    dist = distance_transform_edt(np.pad(sub, 1))[1:-1, 1:-1]
     k = int(np.argmax(dist))
-    y, x = divmod(k, mask.shape[1])
-    return x, y
+    y, x = divmod(k, sub.shape[1])
+    return x + x0, y + y0
 
 
 def random_point(mask: np.ndarray, bbox=None, rng: np.random.Generator | None = None) -> tuple[int, int]:

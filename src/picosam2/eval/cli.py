@@ -124,6 +124,7 @@ def run_eval(args) -> int:
 
     dataset = InstanceSet(args.annotations, args.images)
     progress = not args.quiet
+    entries = None
     if args.results:
         entries = load_results(args.results)
         result = score_results(dataset, entries, args.protocol, args.prompt, args.limit, progress=progress)
@@ -148,7 +149,7 @@ def run_eval(args) -> int:
     if args.plots:
         from .plots import write_plots
 
-        report["plots"] = [str(p) for p in write_plots(report, result, dataset, args.plots)]
+        report["plots"] = [str(p) for p in write_plots(report, result, dataset, args.plots, entries=entries)]
     if args.results_out:
         write_json_atomic(results_entries(result), args.results_out)
     write_json_atomic(report, args.out)
