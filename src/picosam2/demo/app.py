@@ -469,7 +469,7 @@ def create_app(
                 raise DemoError(413, f"upload larger than {max_upload_bytes // (1024 * 1024)} MB")
         limited = Request(request.scope, _limited_receive(request.receive, body_limit))
         content_type = limited.headers.get("content-type", "")
-        if not content_type.lower().startswith("multipart/form-data"):
+        if not content_type.lower().startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
             raise DemoError(415, "send a multipart/form-data form with the image file and points/boxes")
         try:
             form = await limited.form(max_files=1, max_fields=8, max_part_size=256 * 1024)

@@ -1,0 +1,408 @@
+"""The demo's HTTP API through FastAPI's TestClient: good and bad inputs, the upload cap, samples,
+the browser model, the CLI parser."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from picosam2 import Predictor  # noqa: E402
+from picosam2.demo.app import MAX_UPLOAD_BYTES, create_app, decode_image  # noqa: E402
+from picosam2.image_io import load_image  # noqa: E402
+
+DOG_POINT = [570, 200]
+
+
+def contrast_model(base):
+    """A copy of the conftest's randomly initialised ``trained_like_model`` whose 1x1 head is
+    rescaled so that its logits straddle 0 on real photos: masks are then non-empty and depend
+    on the picture (the real pipeline, windows and paste-back included; just not trained)."""
+    import torch
+
+    from conftest import SAMPLES
+
+    model = copy.deepcopy(base).eval()
+    image = load_image(SAMPLES / "dog.jpg")
+    logits = Predictor(model).predict(image, points=[DOG_POINT]).logits[0]
+    scale = 10.0 / (float(logits.std()) + 1e-9)
+    with torch.no_grad():
+        model.head.weight.mul_(scale)
+        model.head.bias.copy_((model.head.bias - float(np.median(logits))) * scale)
+    return model
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_like_model):
+    return Predictor(contrast_model(trained_like_model))
+
+
+@pytest.fixture(scope="module")
+def client(predictor, tmp_path_factory):
+    app = create_app(predictor=predictor, trained=False, model_cache_dir=tmp_path_factory.mktemp("models"))
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def dog_bytes(samples_dir):
+    return (samples_dir / "dog.jpg").read_bytes()
+
+
+def post(client, data: bytes | None, filename="photo.jpg", **fields):
+    files = {"image": (filename, data, "application/octet-stream")} if data is not None else None
+    return client.post("/api/segment", files=files, data={k: v for k, v in fields.items() if v is not None})
+
+
+def png_mask(response) -> np.ndarray:
+    assert response.headers["content-type"] == "image/png"
+    img = Image.open(io.BytesIO(response.content))
+    assert img.mode == "L"
+    arr = np.asarray(img)
+    assert set(np.unique(arr)) <= {0, 255}
+    return arr == 255
+
+
+def assert_json_error(response, status):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert isinstance(body["error"], str) and body["error"]
+    return body["error"]
+
+
+# ---------------------------------------------------------------- good input
+
+
+def test_point_mask_matches_predictor(client, predictor, dog_bytes, samples_dir):
+    r = post(client, dog_bytes, points=json.dumps([DOG_POINT]))
+    assert r.status_code == 200, r.text
+    mask = png_mask(r)
+    expected = predictor.predict(load_image(samples_dir / "dog.jpg"), points=[DOG_POINT]).union()
+    assert mask.shape == expected.shape == (534, 800)
+    assert expected.any() and not expected.all()
+    np.testing.assert_array_equal(mask, expected)
+    assert int(r.headers["X-Mask-Pixels"]) == int(expected.sum())
+    assert r.headers["X-Image-Size"] == "800x534"
+    assert float(r.headers["X-Latency-Ms"]) >= float(r.headers["X-Inference-Ms"]) > 0
+
+
+def test_points_and_boxes_give_the_union(client, predictor, dog_bytes, samples_dir):
+    points, boxes = [[570, 200], [300, 400]], [[480, 130, 670, 270]]
+    r = post(client, dog_bytes, points=json.dumps(points), boxes=json.dumps(boxes))
+    assert r.status_code == 200, r.text
+    result = predictor.predict(load_image(samples_dir / "dog.jpg"), points=points, boxes=boxes)
+    np.testing.assert_array_equal(png_mask(r), result.masks.any(axis=0))
+    # the union is more than any single prompt's mask
+    assert png_mask(r).sum() > max(m.sum() for m in result.masks)
+
+
+def test_boxes_only_and_single_pair(client, dog_bytes):
+    r = post(client, dog_bytes, boxes=json.dumps([[100, 100, 300, 300]]))
+    assert r.status_code == 200 and png_mask(r).any()
+    r1 = post(client, dog_bytes, points="[570, 200]")  # a bare [x, y] is one point
+    r2 = post(client, dog_bytes, points="[[570, 200]]")
+    assert r1.status_code == r2.status_code == 200
+    assert r1.content == r2.content
+
+
+def test_png_upload_and_exif_orientation(client, predictor, dog_bytes):
+    """Coordinates are those of the displayed (EXIF-rotated) photo, as in the browser."""
+    img = Image.open(io.BytesIO(dog_bytes))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif, quality=95)
+    r = post(client, buf.getvalue(), points=json.dumps([[300, 700]]))  # inside the rotated 534x800
+    assert r.status_code == 200, r.text
+    assert png_mask(r).shape == (800, 534)
+    rgba = Image.open(io.BytesIO(dog_bytes)).convert("RGBA")
+    buf = io.BytesIO()
+    rgba.save(buf, format="PNG")
+    r = post(client, buf.getvalue(), filename="x.png", points=json.dumps([DOG_POINT]))
+    assert r.status_code == 200 and png_mask(r).shape == (534, 800)
+
+
+def test_sample_field_instead_of_upload(client, dog_bytes):
+    a = client.post("/api/segment", data={"sample": "dog", "points": json.dumps([DOG_POINT])})
+    b = post(client, dog_bytes, points=json.dumps([DOG_POINT]))
+    assert a.status_code == 200 and a.content == b.content
+    assert_json_error(client.post("/api/segment", data={"sample": "../../pyproject", "points": "[[1,1]]"}), 404)
+
+
+def test_page_info_and_samples(client, samples_dir):
+    page = client.get("/")
+    assert page.status_code == 200 and "PicoSAM2" in page.text
+    assert "http://" not in page.text.replace("http://www.w3.org", "")  # no CDN, nothing external
+    for asset in ("/static/app.js", "/static/windows.js", "/static/local.js", "/static/style.css"):
+        r = client.get(asset)
+        assert r.status_code == 200 and "https://" not in r.text.split("\n", 30)[-1], asset
+    info = client.get("/api/info").json()
+    assert info["trained"] is False
+    assert info["input_size"] == 96 and info["pad_rgb"] == [124, 116, 104]
+    assert info["max_upload_bytes"] == MAX_UPLOAD_BYTES
+    samples = client.get("/api/samples").json()
+    assert {s["name"] for s in samples} == {"dog", "truck", "groceries"}
+    for s in samples:
+        r = client.get(s["url"])
+        assert r.status_code == 200 and r.content == (samples_dir / f"{s['name']}.jpg").read_bytes()
+    assert_json_error(client.get("/samples/other.jpg"), 404)
+    headers = page.headers
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["cross-origin-opener-policy"] == "same-origin"
+    assert "default-src 'self'" in headers["content-security-policy"]
+
+
+def test_trained_flag_from_default_weights(tmp_path):
+    from picosam2.models import weights_metadata
+
+    app = create_app(model_cache_dir=tmp_path)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        trained = c.get("/api/info").json()["trained"]
+    assert trained is (weights_metadata().get("trained", "true").lower() != "false")
+
+
+def test_foreign_host_header_is_refused(client):
+    r = client.get("/api/info", headers={"host": "attacker.example"})
+    assert r.status_code == 400
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "data, fields, status",
+    [
+        (b"not an image at all", {"points": "[[1, 1]]"}, 400),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 100, {"points": "[[1, 1]]"}, 400),  # truncated PNG
+        (b"", {"points": "[[1, 1]]"}, 400),
+        (None, {"points": "[[1, 1]]"}, 400),  # no image at all
+        ("DOG", {"points": "[[800, 10]]"}, 422),  # x == width: outside
+        ("DOG", {"points": "[[-1, 10]]"}, 422),
+        ("DOG", {"points": "[[10, 534]]"}, 422),
+        ("DOG", {"points": "[[570, 200"}, 400),  # malformed JSON
+        ("DOG", {"boxes": "{'a': 1}"}, 400),
+        ("DOG", {"points": "[[1, 2, 3]]"}, 422),
+        ("DOG", {"points": '[["a", "b"]]'}, 422),
+        ("DOG", {"points": "[[true, 1]]"}, 422),
+        ("DOG", {"points": "[[NaN, 1]]"}, 400),
+        ("DOG", {"points": '{"x": 1}'}, 422),
+        ("DOG", {"boxes": "[[10, 10, 5, 20]]"}, 422),  # empty box
+        ("DOG", {"boxes": "[[900, 10, 950, 20]]"}, 422),  # outside
+        ("DOG", {}, 422),  # no prompt
+        ("DOG", {"points": "[]", "boxes": "[]"}, 422),
+        ("DOG", {"points": json.dumps([[1, 1]] * 65)}, 422),  # too many prompts
+    ],
+)
+def test_bad_input_is_a_json_4xx(client, dog_bytes, data, fields, status):
+    if data == "DOG":
+        data = dog_bytes
+    assert_json_error(post(client, data, **fields), status)
+
+
+def test_image_must_be_a_file_and_form_multipart(client):
+    assert_json_error(client.post("/api/segment", data={"image": "text", "points": "[[1,1]]"}), 400)
+    assert_json_error(client.post("/api/segment", json={"points": [[1, 1]]}), 415)
+    r = client.post(
+        "/api/segment", content=b"--xx\r\nbroken", headers={"content-type": "multipart/form-data; boundary=xx"}
+    )
+    assert 400 <= r.status_code < 500
+
+
+def test_upload_over_the_cap_is_413(client):
+    big = b"\xff\xd8" + b"\0" * (MAX_UPLOAD_BYTES + 10)
+    assert_json_error(post(client, big, points="[[1, 1]]"), 413)
+
+
+def test_small_cap_and_pixel_cap(predictor, dog_bytes, tmp_path):
+    app = create_app(predictor=predictor, trained=True, max_upload_bytes=50_000, max_pixels=100_000)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        assert_json_error(post(c, dog_bytes, points="[[1, 1]]"), 413)  # 80 kB > 50 kB
+        buf = io.BytesIO()
+        Image.new("RGB", (400, 300)).save(buf, format="PNG")  # small file, 120k pixels
+        assert_json_error(post(c, buf.getvalue(), points="[[1, 1]]"), 413)
+        buf = io.BytesIO()
+        Image.new("RGB", (300, 300), (200, 10, 10)).save(buf, format="PNG")
+        assert post(c, buf.getvalue(), points="[[1, 1]]").status_code == 200
+
+
+def test_body_over_the_cap_is_refused_before_it_is_all_read(predictor):
+    """Chunked upload (no Content-Length): the app stops reading once the cap is passed."""
+    cap = 100_000
+    app = create_app(predictor=predictor, trained=True, max_upload_bytes=cap)
+    boundary = "b0undary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    chunk = b"\0" * 16384
+    total_chunks = 200  # 3.2 MB offered
+    consumed = 0
+    sent = []
+
+    async def receive():
+        nonlocal consumed
+        if consumed == 0:
+            consumed += 1
+            return {"type": "http.request", "body": head, "more_body": True}
+        consumed += 1
+        return {"type": "http.request", "body": chunk, "more_body": consumed < total_chunks}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/segment",
+        "raw_path": b"/api/segment",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+            (b"transfer-encoding", b"chunked"),
+        ],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert start["status"] == 413, body
+    assert "error" in json.loads(body)
+    read_bytes = len(head) + (consumed - 1) * len(chunk)
+    assert read_bytes <= cap + 64 * 1024 + 2 * len(chunk), read_bytes
+    assert consumed < total_chunks
+
+
+def test_declared_length_over_the_cap_is_413_at_once(client):
+    r = client.post(
+        "/api/segment",
+        content=b"x" * 10,
+        headers={"content-type": "multipart/form-data; boundary=x", "content-length": str(MAX_UPLOAD_BYTES * 2)},
+    )
+    assert_json_error(r, 413)
+
+
+def test_decode_image_rejects_other_formats():
+    from picosam2.demo.app import DemoError
+
+    with pytest.raises(DemoError) as err:
+        decode_image(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n")
+    assert err.value.status == 400
+    buf = io.BytesIO()
+    Image.new("RGB", (10, 8), (1, 2, 3)).save(buf, format="BMP")
+    arr = decode_image(buf.getvalue())
+    assert arr.shape == (8, 10, 3) and arr.dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../../pyproject.toml",
+        "/static/..%2f..%2fpyproject.toml",
+        "/static/%2e%2e/%2e%2e/pyproject.toml",
+        "/static/....//....//pyproject.toml",
+        "/samples/..%2f..%2f..%2f..%2fpyproject.toml",
+        "/samples/%2e%2e%2fdemo%2fapp.py",
+        "/model/..%2f..%2fpyproject.toml",
+        "/static//etc/passwd",
+        "/static/%2fetc%2fpasswd",
+    ],
+)
+def test_no_path_leaves_the_static_and_sample_folders(client, path):
+    r = client.get(path)
+    assert r.status_code in (400, 404), (path, r.status_code)
+    assert "[build-system]" not in r.text and "root:" not in r.text and "import" not in r.text
+
+
+# ---------------------------------------------------------------- browser model
+
+
+def test_browser_model_is_exported_once_and_runs(client, predictor, samples_dir):
+    import onnxruntime as ort
+
+    info = client.get("/api/info").json()["browser"]
+    assert "fp32" in info["models"]
+    r = client.get("/model/picosam2-fp32.onnx")
+    assert r.status_code == 200 and r.headers["x-model-precision"] == "fp32"
+    again = client.get("/model/picosam2-fp32.onnx")
+    assert again.headers["etag"] == r.headers["etag"]  # the cached file, not a new export
+    sess = ort.InferenceSession(r.content, providers=["CPUExecutionProvider"])
+    image = load_image(samples_dir / "dog.jpg")
+    wins, _ = predictor.windows((800, 534), points=[DOG_POINT])
+    from picosam2.predictor import normalize_batch
+    from picosam2.prompts import crop_image
+
+    x = normalize_batch(crop_image(image, wins[0])[None], predictor.config.mean, predictor.config.std)
+    out = sess.run(None, {sess.get_inputs()[0].name: x})[0][:, 0]
+    ref = predictor.predict_windows(image, wins)
+    assert np.abs(out - ref).max() < 1e-3
+    assert_json_error(client.get("/model/other.onnx"), 404)
+
+
+def test_browser_model_prefers_int8(predictor, tmp_path):
+    from picosam2.demo.app import int8_exporter
+
+    app = create_app(predictor=predictor, trained=True, model_cache_dir=tmp_path)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        info = c.get("/api/info").json()["browser"]
+        if int8_exporter() is None:
+            assert info["precision"] == "fp32"
+            assert_json_error(c.get("/model/picosam2-int8.onnx"), 404)
+        else:
+            assert info["precision"] == "int8"
+    app = create_app(predictor=predictor, trained=True, model_cache_dir=tmp_path, browser_model="fp32")
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        assert list(c.get("/api/info").json()["browser"]["models"]) == ["fp32"]
+    with pytest.raises(ValueError):
+        create_app(predictor=predictor, browser_model="int4")
+
+
+def test_onnx_predictor_has_no_browser_model(predictor, tmp_path):
+    from picosam2.export.onnx_fp32 import export_onnx
+
+    path = export_onnx(predictor.backend.model, tmp_path / "m.onnx")
+    app = create_app(predictor=Predictor.from_pretrained(path, backend="onnx"), model_cache_dir=tmp_path)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        info = c.get("/api/info").json()
+        assert info["browser"]["available"] is False and info["browser"]["models"] == {}
+        assert_json_error(c.get("/model/picosam2-fp32.onnx"), 404)
+        assert c.post("/api/segment", data={"sample": "dog", "points": "[[570, 200]]"}).status_code == 200
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_demo_cli_help_and_busy_port():
+    from conftest import run_cli
+    from picosam2.demo.server import bind_socket
+
+    r = run_cli("demo", "--help")
+    assert r.returncode == 0
+    for flag in ("--host", "--port", "--no-browser", "--weights"):
+        assert flag in r.stdout
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        port = sock.getsockname()[1]
+        r = run_cli("demo", "--no-browser", "--port", str(port))
+        assert r.returncode == 2
+        assert "picosam2 demo: error:" in r.stderr and str(port) in r.stderr
+    finally:
+        sock.close()
+    r = run_cli("demo", "--no-browser", "--port", "0", "--weights", "/nonexistent/weights")
+    assert r.returncode == 2 and "weights not found" in r.stderr
