@@ -16,6 +16,7 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	bash scripts/install_system_deps.sh
+	bash scripts/vendor_onnxruntime_web.sh
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
