@@ -1,0 +1,303 @@
+"""End to end in headless Chromium (Debian's /usr/bin/chromium driven by Playwright; no browser
+download): the page loads, a click on a sample photo shows its mask, boxes / shift-click / undo /
+clear / upload work, and the in-browser (onnxruntime-web) path cuts the same windows as the
+server and gives the same mask up to quantisation at the edges."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+pytest.importorskip("playwright.sync_api", reason="playwright (Python package, test extra) is not installed")
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(
+        "Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium, or "
+        "scripts/install_system_deps.sh as root)",
+        allow_module_level=True,
+    )
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from picosam2 import Predictor  # noqa: E402
+from picosam2.demo.app import VENDOR_DIR, create_app  # noqa: E402
+from picosam2.demo.server import ServerThread  # noqa: E402
+from picosam2.predictor import normalize_batch  # noqa: E402
+from picosam2.prompts import PAD_RGB, box_window, crop_image, paste_logits, point_window  # noqa: E402
+from test_demo_api import DOG_POINT, contrast_model  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_like_model):
+    return Predictor(contrast_model(trained_like_model))
+
+
+@pytest.fixture(scope="module")
+def server_url(predictor, tmp_path_factory):
+    app = create_app(predictor=predictor, trained=False, model_cache_dir=tmp_path_factory.mktemp("models"))
+    with ServerThread(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server_url, tmp_path):
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server_url)
+    page.wait_for_function("() => window.picosam2Demo && window.picosam2Demo.ready")
+    page.errors = errors
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def open_sample(page, name="dog"):
+    page.click(f"#samples button[data-name={name}]")
+    page.wait_for_selector("#stage:not(.empty)")
+    page.wait_for_function("() => window.picosam2Demo.state.photo !== null")
+
+
+def image_to_page(page, x, y):
+    """Viewport position of the centre of image pixel (x, y)."""
+    box = page.locator("#photo").bounding_box()
+    size = page.evaluate("() => [window.picosam2Demo.state.photo.width, window.picosam2Demo.state.photo.height]")
+    return box["x"] + (x + 0.5) * box["width"] / size[0], box["y"] + (y + 0.5) * box["height"] / size[1]
+
+
+def wait_masks(page, count):
+    page.wait_for_function(f"() => window.picosam2Demo.masksShown >= {count}")
+
+
+def page_mask(page) -> np.ndarray:
+    state = page.evaluate("() => [window.picosam2Demo.state.mask.width, window.picosam2Demo.state.mask.height]")
+    raw = base64.b64decode(page.evaluate("() => window.picosam2Demo.maskBase64()"))
+    return np.frombuffer(raw, np.uint8).reshape(state[1], state[0]) > 0
+
+
+def server_mask(page, server_url, sample, points=None, boxes=None) -> np.ndarray:
+    import httpx
+
+    data = {"sample": sample}
+    if points:
+        data["points"] = json.dumps(points)
+    if boxes:
+        data["boxes"] = json.dumps(boxes)
+    r = httpx.post(server_url + "api/segment", data=data, timeout=60)
+    assert r.status_code == 200, r.text
+    return np.asarray(Image.open(io.BytesIO(r.content))) == 255
+
+
+def iou(a, b):
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0
+
+
+def test_click_on_sample_shows_mask(page, server_url, tmp_path):
+    assert page.locator("#untrained").is_visible()  # trained=False: the warning is on screen
+    open_sample(page, "dog")
+    x, y = image_to_page(page, *DOG_POINT)
+    page.mouse.click(x, y)
+    wait_masks(page, 1)
+    assert page.evaluate("() => window.picosam2Demo.state.prompts") == [{"kind": "point", "x": 570, "y": 200}]
+    area = page.evaluate("() => window.picosam2Demo.maskArea()")
+    assert area > 0
+    # the overlay canvas really has the mask painted on it
+    painted = page.evaluate(
+        """() => { const c = document.getElementById('mask');
+                   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                   let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }"""
+    )
+    assert painted == area
+    np.testing.assert_array_equal(page_mask(page), server_mask(page, server_url, "dog", points=[DOG_POINT]))
+    latency = page.locator("#latency").inner_text()
+    assert "ms" in latency and "server" in latency
+    page.screenshot(path=str(tmp_path / "demo.png"))
+
+
+def test_box_shift_click_undo_clear_download(page, server_url, tmp_path):
+    open_sample(page, "truck")
+    x0, y0 = image_to_page(page, 500, 400)
+    x1, y1 = image_to_page(page, 900, 700)
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=4)
+    page.mouse.move(x1, y1, steps=4)
+    page.mouse.up()
+    wait_masks(page, 1)
+    prompts = page.evaluate("() => window.picosam2Demo.state.prompts")
+    assert len(prompts) == 1 and prompts[0]["kind"] == "box"
+    bx = prompts[0]["box"]
+    assert abs(bx[0] - 500) <= 2 and abs(bx[1] - 400) <= 2 and abs(bx[2] - 900) <= 2 and abs(bx[3] - 700) <= 2
+    box_area = page.evaluate("() => window.picosam2Demo.maskArea()")
+    # shift-click adds a second object; the union grows
+    px, py = image_to_page(page, 200, 300)
+    page.keyboard.down("Shift")
+    page.mouse.click(px, py)
+    page.keyboard.up("Shift")
+    wait_masks(page, 2)
+    prompts = page.evaluate("() => window.picosam2Demo.state.prompts")
+    assert [p["kind"] for p in prompts] == ["box", "point"]
+    np.testing.assert_array_equal(
+        page_mask(page), server_mask(page, server_url, "truck", points=[[200, 300]], boxes=[bx])
+    )
+    # a plain click starts over with one object
+    page.mouse.click(px, py)
+    wait_masks(page, 3)
+    assert len(page.evaluate("() => window.picosam2Demo.state.prompts")) == 1
+    # download the mask PNG
+    with page.expect_download() as dl:
+        page.click("#download")
+    path = tmp_path / "mask.png"
+    dl.value.save_as(path)
+    assert dl.value.suggested_filename == "truck_mask.png"
+    np.testing.assert_array_equal(np.asarray(Image.open(path)) == 255, page_mask(page))
+    # undo twice: back to the box alone
+    page.click("#undo")
+    wait_masks(page, 4)
+    page.click("#undo")
+    wait_masks(page, 5)
+    assert [p["kind"] for p in page.evaluate("() => window.picosam2Demo.state.prompts")] == ["box"]
+    assert page.evaluate("() => window.picosam2Demo.maskArea()") == box_area
+    page.click("#clear")
+    page.wait_for_function("() => window.picosam2Demo.state.mask === null")
+    assert page.evaluate("() => window.picosam2Demo.state.prompts") == []
+
+
+def test_upload_a_photo(page, samples_dir, tmp_path):
+    img = Image.open(samples_dir / "groceries.jpg").convert("RGB")
+    img = img.resize((img.width // 2, img.height // 2))
+    path = tmp_path / "mine.png"
+    img.save(path)
+    page.set_input_files("#upload", str(path))
+    page.wait_for_function(
+        "() => window.picosam2Demo.state.photo && window.picosam2Demo.state.photo.name === 'mine.png'"
+    )
+    assert page.evaluate("() => [window.picosam2Demo.state.photo.width, window.picosam2Demo.state.photo.height]") == [
+        img.width,
+        img.height,
+    ]
+    x, y = image_to_page(page, img.width // 2, img.height // 2)
+    page.mouse.click(x, y)
+    wait_masks(page, 1)
+    assert page.evaluate("() => window.picosam2Demo.lastError") is None
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    page.set_input_files("#upload", str(bad))
+    page.wait_for_selector("#error:not([hidden])")
+
+
+def test_js_windows_are_byte_identical_to_prompts_py(page):
+    """The page's port of prompts.py: same windows, same crops, same normalisation, same paste."""
+    open_sample(page, "dog")
+    width, height = 800, 534
+    rgba = np.frombuffer(base64.b64decode(page.evaluate("() => window.picosam2Demo.rgbaBase64()")), np.uint8)
+    image = rgba.reshape(height, width, 4)[:, :, :3].copy()
+    cases = [
+        ("point", [570.0, 200.0], point_window(570, 200, (width, height))),
+        ("point", [3.0, 530.0], point_window(3, 530, (width, height))),
+        ("box", [480, 130, 670, 270], box_window([480, 130, 670, 270], (width, height))),
+        ("box", [10.5, 300.25, 60.75, 333.0], box_window([10.5, 300.25, 60.75, 333.0], (width, height))),
+        ("box", [0, 0, 800, 534], box_window([0, 0, 800, 534], (width, height))),
+    ]
+    rng = np.random.default_rng(0)
+    for kind, prompt, win in cases:
+        logits = (rng.standard_normal((96, 96)) * 3).astype(np.float32)
+        out = page.evaluate(
+            """([kind, prompt, logits]) => {
+                const w = window.picosam2Demo.windows;
+                const info = window.picosam2Demo.state.info;
+                const p = window.picosam2Demo.state.photo;
+                const rgba = window.picosam2Demo.state.photo.rgba;
+                const pr = kind === 'point' ? {kind, x: prompt[0], y: prompt[1]} : {kind, box: prompt};
+                const win = w.windowForPrompt(pr, p.width, p.height, info);
+                const crop = w.cropImage(rgba, p.width, p.height, win, 96, info.pad_rgb);
+                const norm = new Float32Array(3 * 96 * 96);
+                w.normalizeInto(norm, 0, crop, 96, info.mean, info.std);
+                const mask = new Uint8Array(p.width * p.height);
+                w.pasteMaskInto(mask, p.width, p.height, Float32Array.from(logits), 96, win, 0);
+                const b64 = (u8) => { let s = ''; for (let i = 0; i < u8.length; i += 0x8000)
+                    s += String.fromCharCode.apply(null, u8.subarray(i, i + 0x8000)); return btoa(s); };
+                return {win: [win.x0, win.y0, win.x1, win.y1], crop: b64(crop),
+                        norm: b64(new Uint8Array(norm.buffer)), mask: b64(mask)};
+            }""",
+            [kind, prompt, logits.ravel().tolist()],
+        )
+        assert tuple(out["win"]) == win.as_tuple(), (kind, prompt)
+        crop = np.frombuffer(base64.b64decode(out["crop"]), np.uint8).reshape(96, 96, 3)
+        np.testing.assert_array_equal(crop, crop_image(image, win), err_msg=f"{kind} {prompt}")
+        norm = np.frombuffer(base64.b64decode(out["norm"]), np.float32).reshape(1, 3, 96, 96)
+        np.testing.assert_array_equal(norm, normalize_batch(crop[None], (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
+        mask = np.frombuffer(base64.b64decode(out["mask"]), np.uint8).reshape(height, width) > 0
+        np.testing.assert_array_equal(mask, paste_logits(logits, win, (width, height)) > 0)
+    assert tuple(PAD_RGB) == tuple(page.evaluate("() => window.picosam2Demo.state.info.pad_rgb"))
+
+
+@pytest.mark.skipif(
+    not (VENDOR_DIR / "ort.wasm.min.mjs").is_file(),
+    reason="onnxruntime-web is not vendored (run scripts/vendor_onnxruntime_web.sh; needs npm)",
+)
+def test_in_browser_model_matches_the_server(page, server_url, samples_dir):
+    open_sample(page, "dog")
+    # the browser decodes the JPEG like Pillow does (same libjpeg family); near-identical pixels
+    rgba = np.frombuffer(base64.b64decode(page.evaluate("() => window.picosam2Demo.rgbaBase64()")), np.uint8)
+    from picosam2.image_io import load_image
+
+    pil = load_image(samples_dir / "dog.jpg").astype(int)
+    decoded = rgba.reshape(534, 800, 4)[:, :, :3].astype(int)
+    assert np.abs(decoded - pil).mean() < 1.0
+    uploads = []
+    page.on("request", lambda req: uploads.append(req.url) if req.method == "POST" else None)
+    page.check("#local")
+    page.wait_for_function("() => window.picosam2Demo.state.useLocal || window.picosam2Demo.lastError")
+    assert page.evaluate("() => window.picosam2Demo.lastError") is None
+    precision = page.evaluate("() => window.picosam2Demo.state.local.precision")
+    info = page.evaluate("() => window.picosam2Demo.state.info.browser")
+    assert precision == info["precision"]
+    x, y = image_to_page(page, *DOG_POINT)
+    page.mouse.click(x, y)
+    page.wait_for_function(
+        "() => window.picosam2Demo.lastLatency && window.picosam2Demo.lastLatency.mode === 'browser'"
+    )
+    assert uploads == []  # the photo never left the page
+    local = page_mask(page)
+    remote = server_mask(page, server_url, "dog", points=[DOG_POINT])
+    assert remote.any() and local.any()
+    score = iou(local, remote)
+    # fp32 differs from PyTorch only by float rounding; INT8 moves the mask's edges a little
+    print(f"in-browser {precision} vs server mask IoU {score:.4f}")
+    assert score >= (0.99 if precision == "fp32" else 0.8), (precision, score)
+    differing = local ^ remote
+    assert differing.sum() <= 0.2 * remote.sum()
+    assert "in browser" in page.locator("#latency").inner_text()
