@@ -1,0 +1,158 @@
+"""``picosam2 camera``: live segmentation on the Raspberry Pi AI Camera, or ``--simulate`` the
+same loop on a still image with a CPU model (PyTorch weights, an .onnx, or MCT's quantized .onnx)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _pair(text: str, n: int, what: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{what} must be {n} comma-separated numbers, got {text!r}") from None
+    if len(vals) != n:
+        raise ValueError(f"{what} must be {n} comma-separated numbers, got {text!r}")
+    return vals
+
+
+def add_parser(sub) -> list[str]:
+    p = sub.add_parser(
+        "camera",
+        help="live segmentation on the Raspberry Pi AI Camera (or --simulate on a photo)",
+        description=(
+            "Runs network.rpk (made by imx500-package from `picosam2 export --format imx500`) on the IMX500 "
+            "sensor: the inference region of interest is set around the prompt, the 96x96 output is read from "
+            "each frame, thresholded and drawn. Prompt: --point X,Y or --box X0,Y0,X1,Y1 in preview pixels, "
+            "or the frame centre. With --simulate IMAGE the same loop runs on a photo with a CPU model."
+        ),
+    )
+    p.add_argument("--network", default="network.rpk", help="network.rpk, or the folder holding it")
+    pr = p.add_mutually_exclusive_group()
+    pr.add_argument("--point", help="X,Y in preview pixels")
+    pr.add_argument("--box", help="X0,Y0,X1,Y1 in preview pixels")
+    p.add_argument("--size", default="640,480", help="preview size W,H (default 640,480)")
+    p.add_argument("--window-size", type=int, default=96, help="point window side in preview pixels")
+    p.add_argument("--threshold", type=float, default=0.0, help="logit threshold (0 = probability 0.5)")
+    p.add_argument("--transpose-output", action="store_true", help="swap the output tensor's spatial axes")
+    p.add_argument("--frames", type=int, default=0, help="stop after N frames (0: until Ctrl-C)")
+    p.add_argument("--snapshot", default=None, help="write the last overlay to this PNG")
+    p.add_argument("--interactive", action="store_true", help="OpenCV window; click to move the point")
+    p.add_argument("--no-preview", action="store_true", help="no preview window")
+    sim = p.add_argument_group("simulation without a camera")
+    sim.add_argument("--simulate", metavar="IMAGE", help="run the camera loop on this photo (plays the sensor)")
+    sim.add_argument("--weights", default=None, help="weights folder, .safetensors, or .onnx (MCT or plain)")
+    sim.add_argument("--out", default=None, help="--simulate: overlay PNG to write")
+    p.set_defaults(func=run_camera_cmd)
+    return ["camera"]
+
+
+def _window_runner(weights):
+    """uint8 window -> output tensor, with the CPU model standing in for the sensor."""
+    import numpy as np
+
+    from ..predictor import normalize_batch
+
+    if weights is not None and str(weights).endswith(".onnx"):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        try:
+            from mct_quantizers import get_ort_session_options
+
+            opts = get_ort_session_options()
+        except ImportError:
+            pass
+        sess = ort.InferenceSession(str(weights), opts, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        raw = _takes_raw_pixels(weights)
+        from ..models import PicoSAM2Config
+
+        cfg = PicoSAM2Config()
+
+        def run(win):
+            x = (
+                win[None].transpose(0, 3, 1, 2).astype(np.float32)
+                if raw
+                else normalize_batch(win[None], cfg.mean, cfg.std)
+            )
+            return [sess.run(None, {name: np.ascontiguousarray(x)})[0][0]]
+
+        return run
+    import torch
+
+    from ..models import from_pretrained
+
+    model = from_pretrained(weights).eval()
+
+    def run(win):
+        x = torch.from_numpy(normalize_batch(win[None], model.config.mean, model.config.std))
+        with torch.inference_mode():
+            return [model(x)[0].numpy()]
+
+    return run
+
+
+def _takes_raw_pixels(path) -> bool:
+    """An MCT export for the sensor takes 0..255 pixels unless export_info.json beside it says
+    it was made with --no-sensor-normalization; a plain ONNX takes normalised input."""
+    import json
+    from pathlib import Path
+
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    if not any(n.domain == "mct_quantizers" for n in graph.node):
+        return False
+    info = Path(path).with_name("export_info.json")
+    if info.exists():
+        return bool(json.loads(info.read_text()).get("normalize_in_model", True))
+    return True
+
+
+def run_camera_cmd(args: argparse.Namespace) -> int:
+    if args.point:
+        prompt, kind = _pair(args.point, 2, "--point"), "point"
+    elif args.box:
+        prompt, kind = _pair(args.box, 4, "--box"), "box"
+    else:
+        prompt, kind = None, "center"
+    size = tuple(int(v) for v in _pair(args.size, 2, "--size"))
+    if args.window_size < 1:
+        raise ValueError("--window-size must be positive")
+    if args.simulate:
+        from ..image_io import load_image, save_png_atomic
+        from .core import draw_overlay, simulate_frame
+
+        image = load_image(args.simulate)
+        frame_size = (image.shape[1], image.shape[0])
+        mask, _, roi, geometry = simulate_frame(
+            _window_runner(args.weights),
+            image,
+            prompt,
+            kind,
+            frame_size=frame_size,
+            window_size=args.window_size,
+            threshold=args.threshold,
+            transpose=args.transpose_output,
+        )
+        print(f"roi (sensor x, y, w, h): {roi.x0}, {roi.y0}, {roi.width}, {roi.height}; mask pixels: {int(mask.sum())}")
+        if args.out:
+            save_png_atomic(draw_overlay(image, mask, roi, geometry, prompt, kind), args.out)
+            print(f"wrote {args.out}")
+        return 0
+    from .app import run_camera
+
+    return run_camera(
+        args.network,
+        prompt=prompt,
+        kind=kind,
+        frame_size=size,
+        window_size=args.window_size,
+        threshold=args.threshold,
+        transpose=args.transpose_output,
+        frames=args.frames,
+        snapshot=args.snapshot,
+        preview=not args.no_preview,
+        interactive=args.interactive,
+    )
