@@ -1,0 +1,104 @@
+"""Click-to-mask latency of the web demo, as the page sees it, in headless Chromium.
+
+    .venv/bin/python benchmarks/demo_latency.py [--weights W] [--clicks 12] [--photo dog] [--no-browser-mode]
+
+Starts the demo app on a free loopback port, opens the page in Debian's /usr/bin/chromium
+(Playwright), picks a bundled photo and clicks at spread-out points, first in server mode
+(POST /api/segment: upload, decode, network, PNG, drawing), then with "Run in this browser"
+(onnxruntime-web, the model's INT8 export). Prints the medians over the clicks after two warm-ups
+(JSON with --json). Latency only: with the untrained placeholder weights the masks are empty but
+the work is the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def clicks(page, box, size, n):
+    out = []
+    for i in range(n):
+        x = (0.1 + 0.8 * ((i * 0.37) % 1.0)) * box["width"]
+        y = (0.1 + 0.8 * ((i * 0.61) % 1.0)) * box["height"]
+        shown = page.evaluate("() => window.picosam2Demo.masksShown")
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        page.wait_for_function(f"() => window.picosam2Demo.masksShown > {shown}", timeout=120_000)
+        out.append(page.evaluate("() => window.picosam2Demo.lastLatency"))
+    return out[2:] if len(out) > 4 else out
+
+
+def summary(samples):
+    keys = [k for k in ("total", "server", "network") if k in samples[0]]
+    return {f"{k}_ms_median": round(statistics.median(s[k] for s in samples), 1) for k in keys} | {"n": len(samples)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--clicks", type=int, default=12)
+    ap.add_argument("--photo", default="dog", choices=["dog", "truck", "groceries"])
+    ap.add_argument("--no-browser-mode", action="store_true", help="measure server mode only")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    from picosam2.demo.app import create_app
+    from picosam2.demo.server import ServerThread
+
+    result = {}
+    with tempfile.TemporaryDirectory() as cache:
+        app = create_app(weights=args.weights, model_cache_dir=cache)
+        with ServerThread(app) as url, sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(url)
+            page.wait_for_function("() => window.picosam2Demo && window.picosam2Demo.ready")
+            page.click(f"#samples button[data-name={args.photo}]")
+            page.wait_for_selector("#stage:not(.empty)")
+            box = page.locator("#photo").bounding_box()
+            size = page.evaluate(
+                "() => [window.picosam2Demo.state.photo.width, window.picosam2Demo.state.photo.height]"
+            )
+            result["photo"] = f"{args.photo} {size[0]}x{size[1]}"
+            result["server_mode"] = summary(clicks(page, box, size, args.clicks))
+            if not args.no_browser_mode:
+                page.check("#local")
+                page.wait_for_function(
+                    "() => window.picosam2Demo.state.useLocal || window.picosam2Demo.lastError", timeout=600_000
+                )
+                error = page.evaluate("() => window.picosam2Demo.lastError")
+                if error:
+                    result["browser_mode"] = {"error": error}
+                else:
+                    result["browser_mode"] = summary(clicks(page, box, size, args.clicks))
+                    result["browser_mode"]["precision"] = page.evaluate(
+                        "() => window.picosam2Demo.state.local.precision"
+                    )
+                    result["browser_mode"]["threads"] = page.evaluate(
+                        "() => self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency) : 1"
+                    )
+            browser.close()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
