@@ -1,0 +1,91 @@
+"""``picosam2 train`` and ``picosam2 teacher-cache`` (Lightning and transformers are imported
+only when a command runs)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> list[str]:
+    p = sub.add_parser(
+        "train",
+        help="train PicoSAM2 (ground truth or distillation) with PyTorch Lightning",
+        description=(
+            "Train PicoSAM2. CONFIG is a YAML file or a shipped config name "
+            "(paper, gt-only, coco-mini); key=value arguments override it, e.g. optim.lr=1e-3 "
+            "data.train_annotations=ann.json 'data.train_images=[imgs]'."
+        ),
+    )
+    p.add_argument("--config", "-c", default="paper", help="YAML config or shipped name (default: paper)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides (dotted keys, YAML values)")
+    p.add_argument("--resume", action="store_true", help="continue the run in out_dir from its last checkpoint")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--pack-only", action="store_true", help="build the packed-crops set (data.packed) and exit")
+    p.set_defaults(func=run_train)
+
+    t = sub.add_parser(
+        "teacher-cache",
+        help="compute SAM 2.1 teacher window logits for a packed-crops set (resumable)",
+        description=(
+            "Run the SAM 2.1 teacher (transformers Sam2Model) once over every window of a packed-crops "
+            "set and store fp16 window logits and the predicted IoU in shards. Re-running continues "
+            "after the last complete shard."
+        ),
+    )
+    t.add_argument("--packed", required=True, help="packed-crops folder (picosam2 train --pack-only)")
+    t.add_argument("--out", required=True, help="output folder of the cache")
+    t.add_argument("--teacher", default="facebook/sam2.1-hiera-tiny", help="hub id or local folder of SAM 2.1")
+    t.add_argument("--mode", choices=("crop", "full"), default="crop", help="crop: the paper's; full: whole image")
+    t.add_argument("--annotations", help="instances json (needed by --mode full to find the images)")
+    t.add_argument("--images", nargs="*", default=[], help="image folders (for --mode full)")
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--shard-size", type=int, default=1024)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    t.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    t.add_argument("--devices", type=int, default=1, help="spread shards over this many GPUs (one process each)")
+    t.add_argument("--limit", type=int, default=None, help="only the first N windows (testing)")
+    t.set_defaults(func=run_teacher_cache)
+    return ["train", "teacher-cache"]
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .config import dump_config, load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(dump_config(cfg), end="")
+        return 0
+    if args.pack_only:
+        if not cfg.data.packed:
+            raise ValueError("--pack-only needs data.packed=FOLDER")
+        from .data import pack_from_config
+
+        folder = pack_from_config(cfg.data, cfg.seed, cfg.data.packed)
+        print(f"packed set ready: {folder}")
+        return 0
+    from .fit import train
+
+    weights = train(cfg, resume=args.resume)
+    print(f"weights: {weights}")
+    return 0
+
+
+def run_teacher_cache(args: argparse.Namespace) -> int:
+    from .teacher_cache import build_teacher_cache
+
+    out = build_teacher_cache(
+        packed=args.packed,
+        out=args.out,
+        teacher=args.teacher,
+        mode=args.mode,
+        annotations=args.annotations,
+        image_dirs=args.images,
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        device=args.device,
+        dtype=args.dtype,
+        devices=args.devices,
+        limit=args.limit,
+    )
+    print(f"teacher cache ready: {out}")
+    return 0

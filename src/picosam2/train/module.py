@@ -1,0 +1,151 @@
+"""The Lightning module: PicoSAM2 student, losses, optimizer and schedule, weight EMA.
+
+Batches come from :mod:`picosam2.train.data` (uint8 NHWC crops, uint8 masks, optionally the
+teacher's window logits and predicted IoU); the module normalises them on the device, so data
+loading stays a cheap numpy affair.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import lightning as L
+import torch
+
+from ..models import create_model, from_pretrained
+from .config import TrainConfig
+from .losses import batch_iou, combined_loss, gt_loss
+
+
+def lr_lambda(cfg: TrainConfig):
+    """Multiplier of the base learning rate at optimizer step ``step`` (0-based)."""
+    o = cfg.optim
+    total = cfg.max_steps
+
+    def f(step: int) -> float:
+        if o.warmup_steps > 0 and step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        if o.schedule == "constant":
+            return 1.0
+        t = min(1.0, (step - o.warmup_steps) / max(1, total - o.warmup_steps))
+        if o.schedule == "cosine":
+            return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * (1 - t)
+
+    return f
+
+
+class PicoSAM2Module(L.LightningModule):
+    def __init__(self, cfg: TrainConfig, teacher=None):
+        super().__init__()
+        self.cfg = cfg
+        self.model = from_pretrained(cfg.init_weights).train() if cfg.init_weights else create_model(cfg.model)
+        mc = self.model.config
+        self.register_buffer("mean", torch.tensor(mc.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(mc.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.ema_model = None
+        if cfg.ema_decay > 0:
+            self.ema_model = copy.deepcopy(self.model).eval()
+            for p in self.ema_model.parameters():
+                p.requires_grad_(False)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+            if self.ema_model is not None:
+                self.ema_model.to(memory_format=torch.channels_last)
+        self.teacher = teacher  # online teacher (optional; a cache is the usual way)
+        self._val_ious: list[torch.Tensor] = []
+
+    # -- helpers ------------------------------------------------------------------------------
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).float().div_(255.0)
+        x = (x - self.mean) / self.std
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def export_model(self) -> torch.nn.Module:
+        """The network to ship: the EMA weights when EMA is on, else the trained ones."""
+        return self.ema_model if self.ema_model is not None else self.model
+
+    # -- training -----------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        x = self.normalize(batch["image"])
+        logits = self.model(x)[:, 0].float()
+        gt = batch["mask"].float()
+        lc = self.cfg.loss
+        if lc.mode == "gt":
+            loss = gt_loss(logits, gt, lc.bce_weight, lc.dice_weight)
+            parts = {}
+        else:
+            if "teacher_logits" in batch:
+                t_logits, t_iou = batch["teacher_logits"].float(), batch["teacher_iou"]
+            elif self.teacher is not None:
+                with torch.no_grad():
+                    t_logits, t_iou = self.teacher.window_logits(batch["image"])
+                t_logits, t_iou = t_logits.to(logits.device).float(), t_iou.to(logits.device)
+            else:
+                raise RuntimeError("distillation needs data.teacher_cache or teacher.online=true")
+            alpha = t_iou if lc.alpha == "dynamic" else float(lc.alpha)
+            out = combined_loss(logits, gt, t_logits, alpha, lc.bce_weight, lc.dice_weight, lc.mse_weight)
+            loss = out["loss"]
+            parts = {"train/gt_loss": out["gt"], "train/distill_loss": out["distill"], "train/alpha": out["alpha"]}
+        with torch.no_grad():
+            iou = batch_iou(logits.detach(), gt).mean()
+        bs = x.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        self.log("train/iou", iou, prog_bar=True, batch_size=bs)
+        for k, v in parts.items():
+            self.log(k, v, batch_size=bs)
+        self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=bs)
+        return loss
+
+    @torch.no_grad()
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self.ema_model is None:
+            return
+        step = self.global_step
+        if step < self.cfg.ema_start:
+            d = 0.0
+        else:
+            d = min(self.cfg.ema_decay, (1 + step) / (10 + step))
+        for pe, p in zip(self.ema_model.parameters(), self.model.parameters()):
+            pe.lerp_(p.detach(), 1.0 - d)
+        for be, b in zip(self.ema_model.buffers(), self.model.buffers()):
+            if be.dtype.is_floating_point:
+                be.lerp_(b, 1.0 - d)
+            else:
+                be.copy_(b)
+
+    # -- validation (paper-protocol crops) ----------------------------------------------------
+    def validation_step(self, batch, batch_idx):
+        net = self.export_model()
+        was_training = net.training
+        net.eval()
+        logits = net(self.normalize(batch["image"]))[:, 0].float()
+        if was_training:
+            net.train()
+        self._val_ious.append(batch_iou(logits, batch["mask"].float()))
+
+    def on_validation_epoch_end(self):
+        if self._val_ious:
+            ious = torch.cat(self._val_ious)
+            ious = self.all_gather(ious).reshape(-1) if self.trainer.world_size > 1 else ious
+            self.log("val/miou", ious.mean() * 100, prog_bar=True, sync_dist=False)
+        self._val_ious = []
+
+    # -- optimizer ----------------------------------------------------------------------------
+    def configure_optimizers(self):
+        o = self.cfg.optim
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if o.name == "adamw":
+            opt = torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas))
+        elif o.name == "sgd":
+            opt = torch.optim.SGD(groups, lr=o.lr, momentum=0.9, nesterov=True)
+        else:
+            raise ValueError(f"unknown optimizer {o.name!r}; use adamw or sgd")
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(self.cfg))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
