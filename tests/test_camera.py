@@ -1,0 +1,202 @@
+"""Camera-independent parts of the Raspberry Pi AI Camera app, with outputs of our own models."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from export_helpers import centred_model
+from picosam2.camera.core import (
+    SENSOR_SIZE,
+    FrameGeometry,
+    clip_window,
+    decode_output,
+    frame_mask,
+    network_path,
+    read_dnn_params,
+    roi_in_frame,
+    roi_tuple,
+    sensor_roi,
+    simulate_frame,
+)
+from picosam2.prompts import PromptError, Window
+
+
+@pytest.fixture(scope="module")
+def model():
+    return centred_model(seed=1)
+
+
+@pytest.fixture(scope="module")
+def dog(samples_dir):
+    from picosam2.image_io import load_image
+
+    return load_image(samples_dir / "dog.jpg")
+
+
+def _runner(model):
+    from picosam2.predictor import normalize_batch
+
+    def run(win):  # like IMX500.get_outputs: a list with one (1, S, S) float tensor
+        x = torch.from_numpy(normalize_batch(win[None], model.config.mean, model.config.std))
+        with torch.no_grad():
+            return [model(x)[0].numpy()]
+
+    return run
+
+
+def test_geometry_round_trip():
+    g = FrameGeometry((640, 480))
+    assert g.to_sensor(0, 0) == (0, 0)
+    assert g.to_sensor(640, 480) == pytest.approx(SENSOR_SIZE)
+    cropped = FrameGeometry((640, 480), scaler_crop=(100, 200, 3200, 2400))
+    for x, y in [(0, 0), (123.5, 77), (639, 479)]:
+        assert cropped.to_frame(*cropped.to_sensor(x, y)) == pytest.approx((x, y))
+    assert cropped.to_sensor(0, 0) == (100, 200)
+
+
+def test_point_roi_is_a_centred_square_in_sensor_pixels():
+    g = FrameGeometry((640, 480))
+    roi = sensor_roi((320, 240), "point", g, window_size=96)
+    side = round(96 * 4056 / 640)
+    assert roi.width == roi.height == side
+    cx, cy = g.to_sensor(320, 240)
+    assert roi.x0 + side // 2 == int(cx) and roi.y0 + side // 2 == int(cy)
+    assert sensor_roi(None, "center", g) == roi  # the frame centre is the default prompt
+    x, y, w, h = roi_tuple(roi)
+    assert (w, h) == (side, side) and (x, y) == (roi.x0, roi.y0)
+    fx0, fy0, fx1, fy1 = roi_in_frame(roi, g)
+    assert fx1 - fx0 == pytest.approx(96, abs=0.5) and (fx0 + fx1) / 2 == pytest.approx(320, abs=1)
+
+
+def test_roi_near_the_border_is_clipped_to_the_sensor():
+    g = FrameGeometry((640, 480))
+    roi = sensor_roi((5, 470), "point", g)
+    assert roi.x0 == 0 and roi.y1 == SENSOR_SIZE[1]
+    assert roi.width < roi.height or roi.height < roi.width or roi.width < 608  # no longer the full square
+    px, py = g.to_sensor(5, 470)
+    assert roi.x0 <= px < roi.x1 and roi.y0 <= py < roi.y1
+    with pytest.raises(PromptError):
+        clip_window(Window(-50, -50, -1, -1), SENSOR_SIZE)
+    with pytest.raises(PromptError, match="outside"):
+        sensor_roi((700, 10), "point", g)
+    with pytest.raises(PromptError, match="kind"):
+        sensor_roi((1, 1), "scribble", g)
+
+
+def test_box_roi_matches_prompts_box_window():
+    from picosam2.prompts import box_window
+
+    g = FrameGeometry((640, 480))
+    roi = sensor_roi((100, 100, 200, 150), "box", g)
+    expected = box_window((*g.to_sensor(100, 100), *g.to_sensor(200, 150)), SENSOR_SIZE)
+    assert roi == expected and roi.width == roi.height
+
+
+def test_decode_output_layouts():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((96, 96)).astype(np.float32)
+    for t in (logits[None], logits[..., None], logits[None, None], logits.ravel(), [logits[None]]):
+        np.testing.assert_array_equal(decode_output(t), logits)
+    np.testing.assert_array_equal(decode_output(logits, transpose=True), logits.T)
+    q = np.clip(np.round(logits / 0.125), -128, 127).astype(np.int8)
+    np.testing.assert_allclose(decode_output(q, scale=0.125), logits, atol=0.0625 + 1e-6)
+    with pytest.raises(ValueError, match="scale"):
+        decode_output(q)
+    with pytest.raises(ValueError, match="already"):
+        decode_output(logits, scale=0.5)
+    with pytest.raises(ValueError, match="96x96"):
+        decode_output(np.zeros((48, 48), np.float32))
+    with pytest.raises(ValueError, match="one output"):
+        decode_output([logits, logits])
+
+
+def test_simulated_camera_equals_predictor_inside_the_image(model, dog):
+    """With the frame = the sensor and a window inside the image, the camera loop (ROI, ISP crop,
+    decode, paste-back) gives exactly the predictor's mask."""
+    from picosam2.predictor import Predictor
+
+    point = (570, 200)
+    mask, logits, roi, _ = simulate_frame(_runner(model), dog, point, "point")
+    pred = Predictor(model).predict(dog, points=[point])
+    assert roi.as_tuple() == pred.windows[0].as_tuple()
+    np.testing.assert_allclose(logits, pred.logits[0], atol=1e-5)
+    np.testing.assert_array_equal(mask, pred.masks[0])
+    assert mask.sum() > 0
+
+
+def test_simulated_camera_with_a_smaller_preview(model, dog):
+    """A preview at half the sensor resolution: the point and its window are given in preview
+    pixels, the sensor sees the same pixels as at full size, and the mask comes back at preview
+    size, inside the ROI's place in the preview."""
+    from picosam2.prompts import paste_logits
+
+    h, w = dog.shape[:2]
+    _, full_logits, full_roi, _ = simulate_frame(_runner(model), dog, (570, 200), "point", window_size=96)
+    half, logits, roi, g = simulate_frame(
+        _runner(model), dog, (285, 100), "point", frame_size=(w // 2, h // 2), window_size=48
+    )
+    assert roi == full_roi  # 48 preview pixels = 96 sensor pixels, same place
+    np.testing.assert_array_equal(logits, full_logits)  # the network input does not depend on the preview
+    assert half.shape == (h // 2, w // 2)
+    np.testing.assert_array_equal(half, paste_logits(logits, Window(261, 76, 309, 124), (w // 2, h // 2)) > 0)
+    assert half.sum() > 0 and not half[:, :261].any() and not half[124:].any()
+    # thresholding: a higher logit threshold never adds pixels
+    assert (frame_mask(logits, roi, g, 1.0) <= frame_mask(logits, roi, g, 0.0)).all()
+
+
+def test_read_dnn_params(tmp_path):
+    xml = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<dnnParams><networks><network name="picosam2" ordinal="0" type="">
+<inputTensors><inputTensor persistency="1" ordinal="0" name="in" bitsPerElement="8" shift="0" scale="1.0" format="unsigned">
+<dimensions><dimension size="3" ordinal="0"/><dimension size="96" ordinal="1"/><dimension size="96" ordinal="2"/></dimensions>
+</inputTensor></inputTensors>
+<outputTensors><outputTensor ordinal="0" name="out" bitsPerElement="8" shift="0" scale="0.125" format="signed">
+<dimensions><dimension size="1" ordinal="0"/><dimension size="96" ordinal="1"/><dimension size="96" ordinal="2"/></dimensions>
+</outputTensor></outputTensors></network></networks>
+<l2memory totalSize="8388480" coefficientsSize="1322656" reservedMemorySize="1024" networksRuntimeSize="2403424"/></dnnParams>"""
+    p = tmp_path / "dnnParams.xml"
+    p.write_text(xml)
+    d = read_dnn_params(p)
+    assert d["inputs"][0]["dims"] == [3, 96, 96] and not d["inputs"][0]["signed"]
+    out = d["outputs"][0]
+    assert out["signed"] and out["scale"] == 0.125 and out["dims"] == [1, 96, 96]
+    assert d["l2memory"]["totalSize"] == 8388480
+    raw = np.full((1, 96, 96), 8, np.int8)
+    assert decode_output(raw, scale=out["scale"]).max() == pytest.approx(1.0)
+
+
+def test_network_path_checks(tmp_path):
+    with pytest.raises(FileNotFoundError, match="imx500-package"):
+        network_path(tmp_path / "network.rpk")
+    z = tmp_path / "packerOut.zip"
+    z.write_bytes(b"PK")
+    with pytest.raises(ValueError, match="imx500-package"):
+        network_path(z)
+    (tmp_path / "network.rpk").write_bytes(b"x")
+    assert network_path(tmp_path) == tmp_path / "network.rpk"
+
+
+def test_camera_cli_without_picamera2_is_one_line():
+    pytest.importorskip("numpy")
+    try:
+        import picamera2  # noqa: F401
+
+        pytest.skip("picamera2 is installed")
+    except ImportError:
+        pass
+    r = run_cli("camera", "--network", "network.rpk")
+    assert r.returncode == 2
+    assert "picamera2" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_camera_cli_simulate(tmp_path, samples_dir):
+    from PIL import Image
+
+    out = tmp_path / "overlay.png"
+    r = run_cli("camera", "--simulate", str(samples_dir / "dog.jpg"), "--box", "480,130,670,270", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "roi (sensor x, y, w, h)" in r.stdout
+    assert Image.open(out).size == Image.open(samples_dir / "dog.jpg").size
+    bad = run_cli("camera", "--simulate", str(samples_dir / "dog.jpg"), "--point", "5000,10")
+    assert bad.returncode == 2 and "outside" in bad.stderr
