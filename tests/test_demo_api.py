@@ -224,6 +224,18 @@ def test_upload_over_the_cap_is_413(client):
     assert_json_error(post(client, big, points="[[1, 1]]"), 413)
 
 
+def test_upload_just_under_the_cap_is_segmented(client):
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (2500, 2600, 3), dtype=np.uint8)  # incompressible: PNG ~ raw size
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, format="PNG", compress_level=0)
+    data = buf.getvalue()
+    assert 0.85 * MAX_UPLOAD_BYTES < len(data) < MAX_UPLOAD_BYTES
+    r = post(client, data, filename="big.png", points="[[1300, 1250]]")
+    assert r.status_code == 200, r.text
+    assert png_mask(r).shape == (2500, 2600)
+
+
 def test_small_cap_and_pixel_cap(predictor, dog_bytes, tmp_path):
     app = create_app(predictor=predictor, trained=True, max_upload_bytes=50_000, max_pixels=100_000)
     with TestClient(app, base_url="http://127.0.0.1") as c:
