@@ -16,7 +16,6 @@ from PIL import Image
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
-pytest.importorskip("playwright.sync_api", reason="playwright (Python package, test extra) is not installed")
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
