@@ -188,3 +188,48 @@ def test_picosam2_demo_serves_the_page_on_loopback(tmp_path):
             out, err = proc.communicate()
     assert f"http://127.0.0.1:{port}/" in out
     assert proc.returncode in (0, 130, -signal.SIGINT), err
+
+
+def test_run_demo_opens_the_browser_unless_told_not_to(monkeypatch, tmp_path):
+    """``picosam2 demo`` opens the page with ``webbrowser`` once the server is up (and not with
+    --no-browser); the opened URL answers."""
+    import argparse
+    import webbrowser
+
+    import picosam2.demo.server as server_mod
+    from picosam2.demo.cli import run_demo
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    servers, opened, answers = [], [], []
+    real_make_server = server_mod.make_server
+
+    def make_server(app, log_level="warning"):
+        servers.append(real_make_server(app, log_level))
+        return servers[-1]
+
+    def fake_open(url, *a, **k):
+        opened.append(url)
+        host, port = url.split("//")[1].strip("/").split(":")
+        answers.append(request(host, int(port), "GET", "/", timeout=30)[0])
+        servers[-1].should_exit = True
+        return True
+
+    monkeypatch.setattr(server_mod, "make_server", make_server)
+    monkeypatch.setattr(webbrowser, "open", fake_open)
+    args = argparse.Namespace(host="127.0.0.1", port=0, no_browser=False, weights=None, browser_model="int8")
+    assert run_demo(args) == 0
+    assert len(opened) == 1 and opened[0].startswith("http://127.0.0.1:") and answers == [200]
+
+    def stop_second_server():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (len(servers) == 2 and servers[1].started):
+            time.sleep(0.05)
+        if len(servers) == 2:
+            servers[1].should_exit = True
+
+    import threading
+
+    args.no_browser = True
+    threading.Thread(target=stop_second_server, daemon=True).start()
+    assert run_demo(args) == 0
+    assert len(servers) == 2 and len(opened) == 1  # --no-browser: nothing opened

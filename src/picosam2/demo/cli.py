@@ -63,7 +63,10 @@ def run_demo(args) -> int:
 
                 for _ in range(200):
                     if server.started:
-                        webbrowser.open(url)
+                        try:
+                            webbrowser.open(url)
+                        except Exception as exc:  # noqa: BLE001 - no browser is not an error
+                            print(f"note: could not open a browser ({exc}); open {url} yourself", file=sys.stderr)
                         return
                     time.sleep(0.05)
 
