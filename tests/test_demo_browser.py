@@ -211,6 +211,30 @@ def test_upload_a_photo(page, samples_dir, tmp_path):
     page.mouse.click(x, y)
     wait_masks(page, 1)
     assert page.evaluate("() => window.picosam2Demo.lastError") is None
+    # an EXIF-rotated JPEG: the page shows it upright and its clicks land where the server looks
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated 90 degrees clockwise
+    Image.open(samples_dir / "dog.jpg").save(rotated, exif=exif, quality=95)
+    page.set_input_files("#upload", str(rotated))
+    page.wait_for_function("() => window.picosam2Demo.state.photo.name === 'rotated.jpg'")
+    size = page.evaluate("() => [window.picosam2Demo.state.photo.width, window.picosam2Demo.state.photo.height]")
+    assert size == [534, 800]
+    shown = page.evaluate("() => window.picosam2Demo.masksShown")
+    x, y = image_to_page(page, 300, 700)
+    page.mouse.click(x, y)
+    wait_masks(page, shown + 1)
+    assert page.evaluate("() => window.picosam2Demo.state.prompts") == [{"kind": "point", "x": 300, "y": 700}]
+    import httpx
+
+    r = httpx.post(
+        page.url + "api/segment",
+        files={"image": ("rotated.jpg", rotated.read_bytes())},
+        data={"points": "[[300, 700]]"},
+        timeout=60,
+    )
+    assert r.status_code == 200
+    np.testing.assert_array_equal(page_mask(page), np.asarray(Image.open(io.BytesIO(r.content))) == 255)
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     page.set_input_files("#upload", str(bad))
