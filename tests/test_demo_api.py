@@ -143,10 +143,12 @@ def test_sample_field_instead_of_upload(client, dog_bytes):
 def test_page_info_and_samples(client, samples_dir):
     page = client.get("/")
     assert page.status_code == 200 and "PicoSAM2" in page.text
-    assert "http://" not in page.text.replace("http://www.w3.org", "")  # no CDN, nothing external
+    # no CDN: the page and its assets name no other origin
+    assert "http://" not in page.text and "https://" not in page.text and "//cdn" not in page.text
     for asset in ("/static/app.js", "/static/windows.js", "/static/local.js", "/static/style.css"):
         r = client.get(asset)
-        assert r.status_code == 200 and "https://" not in r.text.split("\n", 30)[-1], asset
+        assert r.status_code == 200, asset
+        assert "http://" not in r.text and "https://" not in r.text, asset
     info = client.get("/api/info").json()
     assert info["trained"] is False
     assert info["input_size"] == 96 and info["pad_rgb"] == [124, 116, 104]
