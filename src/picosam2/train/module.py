@@ -100,8 +100,12 @@ class PicoSAM2Module(L.LightningModule):
         self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=bs)
         return loss
 
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        self.update_ema()  # before any callback (checkpoints) sees this step
+
     @torch.no_grad()
-    def on_train_batch_end(self, outputs, batch, batch_idx):
+    def update_ema(self):
         if self.ema_model is None:
             return
         step = self.global_step
