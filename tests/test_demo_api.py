@@ -177,6 +177,10 @@ def test_trained_flag_from_default_weights(tmp_path):
 def test_foreign_host_header_is_refused(client):
     r = client.get("/api/info", headers={"host": "attacker.example"})
     assert r.status_code == 400
+    r = client.get("/api/info", headers={"host": "127.0.0.1.attacker.example:8000"})
+    assert r.status_code == 400
+    for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000"):
+        assert client.get("/api/info", headers={"host": host}).status_code == 200, host
 
 
 # ---------------------------------------------------------------- bad input
