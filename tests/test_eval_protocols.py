@@ -257,3 +257,23 @@ def test_interior_point_bbox_shortcut_matches_whole_image_transform():
         dist = distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
         y, x = divmod(int(np.argmax(dist)), m.shape[1])
         assert interior_point(m) == (x, y)
+
+
+def test_onnx_backend_gives_the_torch_logits_in_the_harness(tiny, trained_like_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from picosam2.export.onnx_fp32 import export_onnx
+
+    path = export_onnx(trained_like_model, tmp_path / "m.onnx")
+    a = evaluate(tiny, Predictor(trained_like_model), "full", "point", limit=10, keep_logits=True, progress=False)
+    b = evaluate(
+        tiny,
+        Predictor.from_pretrained(path, backend="onnx"),
+        "full",
+        "point",
+        limit=10,
+        keep_logits=True,
+        progress=False,
+    )
+    assert [s.window for s in a.samples] == [s.window for s in b.samples]
+    assert np.abs(a.logits.astype(np.float32) - b.logits.astype(np.float32)).max() < 1e-2
+    assert a.logits.astype(np.float32).std() > 0

@@ -160,3 +160,20 @@ def test_from_pretrained_round_trip_and_errors(sam2_model, tmp_path):
     assert np.allclose(a.logits, b.logits, atol=1e-5)
     with pytest.raises(ValueError, match="cannot load SAM 2.1 teacher"):
         Sam2Teacher.from_pretrained(tmp_path / "nothing-here")
+
+
+def test_eval_cli_teacher_row(sam2_model, tmp_path, fixtures_dir):
+    import json
+
+    from conftest import run_cli
+
+    sam2_model.save_pretrained(tmp_path / "tiny-sam2")
+    root = fixtures_dir / "coco_tiny"
+    out = tmp_path / "r.json"
+    args = ["eval", "--annotations", str(root / "instances.json"), "--images", str(root / "images"), "--limit", "3"]
+    r = run_cli(*args, "--teacher", str(tmp_path / "tiny-sam2"), "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    assert report["count"] == 3 and report["model"].startswith("sam2.1 teacher")
+    r = run_cli(*args, "--teacher", str(tmp_path / "missing"), "--out", str(tmp_path / "r2.json"))
+    assert r.returncode == 2 and "cannot load SAM 2.1 teacher" in r.stderr and not (tmp_path / "r2.json").exists()

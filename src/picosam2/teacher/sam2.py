@@ -88,12 +88,25 @@ class Sam2Teacher:
         """Load SAM 2.1 from a local ``Sam2Model`` folder (``save_pretrained`` layout) or a hub id
         such as ``facebook/sam2.1-hiera-tiny`` (needs the files in the local cache: no download is
         attempted when ``HF_HUB_OFFLINE=1``)."""
+        from pathlib import Path
+
+        name = str(path_or_id)
+        looks_local = Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or name.count("/") != 1
+        if looks_local and not Path(name).expanduser().exists():
+            raise ValueError(f"cannot load SAM 2.1 teacher from {name}: no such folder (nor a hub id 'org/name')")
         _require_transformers()
         from transformers import Sam2Model
 
         kwargs = {"dtype": dtype} if dtype is not None else {}
+        if looks_local:
+            name = str(Path(name).expanduser())
         try:
-            model = Sam2Model.from_pretrained(str(path_or_id), **kwargs)
+            try:  # a local folder, or a hub id already in the local cache: no network
+                model = Sam2Model.from_pretrained(name, local_files_only=True, **kwargs)
+            except OSError:
+                if looks_local or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+                    raise
+                model = Sam2Model.from_pretrained(name, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure is "these are not loadable SAM 2 weights"
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValueError(f"cannot load SAM 2.1 teacher from {path_or_id}: {msg}") from None
