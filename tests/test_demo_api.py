@@ -406,21 +406,25 @@ def test_onnx_predictor_has_no_browser_model(predictor, tmp_path):
 # ---------------------------------------------------------------- CLI
 
 
-def test_demo_cli_help_and_busy_port():
-    from conftest import run_cli
+def test_demo_cli_help_and_busy_port(capsys):
+    """In-process through ``picosam2.cli.main`` (the subprocess path is exercised by
+    test_demo_server.py::test_picosam2_demo_serves_the_page_on_loopback)."""
+    from picosam2.cli import main
     from picosam2.demo.server import bind_socket
 
-    r = run_cli("demo", "--help")
-    assert r.returncode == 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
     for flag in ("--host", "--port", "--no-browser", "--weights"):
-        assert flag in r.stdout
+        assert flag in out
     sock = bind_socket("127.0.0.1", 0)
     try:
         port = sock.getsockname()[1]
-        r = run_cli("demo", "--no-browser", "--port", str(port))
-        assert r.returncode == 2
-        assert "picosam2 demo: error:" in r.stderr and str(port) in r.stderr
+        assert main(["demo", "--no-browser", "--port", str(port)]) == 2
+        err = capsys.readouterr().err
+        assert "picosam2 demo: error:" in err and str(port) in err
     finally:
         sock.close()
-    r = run_cli("demo", "--no-browser", "--port", "0", "--weights", "/nonexistent/weights")
-    assert r.returncode == 2 and "weights not found" in r.stderr
+    assert main(["demo", "--no-browser", "--port", "0", "--weights", "/nonexistent/weights"]) == 2
+    assert "weights not found" in capsys.readouterr().err
