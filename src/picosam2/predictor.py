@@ -64,7 +64,10 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """Runs an exported ONNX model (fp32 or INT8 QDQ) through onnxruntime."""
+    """Runs an exported ONNX model (fp32 or INT8 QDQ) through onnxruntime. Also runs the IMX500
+    export's MCT-quantized ONNX (``picosam2 export --format imx500``): its mct-quantizers custom
+    ops are registered, and when its metadata says it takes 0..255 pixels
+    (``picosam2_input=rgb255``) the normalised batch is mapped back to pixels."""
 
     name = "onnx"
 
@@ -76,16 +79,35 @@ class OnnxBackend:
         from .models import PicoSAM2Config
 
         opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                str(path), self._threads(opts, threads), providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # noqa: BLE001
-            raise ValueError(f"cannot load ONNX model {path}: {exc}") from None
+            if "mct_quantizers" not in str(exc):
+                raise ValueError(f"cannot load ONNX model {path}: {exc}") from None
+            try:
+                from mct_quantizers import get_ort_session_options
+            except ImportError:
+                raise RuntimeError("this is an MCT (IMX500) model: pip install 'picosam2[imx500]'") from None
+            opts = self._threads(get_ort_session_options(), threads)
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.config = config or PicoSAM2Config()
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.raw_pixels = meta.get("picosam2_input") == "rgb255"
+
+    @staticmethod
+    def _threads(opts, threads):
+        if threads:
+            opts.intra_op_num_threads = threads
+        return opts
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if self.raw_pixels:
+            mean = np.asarray(self.config.mean, np.float32).reshape(1, -1, 1, 1)
+            std = np.asarray(self.config.std, np.float32).reshape(1, -1, 1, 1)
+            batch = np.ascontiguousarray(np.round((batch * std + mean) * 255.0), dtype=np.float32)
         out = self.session.run(None, {self.input_name: batch})[0]
         return np.asarray(out, dtype=np.float32)[:, 0]
 

@@ -49,34 +49,16 @@ def add_parser(sub) -> list[str]:
 
 def _window_runner(weights):
     """uint8 window -> output tensor, with the CPU model standing in for the sensor."""
-    import numpy as np
 
     from ..predictor import normalize_batch
 
     if weights is not None and str(weights).endswith(".onnx"):
-        import onnxruntime as ort
+        from ..predictor import OnnxBackend
 
-        opts = ort.SessionOptions()
-        try:
-            from mct_quantizers import get_ort_session_options
-
-            opts = get_ort_session_options()
-        except ImportError:
-            pass
-        sess = ort.InferenceSession(str(weights), opts, providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-        raw = _takes_raw_pixels(weights)
-        from ..models import PicoSAM2Config
-
-        cfg = PicoSAM2Config()
+        backend = OnnxBackend(weights)  # plain, INT8 or the MCT sensor export
 
         def run(win):
-            x = (
-                win[None].transpose(0, 3, 1, 2).astype(np.float32)
-                if raw
-                else normalize_batch(win[None], cfg.mean, cfg.std)
-            )
-            return [sess.run(None, {name: np.ascontiguousarray(x)})[0][0]]
+            return [backend(normalize_batch(win[None], backend.config.mean, backend.config.std))]
 
         return run
     import torch
@@ -91,23 +73,6 @@ def _window_runner(weights):
             return [model(x)[0].numpy()]
 
     return run
-
-
-def _takes_raw_pixels(path) -> bool:
-    """An MCT export for the sensor takes 0..255 pixels unless export_info.json beside it says
-    it was made with --no-sensor-normalization; a plain ONNX takes normalised input."""
-    import json
-    from pathlib import Path
-
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    if not any(n.domain == "mct_quantizers" for n in graph.node):
-        return False
-    info = Path(path).with_name("export_info.json")
-    if info.exists():
-        return bool(json.loads(info.read_text()).get("normalize_in_model", True))
-    return True
 
 
 def run_camera_cmd(args: argparse.Namespace) -> int:

@@ -221,15 +221,23 @@ def qat_finetune(
     return mct.qat.pytorch_quantization_aware_training_finalize_experimental(qat_model).eval()
 
 
-def export_mct_onnx(q_model: nn.Module, path: str | os.PathLike, example: np.ndarray) -> Path:
+def export_mct_onnx(
+    q_model: nn.Module, path: str | os.PathLike, example: np.ndarray, normalize_in_model: bool = True
+) -> Path:
     """MCT's ONNX export (MCTQ format: the quantizers as mct-quantizers custom ops), which is
-    what ``imxconv-pt`` reads."""
+    what ``imxconv-pt`` reads. The file's metadata records the input convention
+    (``picosam2_input``: ``rgb255`` or ``normalized``) for :class:`picosam2.predictor.OnnxBackend`."""
+    import onnx
+
     mct = import_mct()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     gen = _repr_dataset(np.ascontiguousarray(example[:1]), 1)
     with legacy_onnx_export():
         mct.exporter.pytorch_export_model(q_model, save_model_path=str(path), repr_dataset=gen)
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, {"picosam2_input": "rgb255" if normalize_in_model else "normalized"})
+    onnx.save(proto, str(path))
     return path
 
 
@@ -371,7 +379,7 @@ def export_imx500(
         q_model = quantize_mct(net, data, qat_steps=qat_steps, qat_lr=qat_lr)
         seconds["mct_qat" if qat_steps else "mct_ptq"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        onnx_path = export_mct_onnx(q_model, tmp / f"{name}.onnx", data)
+        onnx_path = export_mct_onnx(q_model, tmp / f"{name}.onnx", data, normalize_in_model)
         seconds["mct_export"] = time.perf_counter() - t0
         files = [onnx_path]
         memory = None

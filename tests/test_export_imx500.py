@@ -1,0 +1,177 @@
+"""The IMX500 path: MCT quantization, MCT's ONNX, Sony's converter (imxconv-pt, needs Java).
+
+CI installs the imx500 extra and Java (``make install``), so there these tests must run: they
+are skipped only outside CI when the tools are missing.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from export_helpers import centred_model, torch_logits
+from picosam2.export.calibration import load_bundled, to_model_input
+from picosam2.export.imx500 import (
+    MissingExtraError,
+    check_prerequisites,
+    java_version,
+    parse_memory_report,
+    sensor_input,
+    sensor_model,
+)
+
+HAVE_MCT = importlib.util.find_spec("model_compression_toolkit") is not None
+HAVE_JAVA = (java_version() or 0) >= 17
+
+
+def _need(ok: bool, what: str):
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} missing in CI: `make install` should provide it")
+        pytest.skip(f"{what} not installed")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return centred_model(seed=2)
+
+
+def test_sensor_model_takes_raw_pixels(model):
+    w = load_bundled(4)
+    ref = torch_logits(model, to_model_input(w, model.config))
+    net = sensor_model(model)
+    raw = sensor_input(w, model.config)
+    assert raw.dtype == np.float32 and raw.max() > 100  # 0..255 pixels
+    with torch.no_grad():
+        out = net(torch.from_numpy(raw))[:, 0].numpy()
+    np.testing.assert_allclose(out, ref, atol=1e-4)
+    assert sensor_model(model, normalize_in_model=False) is model
+
+
+def test_memory_report_parsing(tmp_path):
+    p = tmp_path / "x_MemoryReport.json"
+    report = {
+        "Memory Report": {
+            "Runtime Memory Physical Size": "2.29MB",
+            "Model Memory Physical Size": "1.26MB",
+            "Memory Usage": "3.55MB",
+            "Total Memory Available On Chip": "8.00MB",
+            "Memory Utilization": "45%",
+            "Fit In Chip": True,
+        }
+    }
+    p.write_text(json.dumps(report))
+    r = parse_memory_report(p)
+    assert (r.memory_usage_mb, r.model_mb, r.available_mb, r.fits) == (3.55, 1.26, 8.0, True)
+    assert "fits" in r.summary() and "3.55 MB of 8.00 MB" in r.summary()
+    report["Memory Report"].update({"Memory Usage": "17.5MB", "Fit In Chip": False, "Reserved Memory": "1.00KB"})
+    p.write_text(json.dumps(report))
+    assert "DOES NOT FIT" in parse_memory_report(p).summary()
+
+
+def test_missing_extra_is_one_clear_error(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "model_compression_toolkit" else real(name, *a)
+    )
+    with pytest.raises(MissingExtraError, match=r"picosam2\[imx500\]"):
+        check_prerequisites()
+
+
+def test_cli_without_java_exits_2(tmp_path):
+    _need(HAVE_MCT, "the imx500 extra")
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    out = tmp_path / "pkg"
+    r = subprocess.run(
+        [sys.executable, "-m", "picosam2.cli", "export", "--format", "imx500", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert r.returncode == 2
+    assert "Java" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_mct_import_leaves_no_fake_torchvision():
+    _need(HAVE_MCT, "the imx500 extra")
+    from picosam2.export.mct_compat import import_mct, legacy_onnx_export
+
+    had = importlib.util.find_spec("torchvision") is not None
+    mct = import_mct()
+    assert hasattr(mct, "ptq") and hasattr(mct, "exporter")
+    if not had:
+        assert "torchvision" not in sys.modules and importlib.util.find_spec("torchvision") is None
+    original = torch.onnx.export
+    with legacy_onnx_export():
+        assert torch.onnx.export is not original
+    assert torch.onnx.export is original
+
+
+@pytest.mark.imx500
+def test_mct_ptq_onnx_agrees_and_runs_in_the_camera_loop(model, tmp_path, samples_dir):
+    _need(HAVE_MCT, "the imx500 extra")
+    from picosam2.export.imx500 import export_imx500, run_mct_onnx
+    from picosam2.export.onnx_int8 import mask_agreement
+
+    res = export_imx500(model, tmp_path, calib_count=16, convert_model=False)
+    assert res.onnx_path.exists() and res.memory is None and res.seconds["mct_ptq"] > 0
+    info = json.loads((tmp_path / "export_info.json").read_text())
+    assert info["normalize_in_model"] is True and info["calib_count"] == 16
+    held_out = load_bundled()[64:96]
+    ref = torch_logits(model, to_model_input(held_out, model.config))
+    out = run_mct_onnx(res.onnx_path, sensor_input(held_out, model.config))
+    stats = mask_agreement(ref, out)
+    assert stats["mean_iou"] > 0.85, stats
+    assert stats["max_abs_diff"] > 0
+    # the camera loop on the quantized sensor network (raw pixels in, logits out)
+    png = tmp_path / "cam.png"
+    r = run_cli(
+        "camera", "--simulate", str(samples_dir / "dog.jpg"), "--point", "570,200", "--weights", str(res.onnx_path),
+        "--out", str(png),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert png.exists()
+
+
+@pytest.mark.imx500
+def test_mct_qat_finetune_runs(model):
+    _need(HAVE_MCT, "the imx500 extra")
+    from picosam2.export.imx500 import qat_finetune, run_torch
+
+    net = sensor_model(model)
+    data = sensor_input(load_bundled(8), model.config)
+    q = qat_finetune(net, data, steps=2, batch=4, log_every=0)
+    out = run_torch(q, data[:2])
+    assert out.shape == (2, 96, 96) and np.isfinite(out).all()
+
+
+@pytest.mark.imx500
+def test_imx500_cli_writes_the_sensor_package(tmp_path):
+    """The whole path CI keeps alive: shipped weights -> MCT -> imxconv-pt -> packerOut.zip."""
+    _need(HAVE_MCT, "the imx500 extra")
+    _need(HAVE_JAVA, "Java >= 17")
+    from picosam2.camera.core import read_dnn_params
+
+    out = tmp_path / "pkg"
+    r = run_cli("export", "--format", "imx500", "--out", str(out), "--calib-count", "8")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in ("packerOut.zip", "dnnParams.xml", "picosam2_MemoryReport.json", "picosam2.onnx"):
+        assert (out / name).stat().st_size > 0, name
+    assert "fits the chip" in r.stdout and "of 8.00 MB" in r.stdout
+    mem = parse_memory_report(out / "picosam2_MemoryReport.json")
+    assert mem.fits and 1.0 < mem.model_mb < 2.0 and mem.memory_usage_mb < 8.0
+    d = read_dnn_params(out / "dnnParams.xml")
+    assert sorted(d["inputs"][0]["dims"]) == [3, 96, 96] and d["inputs"][0]["scale"] == 1.0  # raw pixels
+    assert sorted(d["outputs"][0]["dims"]) == [1, 96, 96]
+    import zipfile
+
+    assert zipfile.is_zipfile(out / "packerOut.zip")
+    assert not list(out.glob(".*.tmp"))
