@@ -99,7 +99,9 @@ def test_size_classes():
 def test_paper_point_box_centre_on_mask():
     m = np.zeros((20, 30), bool)
     m[4:10, 6:16] = True
-    assert paper_point(m, (6, 4, 10, 6)) == (11, 7)
+    # the reference uses the decoded mask's pixel extent: x 6..15, y 4..9 -> ((6+15)//2, (4+9)//2)
+    assert paper_point(m, (6, 4, 10, 6)) == (10, 6)
+    assert paper_point(m, (5.6, 3.8, 10.9, 6.3)) == (10, 6)  # the json bbox does not matter
 
 
 def test_paper_point_moves_to_nearest_pixel_for_ring():

@@ -55,9 +55,10 @@ def test_synthetic_polygon_rasterises_as_expected(square_set):
 
 def test_paper_protocol_known_answers(square_set):
     whole = evaluate(square_set, baseline_predictor("whole-window"), "paper", "point", progress=False)
-    # point = bbox centre (100, 80), on the mask; window [52,148) x [32,128) lies inside the square
+    # point = centre of the mask's pixel extent ((50+149)//2, (30+129)//2) = (99, 79), on the mask;
+    # window [51,147) x [31,127) lies inside the square
     s = whole.samples[0]
-    assert s.prompt == (100.0, 80.0) and s.window == Window(52, 32, 148, 128)
+    assert s.prompt == (99.0, 79.0) and s.window == Window(51, 31, 147, 127)
     assert s.iou == 1.0
     disk = evaluate(square_set, baseline_predictor("disk"), "paper", "point", progress=False)
     n_disk = int((disk_logits() > 0).sum())
@@ -87,7 +88,7 @@ def test_full_protocol_clips_pasted_window_to_image(tmp_path):
 
 
 def reference_nearest_crop(mask, x0, y0, x1, y1, out=96):
-    """Independent re-implementation of the reference crop: clip, then nearest resize to out x out."""
+    """Independent re-implementation of the reference mask crop: cut, then nearest resize to out x out."""
     patch = mask[y0:y1, x0:x1]
     rows = np.floor((np.arange(out) + 0.5) * patch.shape[0] / out).astype(int)
     cols = np.floor((np.arange(out) + 0.5) * patch.shape[1] / out).astype(int)
@@ -100,10 +101,13 @@ def test_paper_protocol_clipped_window_matches_reference_formula(tmp_path):
     disk = disk_logits() > 0
     for inst, s in zip(data.instances(), res.samples):
         gt = data.mask(inst)
-        cx, cy = paper_point(gt, inst.bbox)
-        x0, y0, x1, y1 = max(0, cx - 48), max(0, cy - 48), min(200, cx + 48), min(160, cy + 48)
+        ys, xs = np.nonzero(gt)
+        cx, cy = (xs.min() + xs.max()) // 2, (ys.min() + ys.max()) // 2  # the reference point rule
+        assert gt[cy, cx] and paper_point(gt, inst.bbox) == (cx, cy)
+        x0, y0 = max(0, cx - 48), max(0, cy - 48)  # the reference crop: slide at left/top ...
+        x1, y1 = min(200, x0 + 96), min(160, y0 + 96)  # ... clip at right/bottom
         assert s.window.as_tuple() == (x0, y0, x1, y1)
-        assert s.window.width < 96  # the clipped, stretched case
+        assert s.window.width < 96 or s.window.height < 96  # the clipped, stretched case
         g = reference_nearest_crop(gt, x0, y0, x1, y1)
         assert s.iou == pytest.approx((disk & g).sum() / (disk | g).sum())
 
@@ -235,7 +239,8 @@ def test_baseline_backends_shapes():
 
 
 def test_make_window_rules():
-    assert make_window("paper", "point", (10, 10), (200, 100)) == Window(0, 0, 58, 58)
+    assert make_window("paper", "point", (10, 10), (200, 100)) == Window(0, 0, 96, 96)
+    assert make_window("paper", "point", (190, 90), (200, 100)) == Window(142, 42, 200, 100)
     assert make_window("full", "point", (10, 10), (200, 100)) == Window(-38, -38, 58, 58)
     with pytest.raises(ValueError, match="unknown protocol"):
         make_window("nope", "point", (10, 10), (200, 100))

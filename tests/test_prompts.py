@@ -48,17 +48,23 @@ def test_point_window_rejects_outside_and_nan():
             point_window(x, y, (300, 200))
 
 
-def test_paper_mode_clips_and_stretches():
+def test_paper_mode_slides_at_left_top_and_clips_and_stretches_at_right_bottom():
     img = coord_image(300, 200)
+    # reference crop: x0 = max(0, x - 48), x1 = min(W, x0 + 96): at the left/top border the
+    # window slides into the image, full size, the point off-centre and nothing stretched
     win = point_window(10, 20, (300, 200), mode="paper")
-    assert win.as_tuple() == (0, 0, 58, 68)
+    assert win.as_tuple() == (0, 0, 96, 96)
+    assert win.to_window_coords(10, 20) == (10, 20)
+    # at the right/bottom border it is clipped and the clipped rectangle stretched to 96
+    win = point_window(290, 180, (300, 200), mode="paper")
+    assert win.as_tuple() == (242, 132, 300, 200)
     crop = crop_image(img, win)
     assert crop.shape == (96, 96, 3)
     # the stretch maps window corners to crop corners: no padding colour anywhere
     assert (crop[..., 2] == 7).all()
     # the point is no longer at the centre: it sits where the stretch put it
-    u, v = win.to_window_coords(10, 20)
-    assert (u, v) == (10 * 96 / 58, 20 * 96 / 68)
+    u, v = win.to_window_coords(290, 180)
+    assert (u, v) == (48 * 96 / 58, 48 * 96 / 68)
     # interior point: identical to the centred window
     assert point_window(150, 100, (300, 200), mode="paper") == point_window(150, 100, (300, 200))
 

@@ -177,3 +177,15 @@ def test_eval_cli_teacher_row(sam2_model, tmp_path, fixtures_dir):
     assert report["count"] == 3 and report["model"].startswith("sam2.1 teacher")
     r = run_cli(*args, "--teacher", str(tmp_path / "missing"), "--out", str(tmp_path / "r2.json"))
     assert r.returncode == 2 and "cannot load SAM 2.1 teacher" in r.stderr and not (tmp_path / "r2.json").exists()
+
+
+def test_teacher_window_model_clicks_at_the_prompt(teacher, image):
+    wins = [Window(0, 0, 96, 96), Window(300, 200, 396, 296)]
+    model = TeacherWindowModel(teacher)
+    crops = np.stack([crop_image(image, w) for w in wins])
+    centre = model.predict_windows(image, wins)
+    assert np.allclose(centre, teacher.predict_crops(crops).logits)
+    # a slid paper window (left/top border): the click is where the point is, not the centre
+    got = model.predict_windows(image, wins, points=[(10, 20), (348, 248)])
+    assert np.allclose(got, teacher.predict_crops(crops, points=[(10, 20), (48, 48)]).logits)
+    assert np.allclose(got[1], centre[1]) and not np.allclose(got[0], centre[0])

@@ -6,8 +6,9 @@ segments the object under the centre of its 96 x 96 input. This module turns
 * a point ``(x, y)`` into a square window centred on it (``mode="centered"``: the window may
   extend past the image border and is padded, so the point stays at the centre; an optional
   ``window_size`` gives more context, resized to the model input);
-* a point into the reference code's clipped window (``mode="paper"``): the 96 px square around
-  the point is clipped to the image and the clipped rectangle is stretched back to 96 x 96;
+* a point into the reference code's window (``mode="paper"``): the 96 px square starting 48 px
+  left of and above the point, moved right/down to start inside the image (left/top border) and
+  clipped at the right/bottom border, the clipped rectangle stretched back to 96 x 96;
 * a box ``(x0, y0, x1, y1)`` into the padded square around it (PicoSAM3 style), resized to 96.
 
 Coordinates are pixels of the full image, x to the right, y down; a pixel ``(x, y)`` covers
@@ -84,8 +85,10 @@ def point_window(
 
     ``centered``: the square of side ``window_size`` whose centre pixel is the point's pixel
     (pixel ``window_size // 2`` of the window); padded where it leaves the image.
-    ``paper``: the reference behaviour, the 96 px square around the point clipped to the
-    image (then stretched to 96 x 96 by :func:`crop_image`); ``window_size`` is ignored.
+    ``paper``: the reference code's crop, ``x0 = max(0, x - 48)``, ``x1 = min(W, x0 + 96)``
+    (same for y): at the left/top border the 96 px window slides inside the image (the point is
+    off-centre, nothing is stretched); at the right/bottom border it is clipped, and
+    :func:`crop_image` stretches the clipped rectangle back to 96 x 96. ``window_size`` is ignored.
     """
     width, height = image_size
     _check_point(x, y, width, height)
@@ -97,7 +100,8 @@ def point_window(
         return Window(cx - half, cy - half, cx - half + window_size, cy - half + window_size)
     if mode == "paper":
         half = MODEL_SIZE // 2
-        return Window(max(0, cx - half), max(0, cy - half), min(width, cx + half), min(height, cy + half))
+        x0, y0 = max(0, cx - half), max(0, cy - half)
+        return Window(x0, y0, min(width, x0 + MODEL_SIZE), min(height, y0 + MODEL_SIZE))
     raise PromptError(f"unknown point mode {mode!r}; use one of {POINT_MODES}")
 
 

@@ -1,8 +1,8 @@
 """Prompt rules: how a ground-truth mask becomes a prompt. Each takes the full-size boolean
 mask (and the COCO ``bbox`` where it needs it) and returns image pixel coordinates.
 
-* :func:`paper_point` – the reference code's rule: the bounding-box centre, or the nearest mask
-  pixel when that centre is not on the mask;
+* :func:`paper_point` – the reference code's rule: the centre of the mask's pixel bounding box,
+  or the nearest mask pixel when that centre is not on the mask;
 * :func:`interior_point` – the field's 1-click rule: the mask pixel farthest from the mask's
   border (argmax of the Euclidean distance transform; the image border counts as border);
 * :func:`random_point` – a uniformly drawn mask pixel (training);
@@ -25,14 +25,16 @@ def _require_pixels(mask: np.ndarray) -> None:
         raise EmptyMaskError("empty mask")
 
 
-def paper_point(mask: np.ndarray, bbox) -> tuple[int, int]:
-    """Bounding-box centre ``(int(x + w/2), int(y + h/2))``, moved to the nearest mask pixel
-    (Euclidean; ties to the first in row-major order) when the centre is not on the mask."""
+def paper_point(mask: np.ndarray, bbox=None) -> tuple[int, int]:
+    """The reference code's point: the centre ``((min_x + max_x) // 2, (min_y + max_y) // 2)`` of
+    the decoded mask's pixel extent (not the json ``bbox``, which can differ by a pixel), moved to
+    the nearest mask pixel (Euclidean; ties to the first in row-major order) when that centre is
+    not on the mask. ``bbox`` is accepted for a uniform rule signature and ignored."""
     _require_pixels(mask)
-    x, y, w, h = (float(v) for v in bbox)
-    h_img, w_img = mask.shape
-    cx = min(max(int(x + w / 2), 0), w_img - 1)
-    cy = min(max(int(y + h / 2), 0), h_img - 1)
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    cx = (int(cols[0]) + int(cols[-1])) // 2
+    cy = (int(rows[0]) + int(rows[-1])) // 2
     if mask[cy, cx]:
         return cx, cy
     ys, xs = np.nonzero(mask)

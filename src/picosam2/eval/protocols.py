@@ -16,7 +16,8 @@ With ``prompt="box"`` the paper protocol scores the box window instead (IoU insi
 
 A *window model* is anything with ``predict_windows(image, windows) -> (N, 96, 96) logits``:
 :class:`picosam2.Predictor`, the baselines of :mod:`picosam2.eval.baselines`, or the SAM 2.1
-teacher adapter :class:`picosam2.teacher.TeacherWindowModel`.
+teacher adapter :class:`picosam2.teacher.TeacherWindowModel`. A model whose ``takes_points`` is
+true also gets ``points=`` (the point prompts, image pixels): SAM 2.1 is clicked there.
 
 Instances that cannot be scored are counted, never fatal: ``missing_images`` (only with
 ``skip_missing``; otherwise the first missing file is an error), ``degenerate_polygons``
@@ -241,7 +242,12 @@ def evaluate(
                 continue
             ready.append((inst, gt, value, win))
         if ready:
-            logits = np.asarray(model.predict_windows(image, [r[3] for r in ready]), dtype=np.float32)
+            wins = [r[3] for r in ready]
+            if getattr(model, "takes_points", False) and prompt == "point":
+                out = model.predict_windows(image, wins, points=[r[2] for r in ready])
+            else:
+                out = model.predict_windows(image, wins)
+            logits = np.asarray(out, dtype=np.float32)
             for (inst, gt, value, win), lg in zip(ready, logits):
                 win_mask = metrics.logits_to_mask(lg)
                 full = None

@@ -243,9 +243,13 @@ class Sam2Teacher:
 
 
 class TeacherWindowModel:
-    """The teacher in the evaluation harness: ``predict_windows(image, windows)`` crops each window
-    with ``prompts.crop_image`` (exactly PicoSAM2's input) and runs :meth:`Sam2Teacher.predict_crops`
-    with the click at the crop centre, as the paper's SAM 2.1 rows were run."""
+    """The teacher in the evaluation harness: ``predict_windows(image, windows, points=None)``
+    crops each window with ``prompts.crop_image`` (exactly PicoSAM2's input) and runs
+    :meth:`Sam2Teacher.predict_crops`, as the paper's SAM 2.1 rows were run: clicked at the prompt
+    point's place in the crop (``Window.to_window_coords``; the crop centre for an unclipped point
+    window), or at the crop centre when no points are given (box prompts)."""
+
+    takes_points = True
 
     def __init__(self, teacher: Sam2Teacher, batch_size: int | None = None, out_size: int = 96):
         self.teacher = teacher
@@ -253,10 +257,13 @@ class TeacherWindowModel:
             teacher.batch_size = batch_size
         self.out_size = out_size
 
-    def predict_windows(self, image: np.ndarray, windows) -> np.ndarray:
+    def predict_windows(self, image: np.ndarray, windows, points=None) -> np.ndarray:
         from ..prompts import crop_image
 
         if not windows:
             return np.zeros((0, self.out_size, self.out_size), np.float32)
         crops = np.stack([crop_image(image, w, self.out_size) for w in windows])
-        return self.teacher.predict_crops(crops).logits
+        clicks = None
+        if points is not None:
+            clicks = [w.to_window_coords(float(p[0]), float(p[1]), self.out_size) for w, p in zip(windows, points)]
+        return self.teacher.predict_crops(crops, points=clicks).logits
