@@ -4,7 +4,8 @@
 //
 //   point (mode "centered"): square of side windowSize whose pixel windowSize//2 is the clicked
 //     pixel floor(x), floor(y); outside the image it is padded with PAD_RGB.
-//   point (mode "paper"): the 96 px square around the point clipped to the image.
+//   point (mode "paper"): the reference code's crop: x0 = max(0, x - 48), x1 = min(W, x0 + 96)
+//     (same for y): slides inside the image at the left/top border, clipped at the right/bottom.
 //   box: square of side max(8, ceil(longer side * (1 + 2 * padding))), centred on the box.
 //   crop: cut the window (PAD_RGB outside), resize to 96 x 96 with Pillow's bilinear filter
 //     (antialiased when shrinking; integer arithmetic as in Pillow, so the bytes are identical).
@@ -25,7 +26,9 @@ export function pointWindow(x, y, width, height, windowSize = MODEL_SIZE, mode =
   }
   if (mode === "paper") {
     const half = Math.floor(MODEL_SIZE / 2);
-    return { x0: Math.max(0, cx - half), y0: Math.max(0, cy - half), x1: Math.min(width, cx + half), y1: Math.min(height, cy + half) };
+    const x0 = Math.max(0, cx - half);
+    const y0 = Math.max(0, cy - half);
+    return { x0, y0, x1: Math.min(width, x0 + MODEL_SIZE), y1: Math.min(height, y0 + MODEL_SIZE) };
   }
   throw new Error(`unknown point mode ${mode}`);
 }
