@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +33,19 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_by_size(report: dict, path: Path) -> Path:
-    import matplotlib
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (its own deprecation noise silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_by_size(report: dict, path: Path) -> Path:
+    plt = _pyplot()
 
     names = ["all", "small", "medium", "large"]
     blocks = [report] + [report["by_size"][n] for n in names[1:]]
@@ -85,10 +94,7 @@ def _tile(dataset: InstanceSet, sample: Sample, pred: np.ndarray, image: np.ndar
 
 
 def plot_gallery(dataset, samples: list[Sample], pred_of, path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     cols = 4
     rows = max(1, (len(samples) + cols - 1) // cols)
