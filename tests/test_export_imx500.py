@@ -128,9 +128,12 @@ def test_mct_ptq_onnx_agrees_and_runs_in_the_camera_loop(model, tmp_path, sample
     held_out = load_bundled()[64:96]
     ref = torch_logits(model, to_model_input(held_out, model.config))
     out = run_mct_onnx(res.onnx_path, sensor_input(held_out, model.config))
-    stats = mask_agreement(ref, out)
-    assert stats["mean_iou"] > 0.85, stats
-    assert stats["max_abs_diff"] > 0
+    # A random network's logits all sit close to the mask threshold, so mask IoU would mostly
+    # measure threshold flips; compare the logits themselves (a different random network: corr ~0.2).
+    corr = np.corrcoef(ref.ravel(), out.ravel())[0, 1]
+    assert corr > 0.95, corr
+    assert 0 < (out - ref).std() < 0.3 * ref.std()
+    assert mask_agreement(ref, out)["mean_iou"] > 0.4
     # the camera loop on the quantized sensor network (raw pixels in, logits out)
     png = tmp_path / "cam.png"
     r = run_cli(
