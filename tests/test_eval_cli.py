@@ -57,33 +57,41 @@ def test_eval_full_box_with_default_weights(tiny_paths, tmp_path):
     assert report["prompt_rule"] == "box" and report["count"] == 8 and len(report["per_instance"]) == 8
 
 
-def expect_error(tmp_path, *args, match):
+def expect_error(capsys, tmp_path, *args, match):
+    """Error paths run in-process through ``picosam2.cli.main`` (the code the command runs, without a
+    torch import per case); the subprocess tests above cover the installed entry point."""
+    from picosam2.cli import main
+
     out = tmp_path / "report.json"
-    r = run_cli("eval", *args, "--out", str(out))
-    assert r.returncode == 2, r.stderr
-    assert match in r.stderr, r.stderr
-    assert r.stderr.strip().splitlines()[-1].startswith("picosam2 eval: error:")
+    capsys.readouterr()
+    assert main(["eval", *args, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert match in err, err
+    assert err.strip().splitlines()[-1].startswith("picosam2 eval: error:")
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]  # no temporary left over
 
 
-def test_eval_error_paths(tiny_paths, tmp_path):
+def test_eval_error_paths(tiny_paths, tmp_path, capsys):
     ann, images = tiny_paths
-    expect_error(tmp_path, "--annotations", str(tmp_path / "nope.json"), "--images", images, match="not found")
-    expect_error(tmp_path, "--annotations", ann, match="--images")
-    expect_error(tmp_path, "--annotations", ann, "--images", images, "--limit", "0", match="--limit")
+    err = [capsys, tmp_path]
+    expect_error(*err, "--annotations", str(tmp_path / "nope.json"), "--images", images, match="not found")
+    expect_error(*err, "--annotations", ann, match="--images")
+    expect_error(*err, "--annotations", ann, "--images", images, "--limit", "0", match="--limit")
     expect_error(
-        tmp_path, "--annotations", ann, "--images", images, "--baseline", "disk", "--teacher", "x", match="exclude"
+        *err, "--annotations", ann, "--images", images, "--baseline", "disk", "--teacher", "x", match="exclude"
     )
-    expect_error(tmp_path, "--annotations", ann, "--images", images, "--backend", "onnx", match="onnx")
-    expect_error(
-        tmp_path, "--annotations", ann, "--results", str(tmp_path / "none.json"), match="results file not found"
-    )
+    expect_error(*err, "--annotations", ann, "--images", images, "--backend", "onnx", match="onnx")
+    expect_error(*err, "--annotations", ann, "--results", str(tmp_path / "none.json"), match="results file not found")
     (tmp_path / "bad.json").write_text('{"not": "a list"}')
-    expect_error(tmp_path, "--annotations", ann, "--results", str(tmp_path / "bad.json"), match="not a COCO results")
+    expect_error(*err, "--annotations", ann, "--results", str(tmp_path / "bad.json"), match="not a COCO results")
+    r = run_cli("eval", "--annotations", ann, "--images", images)  # the real command: --out is required
+    assert r.returncode == 2 and "--out" in r.stderr
 
 
-def test_missing_images_error_names_first_and_count(tiny_paths, tmp_path):
+def test_missing_images_error_names_first_and_count(tiny_paths, tmp_path, capsys):
+    from picosam2.cli import main
+
     ann, images = tiny_paths
     js = json.loads(open(ann).read())
     partial = tmp_path / "imgs"
@@ -91,20 +99,12 @@ def test_missing_images_error_names_first_and_count(tiny_paths, tmp_path):
     names = [img["file_name"] for img in js["images"]]
     for name in names[2:]:
         shutil.copy(f"{images}/{name}", partial / name)
-    expect_error(
-        tmp_path, "--annotations", ann, "--images", str(partial), "--baseline", "disk", "--protocol", "full",
-        match="2 image file(s) not found",
-    )  # fmt: skip
-    r = run_cli("eval", "--annotations", ann, "--images", str(partial), "--baseline", "disk", "--protocol", "full")
-    assert r.returncode == 2  # --out is required
-    out = tmp_path / "r.json"
-    r = run_cli(
-        "eval", "--annotations", ann, "--images", str(partial), "--baseline", "disk", "--protocol", "full",
-        "--skip-missing", "--out", str(out), "--quiet",
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    report = json.loads(out.read_text())
     first_two = {img["id"] for img in js["images"][:2]}
     n_missing = sum(1 for a in js["annotations"] if a["image_id"] in first_two and not a["iscrowd"])
+    args = ["--annotations", ann, "--images", str(partial), "--baseline", "disk", "--protocol", "full"]
+    expect_error(capsys, tmp_path, *args, match=f"2 image file(s) not found ({n_missing} instances), first: {names[0]}")
+    out = tmp_path / "r.json"
+    assert main(["eval", *args, "--skip-missing", "--out", str(out), "--quiet"]) == 0
+    report = json.loads(out.read_text())
     assert report["skipped"]["missing_images"] == n_missing > 0
     assert report["count"] == 45 - n_missing
