@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
-# Retrain the shipped default weights (src/picosam2/weights/picosam2-coco-mini) exactly as they
-# were made: ground truth only, coco-mini train split, recipe src/picosam2/train/configs/coco-mini.yaml.
-# Needs ../shared/data/coco-mini (COCO-format: annotations/instances_{train,val}.json, images/{train,val}).
-# The first run builds the packed crops (runs/packs/coco-mini-train-s12, ~3 min, 1.3 GB), then trains;
-# if the process is stopped, the same command with --resume continues from the last checkpoint.
-# Finally the exported weights (EMA) are copied into the package with a model card update by hand.
+# Retrain the shipped default weights (src/picosam2/weights/picosam2-coco-mini) as they were made:
+# ground truth only (no SAM 2.1 weights are reachable here), coco-mini train split.
+#   stage 1: src/picosam2/train/configs/coco-mini.yaml      (3500 steps x 32, scale-jittered windows)
+#   stage 2: src/picosam2/train/configs/coco-mini-ft96.yaml (600 steps x 32, fixed 96 px windows only)
+# Needs ../shared/data/coco-mini (annotations/instances_{train,val}.json, images/{train,val}).
+# Stage 1 first builds the packed crops (runs/packs/coco-mini-train-s12, ~3 min, 1.3 GB).
+# A killed stage continues with:  .venv/bin/python -m picosam2.cli train -c <config> --resume
+# SHIP=0 skips copying the result into the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-$PY -m picosam2.cli train --config src/picosam2/train/configs/coco-mini.yaml "$@"
-echo "trained weights: runs/coco-mini/weights (copy to src/picosam2/weights/picosam2-coco-mini)"
+$PY -m picosam2.cli train --config src/picosam2/train/configs/coco-mini.yaml
+$PY -m picosam2.cli train --config src/picosam2/train/configs/coco-mini-ft96.yaml
+if [ "${SHIP:-1}" = "1" ]; then
+  $PY - <<'PYEOF'
+from picosam2.models import from_pretrained, save_pretrained, weights_metadata
+
+src = "runs/coco-mini-ft96/weights"
+meta = weights_metadata(src)
+meta.update(recipe="coco-mini.yaml (3500 steps) + coco-mini-ft96.yaml (600 steps)", data_split="coco-mini train")
+save_pretrained(from_pretrained(src).eval(), "src/picosam2/weights/picosam2-coco-mini", metadata=meta)
+print("shipped:", meta)
+PYEOF
+fi

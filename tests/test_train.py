@@ -127,6 +127,11 @@ def test_packed_crops_match_the_prompt_windows(tiny_set, tmp_path):
         img = load_image(inst.image_path)
         assert np.array_equal(packed.crop(row), crop_image(img, win))
         assert np.array_equal(packed.gt_mask(row), crop_mask(tiny_set.mask(inst), win))
+    # max_window keeps the fixed-size windows only (fine-tuning on the paper's 96 px window)
+    small = PackedCrops(folder, max_window=96)
+    widths = packed.window[:, 2] - packed.window[:, 0]
+    assert 0 < len(small) == int((widths <= 96).sum()) < len(packed)
+    assert all(widths[small[g]["row"]] <= 96 for g in range(2 * len(small)))
     # rebuilding after losing a shard gives the same bytes (resumable, deterministic)
     shard = folder / "shard-00000.npz"
     before = shard.read_bytes()

@@ -38,6 +38,9 @@ class DataConfig:
     samples_per_instance: int = 8
     #: image encoding in packed shards: ``raw`` (fastest) or ``jpeg`` (about 6x smaller).
     packed_format: str = "raw"
+    #: train only on packed windows whose side is at most this many image pixels (0 = all),
+    #: e.g. 96 to fine-tune a scale-jittered run on the paper's fixed window.
+    max_window: int = 0
     jpeg_quality: int = 92
     #: optional validation set (dev-val): paper-protocol crops of the first ``val_limit`` instances.
     val_annotations: str | None = None

@@ -366,7 +366,15 @@ class PackedCrops:
     the packed rows (distillation targets).
     """
 
-    def __init__(self, folder, augment: Augment | None = None, seed: int = 0, teacher=None, shuffle: bool = True):
+    def __init__(
+        self,
+        folder,
+        augment: Augment | None = None,
+        seed: int = 0,
+        teacher=None,
+        shuffle: bool = True,
+        max_window: int = 0,
+    ):
         self.folder = Path(folder)
         meta_path = self.folder / PACK_META
         if not meta_path.exists():
@@ -393,12 +401,16 @@ class PackedCrops:
         self.images = np.concatenate(images) if images else None
         self.augment = augment or Augment()
         self.teacher = teacher
-        if teacher is not None and len(teacher) != len(self):
-            raise DataError(f"teacher cache has {len(teacher)} rows but the packed set {len(self)}")
+        if teacher is not None and len(teacher) != len(self.ann_id):
+            raise DataError(f"teacher cache has {len(teacher)} rows but the packed set {len(self.ann_id)}")
+        #: rows in use: all, or those whose window side is at most ``max_window`` image pixels
+        self.rows = np.arange(len(self.ann_id))
+        if max_window:
+            self.rows = np.nonzero(self.window[:, 2] - self.window[:, 0] <= max_window)[0]
         self.index = _Indexed(len(self), seed, shuffle=shuffle)
 
     def __len__(self) -> int:
-        return len(self.ann_id)
+        return len(self.rows)
 
     def crop(self, row: int) -> np.ndarray:
         return _decode_jpeg(self.jpeg[row]) if self.jpeg is not None else self.images[row]
@@ -410,7 +422,7 @@ class PackedCrops:
         return [Window(*map(int, w)) for w in self.window]
 
     def __getitem__(self, g: int) -> dict:
-        row = self.index.item(g)
+        row = int(self.rows[self.index.item(g)])
         rng = self.index.rng(g)
         teacher = self.teacher[row] if self.teacher is not None else None
         return _sample(self.crop(row), self.gt_mask(row), g, row, self.augment, rng, teacher)

@@ -50,7 +50,7 @@ def build_datasets(cfg: TrainConfig, progress: bool = True):
             if not d.train_annotations:
                 raise FileNotFoundError(f"packed set not found: {packed}")
             pack_from_config(d, cfg.seed, packed, progress=progress)
-        train = PackedCrops(packed, augment=augment, seed=cfg.seed, teacher=teacher)
+        train = PackedCrops(packed, augment=augment, seed=cfg.seed, teacher=teacher, max_window=d.max_window)
     else:
         if teacher is not None:
             raise ValueError("a teacher cache is aligned with a packed set: set data.packed too")
