@@ -8,7 +8,7 @@ from pathlib import Path
 DESCRIPTION = """\
 Evaluate a model (default: the shipped weights), a baseline, or the SAM 2.1 teacher on COCO-format
 instance data, or score a COCO results file (--results). Protocols: `paper` = the PicoSAM2 paper's
-(first N=1000 non-crowd instances, bbox-centre point, clipped 96 px window, IoU inside the window, mIoU
+(first N=1000 non-crowd instances, the reference point and 96 px crop, IoU inside the window, mIoU
 and the paper's "mAP"); `full` = every non-crowd instance, interior point or box, IoU of the pasted-back
 full-image mask. Writes REPORT.json (--out), optionally a COCO results file with full-image RLE masks
 (--results-out) and PNG plots (--plots). See docs/evaluation.md."""
