@@ -196,3 +196,18 @@ def test_lr_schedule_warmup_then_cosine():
     assert f(100) == pytest.approx(cfg.optim.min_lr_ratio)
     const = lr_lambda(load_config("paper"))
     assert const(5000) == 1.0 and const(499) == pytest.approx(0.5)
+
+
+def test_shipped_weights_are_trained_and_recommend_their_point_window():
+    from picosam2.models import create_model, from_pretrained, weights_metadata
+    from picosam2.predictor import Predictor
+
+    meta = weights_metadata()
+    assert meta["trained"] == "true" and int(meta["steps"]) > 0
+    model = from_pretrained()
+    assert not model.training  # BN in eval mode
+    rec = model.config.extra.get("point_window_size")
+    pred = Predictor.from_pretrained()
+    assert pred.window_size == (rec or MODEL_SIZE)
+    assert Predictor.from_pretrained(window_size=96).window_size == 96  # an explicit size wins
+    assert Predictor(create_model()).window_size == MODEL_SIZE  # no recommendation: the paper's 96

@@ -50,7 +50,12 @@ def add_parser(sub) -> list[str]:
         help="weights folder or .safetensors file (default: shipped weights); an .onnx file with --backend onnx",
     )
     p.add_argument("--backend", default="torch", choices=["torch", "onnx", "openvino"])
-    p.add_argument("--window-size", type=int, default=96, help="point window side in image pixels (default 96)")
+    p.add_argument(
+        "--window-size",
+        type=int,
+        default=None,
+        help="point window side in image pixels (default: the weights' recommended point_window_size, else 96)",
+    )
     p.add_argument("--out", required=True, help="mask PNG to write")
     p.add_argument("--overlay", default=None, help="also write the photo with the mask drawn on it")
     p.add_argument("--per-prompt", action="store_true", help="one mask file per prompt instead of the union")

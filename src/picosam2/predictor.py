@@ -175,7 +175,8 @@ class Predictor:
     """Prompted segmentation with a PicoSAM2 model.
 
     ``window_size``: side in image pixels of a point prompt's window (96 = the paper; larger
-    sees more context and is resized to the model input). ``point_mode``: ``centered``
+    sees more context and is resized to the model input); ``None`` takes the weights'
+    recommended ``config.extra["point_window_size"]`` when they give one, else 96. ``point_mode``: ``centered``
     (padding keeps the point centred) or ``paper`` (the reference clip-and-stretch).
     ``box_padding``: margin added on each side of a box, as a fraction of its longer side.
     """
@@ -184,7 +185,7 @@ class Predictor:
         self,
         model=None,
         backend=None,
-        window_size: int = MODEL_SIZE,
+        window_size: int | None = None,
         point_mode: str = "centered",
         box_padding: float = 0.1,
         threshold: float = 0.0,
@@ -197,6 +198,8 @@ class Predictor:
         self.backend = backend
         self.config = backend.config
         self.input_size = self.config.input_size
+        if window_size is None:
+            window_size = int((getattr(self.config, "extra", None) or {}).get("point_window_size", MODEL_SIZE))
         self.window_size = window_size
         self.point_mode = point_mode
         self.box_padding = box_padding
