@@ -282,3 +282,25 @@ def test_onnx_backend_gives_the_torch_logits_in_the_harness(tiny, trained_like_m
     assert [s.window for s in a.samples] == [s.window for s in b.samples]
     assert np.abs(a.logits.astype(np.float32) - b.logits.astype(np.float32)).max() < 1e-2
     assert a.logits.astype(np.float32).std() > 0
+
+
+def test_images_are_read_as_stored_and_bad_images_are_counted(tmp_path):
+    data = make_set(tmp_path, [rect_ann(50, 30, 150, 130)], extra_images=["two.png"])
+    js = json.loads((tmp_path / "ann.json").read_text())
+    js["annotations"].append({**js["annotations"][0], "id": 7, "image_id": 2})
+    # image 1: an EXIF "rotate 90" tag must be ignored (the annotation is on the stored pixels)
+    stored = np.asarray(Image.open(tmp_path / "img" / "one.png").convert("RGB"))
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "img" / "one.jpg", exif=exif.tobytes(), quality=95)
+    js["images"][0]["file_name"] = "one.jpg"
+    (tmp_path / "img" / "two.png").write_bytes(b"not a png")  # image 2: unreadable
+    (tmp_path / "ann.json").write_text(json.dumps(js))
+    data = InstanceSet(tmp_path / "ann.json", [tmp_path / "img"])
+    from picosam2.eval.protocols import load_dataset_image
+
+    assert load_dataset_image(tmp_path / "img" / "one.jpg").shape == (160, 200, 3)
+    res = evaluate(data, baseline_predictor("whole-window"), "paper", "point", progress=False)
+    assert [s.ann_id for s in res.samples] == [100] and res.samples[0].iou == 1.0
+    assert res.skipped["bad_images"] == 1

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..data import InstanceSet
-from ..image_io import load_image, overlay
+from ..image_io import overlay
 from ..prompts import paste_mask
-from .protocols import EvalResult, Sample, decode_rle
+from .protocols import EvalResult, Sample, decode_rle, load_dataset_image
 
 
 def _save(fig, path: Path) -> Path:
@@ -108,7 +108,7 @@ def plot_gallery(dataset, samples: list[Sample], pred_of, path: Path, title: str
             ax.set_title(f"ann {s.ann_id}: image missing", fontsize=8)
             continue
         if s.image_id not in images:
-            images[s.image_id] = load_image(inst.image_path)
+            images[s.image_id] = load_dataset_image(inst.image_path)
         image = images[s.image_id]
         pred = pred_of(s, image.shape[1], image.shape[0])
         ax.imshow(_tile(dataset, s, pred, image))

@@ -20,7 +20,8 @@ teacher adapter :class:`picosam2.teacher.TeacherWindowModel`. A model whose ``ta
 true also gets ``points=`` (the point prompts, image pixels): SAM 2.1 is clicked there.
 
 Instances that cannot be scored are counted, never fatal: ``missing_images`` (only with
-``skip_missing``; otherwise the first missing file is an error), ``degenerate_polygons``
+``skip_missing``; otherwise the first missing file is an error), ``bad_images`` (unreadable, or
+not the width x height the json gives), ``degenerate_polygons``
 (undecodable segmentation), ``empty_masks`` (decodes to no pixel), ``bad_prompts`` (e.g. a zero-size
 box). They are left out of every mean. The instance list is taken first (the first ``N``) and bad
 ones are then dropped, so the paper protocol scores *at most* ``N`` instances.
@@ -40,14 +41,31 @@ import numpy as np
 from ..data import DataError, InstanceSet, box_prompt, interior_point, paper_point
 from ..data.coco import Instance
 from ..data.prompt_rules import EmptyMaskError
-from ..image_io import load_image
+from ..image_io import ImageError, load_image
 from ..prompts import MODEL_SIZE, PromptError, Window, box_window, crop_mask, paste_mask, point_window
 from . import metrics
 
 PROTOCOLS = ("paper", "full")
 PROMPTS = ("point", "box")
 PAPER_DEFAULT_N = 1000
-SKIP_KEYS = ("missing_images", "degenerate_polygons", "empty_masks", "bad_prompts")
+SKIP_KEYS = ("missing_images", "bad_images", "degenerate_polygons", "empty_masks", "bad_prompts")
+
+
+def load_dataset_image(path) -> np.ndarray:
+    """An annotated image as (H, W, 3) uint8 *as stored*: the EXIF orientation tag is ignored,
+    because COCO-format annotations are drawn on the stored pixels (as pycocotools and the
+    reference code read them)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            exif = img.getexif()
+            if exif.get(0x0112, 1) != 1:
+                del exif[0x0112]  # the cached EXIF that load_image's exif_transpose reads
+            return load_image(img)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"cannot read image {path}: {exc}") from None
 
 
 def prompt_rule_name(protocol: str, prompt: str) -> str:
@@ -214,7 +232,14 @@ def evaluate(
     bar.update(len(missing))
     for _image_id, group in groupby(todo, key=lambda i: i.image_id):
         group = list(group)
-        image = load_image(group[0].image_path)
+        try:
+            image = load_dataset_image(group[0].image_path)
+        except ImageError:
+            image = None
+        if image is None or image.shape[:2] != (group[0].height, group[0].width):
+            result.skipped["bad_images"] += len(group)  # unreadable, or not the size the json says
+            bar.update(len(group))
+            continue
         height, width = image.shape[:2]
         ready = []  # (instance, gt mask, prompt, window)
         for inst in group:
@@ -223,11 +248,6 @@ def evaluate(
             except DataError:
                 result.skipped["degenerate_polygons"] += 1
                 continue
-            if gt.shape != (height, width):
-                raise DataError(
-                    f"image {inst.image_path} is {width}x{height} but annotation {inst.ann_id} says "
-                    f"{gt.shape[1]}x{gt.shape[0]}"
-                )
             try:
                 value = make_prompt(protocol, prompt, gt, inst.bbox)
                 win = make_window(protocol, prompt, value, (width, height))
