@@ -21,7 +21,7 @@ def fp32_peak_gmacs(n: int = 1024, repeats: int = 10) -> float:
 
 
 def int8_peak_gmacs(n: int = 1024, repeats: int = 10) -> float:
-    """u8 x s8 GEMM through onnxruntime's MatMulInteger (VNNI/AMX kernels) on one thread."""
+    """u8 x s8 GEMM through onnxruntime's MatMulInteger (VNNI kernels; AMX where the CPU has it) on one thread."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper

@@ -3,7 +3,7 @@
 * ``torch_fp32``: PyTorch eager (channels-last when it is faster);
 * ``onnx_fp32`` / ``onnx_int8``: onnxruntime, full graph optimisation;
 * ``openvino_*``: the same ONNX files compiled by OpenVINO (optional ``openvino`` extra),
-  which uses the CPU's VNNI / AMX INT8 kernels.
+  which uses the CPU's VNNI INT8 kernels (AMX where present).
 """
 
 from __future__ import annotations

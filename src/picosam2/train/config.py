@@ -116,7 +116,7 @@ class TrainConfig:
     seed: int = 0
     batch_size: int = 8
     max_steps: int = 10000
-    #: ``32`` or ``bf16-mixed`` (CPU AMX / GPU) or ``16-mixed`` (GPU).
+    #: ``32`` or ``bf16-mixed`` (CPU with AVX-512 BF16 or AMX / GPU) or ``16-mixed`` (GPU).
     precision: str = "32"
     channels_last: bool = True
     #: CPU threads for torch (0 = leave torch's default).
