@@ -28,7 +28,6 @@ def plot(result: dict, accuracy: dict[str, float], out: Path, source: str) -> No
     for form, miou in accuracy.items():
         if form in result["latency_ms"]:
             ax.scatter(result["latency_ms"][form], miou, s=60, label=f"picosam2 {form}")
-            ax.annotate(form, (result["latency_ms"][form], miou), textcoords="offset points", xytext=(6, 4), fontsize=8)
     peer = result.get("peers", {}).get("sam2.1-hiera-tiny")
     if peer:
         ax.scatter(
@@ -51,7 +50,9 @@ def plot(result: dict, accuracy: dict[str, float], out: Path, source: str) -> No
     ax.set_ylabel("mIoU, paper protocol")
     ax.set_title(f"Speed vs accuracy on {result['machine']['cpu']}\n(picosam2 mIoU: {source})", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo - 1.5, hi + 0.5)
+    ax.legend(fontsize=7, loc="center")
     fig.tight_layout()
     fig.savefig(out)
 

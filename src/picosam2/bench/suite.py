@@ -73,10 +73,10 @@ def run_bench(
     tmp = Path(workdir or tempfile.mkdtemp(prefix="picosam2-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
 
-    _log("exporting ONNX fp32 and INT8 (per-channel and per-tensor weights)")
+    _log("exporting ONNX fp32 and INT8 (per-tensor weights as `picosam2 export` does, and per-channel)")
     onnx_paths = {"onnx_fp32": export_onnx(model, tmp / "fp32.onnx")}
     int8_errors = {}
-    for key, per_channel in (("onnx_int8", True), ("onnx_int8_per_tensor", False)):
+    for key, per_channel in (("onnx_int8", False), ("onnx_int8_per_channel", True)):
         try:
             onnx_paths[key] = _int8_onnx(model, onnx_paths["onnx_fp32"], tmp / f"{key}.onnx", per_channel)
         except ImportError as exc:  # the export room may be absent in a partial install
@@ -152,7 +152,10 @@ def run_bench(
     if imx500 is None:
         imx500 = not quick
     if imx500:
-        result["sizes_bytes"].update(_imx500_size(model, tmp))
+        imx = _imx500_size(model, tmp)
+        if "imx500_memory_report" in imx:
+            result["imx500_memory"] = imx.pop("imx500_memory_report")
+        result["sizes_bytes"].update(imx)
 
     if peers:
         from .peers import sam21_tiny_latency
@@ -169,6 +172,7 @@ def run_bench(
 
 
 def _imx500_size(model, tmp: Path) -> dict:
+    """packerOut.zip size and the converter's memory report, when the imx500 extra and Java are there."""
     try:
         from ..export import imx500
     except ImportError:
@@ -178,8 +182,11 @@ def _imx500_size(model, tmp: Path) -> dict:
     except (RuntimeError, ValueError, ImportError) as exc:
         _log(f"imx500 package skipped: {exc}")
         return {}
-    packer = Path(out) / "packerOut.zip" if Path(out).is_dir() else Path(out)
-    return {"imx500_packerOut": _file_size(packer)} if packer.exists() else {}
+    sizes = {"imx500_packerOut": _file_size(out.packer_zip)}
+    if out.memory is not None:
+        mem = out.to_json()["memory"]
+        sizes["imx500_memory_report"] = {k: v for k, v in mem.items() if not isinstance(v, (dict, list))}
+    return sizes
 
 
 def environment_note() -> str:
