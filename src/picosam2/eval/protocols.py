@@ -111,6 +111,30 @@ def make_window(protocol: str, prompt: str, value, image_size: tuple[int, int]) 
     return point_window(value[0], value[1], image_size, window_size=MODEL_SIZE, mode=mode)
 
 
+def prepare_instance(dataset: InstanceSet, inst: Instance, protocol: str, prompt: str, skipped: Counter):
+    """Ground-truth mask, prompt and window of one instance, or None after counting why it is
+    skipped in ``skipped`` (degenerate polygon, empty mask, unusable prompt)."""
+    try:
+        gt = dataset.mask(inst)
+    except DataError:
+        skipped["degenerate_polygons"] += 1
+        return None
+    height, width = gt.shape
+    try:
+        value = make_prompt(protocol, prompt, gt, inst.bbox)
+        win = make_window(protocol, prompt, value, (width, height))
+    except EmptyMaskError:
+        skipped["empty_masks"] += 1
+        return None
+    except PromptError:
+        skipped["bad_prompts"] += 1
+        return None
+    if not gt.any():
+        skipped["empty_masks"] += 1  # a box prompt does not look at the mask
+        return None
+    return gt, value, win
+
+
 def instance_list(dataset: InstanceSet, protocol: str, limit: int | None) -> list[Instance]:
     """The instances a protocol scores: paper = first ``limit`` (default 1000), full = all or ``limit``."""
     if limit is not None and limit < 1:
@@ -243,24 +267,9 @@ def evaluate(
         height, width = image.shape[:2]
         ready = []  # (instance, gt mask, prompt, window)
         for inst in group:
-            try:
-                gt = dataset.mask(inst)
-            except DataError:
-                result.skipped["degenerate_polygons"] += 1
-                continue
-            try:
-                value = make_prompt(protocol, prompt, gt, inst.bbox)
-                win = make_window(protocol, prompt, value, (width, height))
-            except EmptyMaskError:
-                result.skipped["empty_masks"] += 1
-                continue
-            except PromptError:
-                result.skipped["bad_prompts"] += 1
-                continue
-            if not gt.any():
-                result.skipped["empty_masks"] += 1  # a box prompt does not look at the mask
-                continue
-            ready.append((inst, gt, value, win))
+            prepared = prepare_instance(dataset, inst, protocol, prompt, result.skipped)
+            if prepared is not None:
+                ready.append((inst, *prepared))
         if ready:
             wins = [r[3] for r in ready]
             if getattr(model, "takes_points", False) and prompt == "point":

@@ -36,9 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import DataError, InstanceSet
-from ..data.prompt_rules import EmptyMaskError
-from ..prompts import MODEL_SIZE, PromptError, crop_mask
+from ..data import InstanceSet
+from ..prompts import MODEL_SIZE, crop_mask
 from . import metrics
 from .protocols import (
     SKIP_KEYS,
@@ -47,8 +46,7 @@ from .protocols import (
     check_protocol,
     decode_rle,
     instance_list,
-    make_prompt,
-    make_window,
+    prepare_instance,
     prompt_rule_name,
     window_rule,
 )
@@ -135,24 +133,11 @@ def score_results(
         by_ann[ann_id] = e
     result = EvalResult(protocol=protocol, prompt=prompt, requested=len(instances))
     for inst in tqdm(instances, desc=f"score {protocol}", unit="inst", file=sys.stderr, disable=not progress):
-        try:
-            gt = dataset.mask(inst)
-        except DataError:
-            result.skipped["degenerate_polygons"] += 1
+        prepared = prepare_instance(dataset, inst, protocol, prompt, result.skipped)
+        if prepared is None:
             continue
+        gt, value, win = prepared
         height, width = gt.shape
-        try:
-            value = make_prompt(protocol, prompt, gt, inst.bbox)
-            win = make_window(protocol, prompt, value, (width, height))
-        except EmptyMaskError:
-            result.skipped["empty_masks"] += 1
-            continue
-        except PromptError:
-            result.skipped["bad_prompts"] += 1
-            continue
-        if not gt.any():
-            result.skipped["empty_masks"] += 1
-            continue
         entry = by_ann.get(inst.ann_id)
         score = 0.0
         if entry is None:
