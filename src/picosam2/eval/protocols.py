@@ -161,6 +161,20 @@ class Sample:
     #: COCO RLE of the 96 x 96 window mask (paper protocol), when asked for.
     window_rle: dict | None = None
 
+    @classmethod
+    def of(cls, inst: Instance, prompt, window: Window, iou: float, score: float) -> Sample:
+        """The sample of an instance scored with ``prompt`` in ``window``."""
+        return cls(
+            ann_id=inst.ann_id,
+            image_id=inst.image_id,
+            category_id=inst.category_id,
+            area=inst.area,
+            prompt=tuple(float(v) for v in prompt),
+            window=window,
+            iou=iou,
+            score=score,
+        )
+
 
 @dataclass
 class EvalResult:
@@ -285,16 +299,7 @@ def evaluate(
                 else:
                     full = paste_mask(lg, win, (width, height))
                     value_iou = metrics.iou(full, gt)
-                sample = Sample(
-                    ann_id=inst.ann_id,
-                    image_id=inst.image_id,
-                    category_id=inst.category_id,
-                    area=inst.area,
-                    prompt=tuple(float(v) for v in value),
-                    window=win,
-                    iou=value_iou,
-                    score=_score_from_logits(lg, win_mask),
-                )
+                sample = Sample.of(inst, value, win, value_iou, _score_from_logits(lg, win_mask))
                 if keep_rle:
                     if full is None:
                         full = paste_mask(lg, win, (width, height))

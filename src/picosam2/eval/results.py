@@ -164,18 +164,7 @@ def score_results(
                 value_iou = metrics.iou(crop_mask(pred, win, MODEL_SIZE), gt_win)
         else:
             value_iou = metrics.iou(pred if pred is not None else np.zeros_like(gt), gt)
-        result.samples.append(
-            Sample(
-                ann_id=inst.ann_id,
-                image_id=inst.image_id,
-                category_id=inst.category_id,
-                area=inst.area,
-                prompt=tuple(float(v) for v in value),
-                window=win,
-                iou=value_iou,
-                score=score,
-            )
-        )
+        result.samples.append(Sample.of(inst, value, win, value_iou, score))
     for key in SKIP_KEYS:
         result.skipped.setdefault(key, 0)
     for key in ("missing_predictions", "unmatched_predictions", "duplicate_predictions"):
