@@ -36,6 +36,7 @@ from ..data import DataError, InstanceSet, interior_point, paper_point, random_p
 from ..data.prompt_rules import EmptyMaskError
 from ..image_io import load_image
 from ..prompts import MODEL_SIZE, Window, crop_image, crop_mask, point_window
+from .config import DataConfig
 
 PACK_VERSION = 1
 PACK_META = "pack.json"
@@ -44,15 +45,16 @@ MASK_BYTES = MODEL_SIZE * MODEL_SIZE // 8
 
 @dataclass
 class WindowPolicy:
-    """How training windows are drawn (a subset of :class:`~picosam2.train.config.DataConfig`)."""
+    """How training windows are drawn (a subset of :class:`~picosam2.train.config.DataConfig`,
+    whose defaults it shares)."""
 
-    point: str = "random"
-    paper_point_prob: float = 0.25
-    interior_point_prob: float = 0.1
-    scale_prob: float = 0.0
-    scale_min: int = 96
-    scale_max: int = 256
-    paper_mode_prob: float = 0.5
+    point: str = DataConfig.point
+    paper_point_prob: float = DataConfig.paper_point_prob
+    interior_point_prob: float = DataConfig.interior_point_prob
+    scale_prob: float = DataConfig.scale_prob
+    scale_min: int = DataConfig.scale_min
+    scale_max: int = DataConfig.scale_max
+    paper_mode_prob: float = DataConfig.paper_mode_prob
 
     @classmethod
     def from_data_config(cls, d) -> WindowPolicy:
