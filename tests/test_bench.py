@@ -82,3 +82,23 @@ def test_format_table_mentions_every_form(quick_result):
     for key in quick_result["latency_ms"]:
         assert key in text
     json.dumps(quick_result)
+
+
+def test_median_ms_warms_up_for_calls_and_for_time():
+    import time
+
+    from picosam2.bench.timing import median_ms
+
+    calls = []
+
+    def fn():
+        calls.append(time.perf_counter())
+        time.sleep(0.002)
+
+    ms = median_ms(fn, repeats=5, warmup=2, warmup_seconds=0.05)
+    # 0.05 s of 2 ms calls is at least ~20 warm-up calls, then 5 timed ones
+    assert len(calls) >= 5 + 15
+    assert 1.5 < ms < 50
+    calls.clear()
+    median_ms(fn, repeats=5, warmup=3)
+    assert len(calls) == 8

@@ -8,11 +8,17 @@ import time
 from contextlib import contextmanager
 
 
-def median_ms(fn, repeats: int = 50, warmup: int = 10, max_seconds: float | None = None) -> float:
-    """Median wall time of ``fn()`` in milliseconds after ``warmup`` calls. Stops early after
-    ``max_seconds`` of timed calls (at least 3 are always timed)."""
-    for _ in range(warmup):
+def median_ms(
+    fn, repeats: int = 50, warmup: int = 10, max_seconds: float | None = None, warmup_seconds: float = 0.0
+) -> float:
+    """Median wall time of ``fn()`` in milliseconds after at least ``warmup`` calls and at least
+    ``warmup_seconds`` of warm-up. Stops early after ``max_seconds`` of timed calls (at least 3 are
+    always timed)."""
+    start = time.perf_counter()
+    done = 0
+    while done < warmup or time.perf_counter() - start < warmup_seconds:
         fn()
+        done += 1
     times = []
     start = time.perf_counter()
     for _ in range(repeats):
