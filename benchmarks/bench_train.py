@@ -120,8 +120,9 @@ def main(argv=None) -> int:
     if args.teacher:
         result["teacher"] = bench_teacher(args.device, args.teacher_windows, 4)
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+        from picosam2.eval import write_json_atomic
+
+        write_json_atomic(result, args.out, indent=1)
     return 0
 
 

@@ -14,7 +14,6 @@ the most interior mask pixel, IoU of the pasted-back full-image mask. Here the p
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from itertools import groupby
@@ -78,8 +77,9 @@ def main(argv=None) -> int:
             f"window {s:4d}: mIoU {row['miou']:6.2f}  small {row['small']}  medium {row['medium']}  large {row['large']}"
         )
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(report, f, indent=1)
+        from picosam2.eval import write_json_atomic
+
+        write_json_atomic(report, args.out, indent=1)
     return 0
 
 

@@ -52,13 +52,13 @@ from .protocols import (
 )
 
 
-def write_json_atomic(obj, path: str | os.PathLike) -> Path:
+def write_json_atomic(obj, path: str | os.PathLike, indent: int | None = None) -> Path:
     """Write JSON to ``path`` through a temporary file in the same folder (no half-written file)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, allow_nan=False)
+            json.dump(obj, f, allow_nan=False, indent=indent)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
