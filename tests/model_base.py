@@ -21,15 +21,22 @@ class ModelChecks:
         return torch.randn(n, 3, s, s)
 
     def test_forward_shape(self, model):
+        from picosam2.models import split_outputs
+
         x = self._input(model)
-        y = model.eval()(x)
+        y, iou = split_outputs(model.eval()(x))
         assert y.shape == (2, 1, x.shape[2], x.shape[3])
         assert torch.isfinite(y).all()
+        if model.config.quality_head:
+            assert iou.shape == (2, 1)
+            assert ((iou >= 0) & (iou <= 1)).all()
+        else:
+            assert iou is None
 
     def test_backward_reaches_every_parameter(self, model):
         model.train()
-        y = model(self._input(model))
-        y.mean().backward()
+        out = model(self._input(model))
+        sum(o.mean() for o in (out if isinstance(out, tuple) else (out,))).backward()
         missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
         model.zero_grad(set_to_none=True)
         model.eval()
@@ -45,6 +52,7 @@ class ModelChecks:
         x = self._input(model)
         with torch.no_grad():
             torch.testing.assert_close(loaded(x), model(x))
+            assert loaded.config.output_names == model.config.output_names
 
     def test_onnx_matches_onnxruntime(self, model, tmp_path):
         pytest.importorskip("onnxruntime")
@@ -59,4 +67,5 @@ class ModelChecks:
         with torch.no_grad():
             full = model.eval()(x)
             single = model(x[1:2])
-        torch.testing.assert_close(full[1:2], single, atol=1e-5, rtol=1e-4)
+        for f, s in zip(*(o if isinstance(o, tuple) else (o,) for o in (full, single))):
+            torch.testing.assert_close(f[1:2], s, atol=1e-5, rtol=1e-4)

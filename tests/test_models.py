@@ -19,6 +19,32 @@ class TestPicoSAM2(ModelChecks):
     arch = "picosam2"
 
 
+class TestPicoSAM2Quality(ModelChecks):
+    arch = "picosam2-q"
+
+
+def test_quality_head_budget():
+    """The quality head adds at most 2 % parameters and MACs (issue 11)."""
+    base, q = create_model("picosam2"), create_model("picosam2-q")
+    assert count_params(q) > count_params(base)
+    assert count_params(q) <= 1.02 * count_params(base)
+    assert count_macs(q) <= 1.02 * count_macs(base)
+
+
+def test_quality_head_sees_border_contact():
+    """The score depends on whether the mask touches the window border: the same features with
+    a mask that fills the window vs one inside it give different inputs to the head."""
+    from picosam2.models import QualityHead
+
+    torch.manual_seed(0)
+    head = QualityHead(8, 4, hidden=4)
+    b, d = torch.zeros(1, 8, 6, 6), torch.zeros(1, 4, 96, 96)
+    inner = torch.full((1, 1, 96, 96), -10.0)
+    inner[..., 30:60, 30:60] = 10.0
+    full = torch.full((1, 1, 96, 96), 10.0)
+    assert not torch.allclose(head(b, d, inner), head(b, d, full))
+
+
 class TestPicoSAM2At128(ModelChecks):
     arch = "picosam2-128"
 

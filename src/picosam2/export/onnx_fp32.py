@@ -21,6 +21,7 @@ def export_onnx(model, path: str | os.PathLike, opset: int = 17, check: bool = T
     model = model.eval()
     size = model.config.input_size
     dummy = torch.randn(2, model.config.in_channels, size, size)
+    names = getattr(model.config, "output_names", (OUTPUT_NAME,))
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         torch.onnx.export(
@@ -28,8 +29,8 @@ def export_onnx(model, path: str | os.PathLike, opset: int = 17, check: bool = T
             (dummy,),
             str(tmp),
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            output_names=list(names),
+            dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}},
             opset_version=opset,
             dynamo=False,
         )
@@ -45,13 +46,17 @@ def export_onnx(model, path: str | os.PathLike, opset: int = 17, check: bool = T
 
 
 def compare_onnx(model, onnx_path, batch: int = 3, seed: int = 0) -> float:
-    """Largest absolute difference between PyTorch and onnxruntime logits on random input."""
+    """Largest absolute difference between PyTorch and onnxruntime outputs (logits, and the
+    quality score when the network has one) on random input."""
     import onnxruntime as ort
 
     size = model.config.input_size
     x = np.random.default_rng(seed).standard_normal((batch, 3, size, size)).astype(np.float32)
     with torch.no_grad():
-        ref = model.eval()(torch.from_numpy(x)).numpy()
+        ref = model.eval()(torch.from_numpy(x))
+    refs = [r.numpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-    return float(np.abs(out - ref).max())
+    outs = sess.run(None, {sess.get_inputs()[0].name: x})
+    if len(outs) != len(refs):
+        raise RuntimeError(f"ONNX graph has {len(outs)} outputs, the network {len(refs)}")
+    return max(float(np.abs(o - r).max()) for o, r in zip(outs, refs))

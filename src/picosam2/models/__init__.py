@@ -1,6 +1,6 @@
 """Networks, their registry and weight files."""
 
-from .picosam2 import IMAGENET_MEAN, IMAGENET_STD, PicoSAM2, PicoSAM2Config, SeparableBlock
+from .picosam2 import IMAGENET_MEAN, IMAGENET_STD, PicoSAM2, PicoSAM2Config, QualityHead, SeparableBlock, split_outputs
 from .registry import (
     DEFAULT_WEIGHTS_DIR,
     WeightsError,
@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_WEIGHTS_DIR",
     "PicoSAM2",
     "PicoSAM2Config",
+    "QualityHead",
     "SeparableBlock",
     "WeightsError",
     "count_macs",
@@ -28,5 +29,6 @@ __all__ = [
     "list_models",
     "register_model",
     "save_pretrained",
+    "split_outputs",
     "weights_metadata",
 ]

@@ -47,6 +47,10 @@ def create_model(name: str = "picosam2", **overrides) -> PicoSAM2:
 
 register_model("picosam2", lambda **kw: PicoSAM2Config(arch="picosam2", **kw))
 register_model(
+    "picosam2-q",
+    lambda **kw: PicoSAM2Config(arch="picosam2-q", **{"quality_head": True, **kw}),
+)
+register_model(
     "picosam2-128",
     lambda **kw: PicoSAM2Config(arch="picosam2-128", **{"input_size": 128, **kw}),
 )
