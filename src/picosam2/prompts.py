@@ -29,6 +29,12 @@ import numpy as np
 from PIL import Image
 
 MODEL_SIZE = 96
+#: Windows up to this many pixels or the image's size (and any window inside the image) are cut
+#: whole and resized by Pillow; larger ones are resampled from their part inside the image.
+DIRECT_CUT_PIXELS = 1 << 20
+#: A point window's side is clamped to this many times the image's longer side: the window then
+#: already holds the whole image in about 3 model pixels, so growing it further gains nothing.
+MAX_WINDOW_FACTOR = 32
 #: RGB value used outside the image: the ImageNet mean, which normalises to about zero.
 PAD_RGB = (124, 116, 104)
 POINT_MODES = ("centered", "paper")
@@ -89,11 +95,17 @@ def point_window(
     (same for y): at the left/top border the 96 px window slides inside the image (the point is
     off-centre, nothing is stretched); at the right/bottom border it is clipped, and
     :func:`crop_image` stretches the clipped rectangle back to 96 x 96. ``window_size`` is ignored.
+
+    ``window_size`` is clamped to :data:`MAX_WINDOW_FACTOR` times the image's longer side.
     """
     width, height = image_size
     _check_point(x, y, width, height)
-    if window_size < 1:
-        raise PromptError(f"window size must be positive, got {window_size}")
+    try:
+        if not window_size >= 1 or not math.isfinite(window_size):
+            raise PromptError(f"window size must be a positive number, got {window_size}")
+    except TypeError:
+        raise PromptError(f"window size must be a positive number, got {window_size!r}") from None
+    window_size = int(min(window_size, MAX_WINDOW_FACTOR * max(width, height)))
     cx, cy = int(math.floor(x)), int(math.floor(y))
     if mode == "centered":
         half = window_size // 2
@@ -107,7 +119,11 @@ def point_window(
 
 def box_window(box, image_size: tuple[int, int], padding: float = 0.1, min_size: int = 8) -> Window:
     """Padded square window around a box ``(x0, y0, x1, y1)``: the side is the longer box side
-    times ``1 + 2 * padding`` (at least ``min_size``), centred on the box centre."""
+    times ``1 + 2 * padding`` (at least ``min_size``), centred on the box centre.
+
+    A box must overlap the image. Its coordinates are first clamped to the image grown by its
+    longer side ``L`` on every side (``[-L, W + L] x [-L, H + L]``): a box reaching further holds
+    nothing more to see, and the clamp keeps its window within a few image sizes."""
     width, height = image_size
     try:
         x0, y0, x1, y1 = (float(v) for v in box)
@@ -119,6 +135,11 @@ def box_window(box, image_size: tuple[int, int], padding: float = 0.1, min_size:
         raise PromptError(f"box ({x0:g},{y0:g},{x1:g},{y1:g}) is empty: need x0 < x1 and y0 < y1")
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
         raise PromptError(f"box ({x0:g},{y0:g},{x1:g},{y1:g}) is outside the {width}x{height} image")
+    if not (math.isfinite(padding) and padding >= 0):
+        raise PromptError(f"box padding must be a non-negative number, got {padding}")
+    reach = max(width, height)
+    x0, x1 = max(x0, -reach), min(x1, width + reach)
+    y0, y1 = max(y0, -reach), min(y1, height + reach)
     side = max(min_size, int(math.ceil(max(x1 - x0, y1 - y0) * (1 + 2 * padding))))
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     wx0 = int(math.floor(cx - side / 2))
@@ -127,7 +148,8 @@ def box_window(box, image_size: tuple[int, int], padding: float = 0.1, min_size:
 
 
 def _cut(array: np.ndarray, win: Window, fill) -> np.ndarray:
-    """The window's pixels, with ``fill`` where it leaves the array."""
+    """The window's pixels, with ``fill`` where it leaves the array (allocates the whole window:
+    only used for windows of at most :data:`DIRECT_CUT_PIXELS` pixels)."""
     h, w = array.shape[:2]
     out = np.empty((win.height, win.width) + array.shape[2:], dtype=array.dtype)
     out[...] = fill
@@ -138,47 +160,210 @@ def _cut(array: np.ndarray, win: Window, fill) -> np.ndarray:
     return out
 
 
+def _inside(win: Window, width: int, height: int) -> bool:
+    return win.x0 >= 0 and win.y0 >= 0 and win.x1 <= width and win.y1 <= height
+
+
+def _direct(win: Window, width: int, height: int) -> bool:
+    """Whether cutting the whole window costs no more than the image (or very little)."""
+    return _inside(win, width, height) or win.width * win.height <= max(DIRECT_CUT_PIXELS, width * height)
+
+
+# Large windows that reach outside the image: separable bilinear resampling with Pillow's
+# arithmetic (``Resample.c``: triangle filter, support scaled when shrinking, weights normalised
+# per output pixel, 22-bit fixed point for 8-bit images, float64 accumulation for float images),
+# restricted to the taps inside the image. The taps outside (the padding) add their weight times
+# the padding value, so a window of any size costs work and memory in proportion to its part
+# inside the image. Horizontal pass first, then vertical: bit-identical to Pillow doing the two
+# passes in that order (Pillow 13 may pick the other order itself, which moves some pixels by
+# one grey level, or a float rounding step for logits).
+
+_PRECISION_BITS = 22
+#: Above this many input pixels along an axis, the per-output weight sum is the filter's
+#: integral instead of the sum over every tap (which would cost memory in the window's size).
+_EXACT_AXIS = 1 << 18
+
+
+def _axis_weights(in_size: int, out_size: int, out_lo: int, out_hi: int, tap_lo: int, tap_hi: int):
+    """Bilinear weights of outputs ``[out_lo, out_hi)`` of a resize ``in_size -> out_size`` over the
+    input taps ``[tap_lo, tap_hi)`` only: ``(n_out, tap_hi - tap_lo)`` float64, each row normalised
+    by its sum over *all* its taps (as Pillow does), plus that row's full sum of 8-bit fixed-point
+    weights (for the padding's share)."""
+    scale = float(np.float32(in_size)) / out_size
+    filterscale = max(scale, 1.0)
+    support = filterscale
+    ss = 1.0 / filterscale
+    center = (np.arange(out_lo, out_hi, dtype=np.float64) + 0.5) * scale
+    xmin = np.maximum(np.trunc(center - support + 0.5), 0).astype(np.int64)
+    xmax = np.minimum(np.trunc(center + support + 0.5).astype(np.int64), in_size)
+    n_in = max(tap_hi - tap_lo, 0)
+    dense = np.zeros((len(center), n_in), np.float64)
+    if in_size <= _EXACT_AXIS:
+        taps = int((xmax - xmin).max(initial=0))
+        x = np.arange(taps)[None, :] + xmin[:, None]
+        w = 1.0 - np.abs((x - center[:, None] + 0.5) * ss)
+        w = np.where((w > 0) & (x < xmax[:, None]), w, 0.0)
+        total = np.add.accumulate(w, axis=1)[:, -1] if taps else np.zeros(len(center))
+        k = np.divide(w, total[:, None], out=w.copy(), where=total[:, None] != 0)
+        fixed_total = np.floor(0.5 + k * (1 << _PRECISION_BITS)).sum(axis=1)
+        rows, cols = np.nonzero((x >= tap_lo) & (x < tap_hi) & (x < xmax[:, None]))
+        dense[rows, x[rows, cols] - tap_lo] = k[rows, cols]
+    else:  # huge axis: weights of the in-image taps only, the row sum is the triangle's area
+        if n_in:
+            x = np.arange(tap_lo, tap_hi, dtype=np.float64)[None, :]
+            w = 1.0 - np.abs((x - center[:, None] + 0.5) * ss)
+            ok = (w > 0) & (x >= xmin[:, None]) & (x < xmax[:, None])
+            dense = np.where(ok, w, 0.0) / filterscale
+        fixed_total = np.full(len(center), float(1 << _PRECISION_BITS))
+    return dense, fixed_total
+
+
+def _resample_u8_window(image: np.ndarray, win: Window, out_size: int, fill) -> np.ndarray:
+    """``crop_image`` for a window of any size: reads only the window's part inside ``image``."""
+    height, width = image.shape[:2]
+    one = float(1 << _PRECISION_BITS)
+    half = float(1 << (_PRECISION_BITS - 1))
+    fill = np.asarray(fill, np.float64)
+    ax0, ax1 = min(max(win.x0, 0), width), max(min(win.x1, width), 0)
+    ay0, ay1 = min(max(win.y0, 0), height), max(min(win.y1, height), 0)
+    ax1, ay1 = max(ax1, ax0), max(ay1, ay0)
+    kx, kx_total = _axis_weights(win.width, out_size, 0, out_size, ax0 - win.x0, ax1 - win.x0)
+    ky, ky_total = _axis_weights(win.height, out_size, 0, out_size, ay0 - win.y0, ay1 - win.y0)
+    kx = np.floor(0.5 + kx * one)  # Pillow's 8-bit fixed-point weights
+    ky = np.floor(0.5 + ky * one)
+    pad_x = kx_total - kx.sum(axis=1)  # share of the padding in each output column
+    pad_y = ky_total - ky.sum(axis=1)
+
+    def clip8(acc):
+        return np.clip(np.floor((acc + half) / one), 0, 255)
+
+    # horizontal pass over the image rows in the window (in chunks), then over a padding row
+    rows = np.empty((ay1 - ay0, out_size, image.shape[2]), np.float64)
+    step = max(1, (1 << 21) // max(ax1 - ax0, 1))
+    for r in range(ay0, ay1, step):
+        chunk = image[r : min(r + step, ay1), ax0:ax1].astype(np.float64)
+        acc = np.matmul(chunk.transpose(0, 2, 1), kx.T).transpose(0, 2, 1)
+        rows[r - ay0 : r - ay0 + len(chunk)] = clip8(acc + pad_x[None, :, None] * fill)
+    pad_row = clip8(kx_total[:, None] * fill[None, :])  # (out, C)
+    out = np.einsum("ir,rkc->ikc", ky, rows) + pad_y[:, None, None] * pad_row[None]
+    return clip8(out).astype(np.uint8)
+
+
 def crop_image(image: np.ndarray, win: Window, out_size: int = MODEL_SIZE) -> np.ndarray:
     """Cut ``win`` from an HWC uint8 RGB image and resize it to ``out_size`` (bilinear, with
-    antialiasing when shrinking). Outside the image: :data:`PAD_RGB`."""
+    antialiasing when shrinking). Outside the image: :data:`PAD_RGB`.
+
+    Memory and time follow the part of the window inside the image, not the window's size: a
+    large window reaching outside the image is resampled from its in-image pixels with the
+    padding's share added arithmetically (bit-identical to padding the whole window first)."""
+    height, width = image.shape[:2]
+    if not _direct(win, width, height):
+        return _resample_u8_window(image, win, out_size, PAD_RGB[: image.shape[2]] if image.ndim == 3 else 0)
     patch = _cut(image, win, PAD_RGB)
     if patch.shape[0] != out_size or patch.shape[1] != out_size:
         patch = np.asarray(Image.fromarray(patch).resize((out_size, out_size), Image.BILINEAR))
     return patch
 
 
+def _nearest_index(in_size: int, out_size: int) -> np.ndarray:
+    """Input index of each output pixel of Pillow's nearest-neighbour resize (``ImagingScaleAffine``:
+    the position is accumulated output pixel by output pixel)."""
+    step = float(np.float32(in_size)) / out_size
+    pos = np.add.accumulate(np.concatenate([[step * 0.5], np.full(out_size - 1, step)]))
+    return np.where(pos < 0, -1, np.trunc(pos)).astype(np.int64)
+
+
 def crop_mask(mask: np.ndarray, win: Window, out_size: int = MODEL_SIZE) -> np.ndarray:
     """Cut ``win`` from a boolean HxW mask and resize it to ``out_size`` (nearest)."""
+    height, width = mask.shape[:2]
+    if not _direct(win, width, height):
+        cols = _nearest_index(win.width, out_size) + win.x0
+        rows = _nearest_index(win.height, out_size) + win.y0
+        ok_c, ok_r = (cols >= 0) & (cols < width), (rows >= 0) & (rows < height)
+        out = np.zeros((out_size, out_size), bool)
+        out[np.ix_(ok_r, ok_c)] = np.asarray(mask, bool)[np.ix_(rows[ok_r], cols[ok_c])]
+        return out
     patch = _cut(mask.astype(np.uint8), win, 0)
     if patch.shape[0] != out_size or patch.shape[1] != out_size:
         patch = np.asarray(Image.fromarray(patch).resize((out_size, out_size), Image.NEAREST))
     return patch.astype(bool)
 
 
-def _resize_logits(logits: np.ndarray, width: int, height: int) -> np.ndarray:
-    if logits.shape == (height, width):
-        return logits
-    img = Image.fromarray(np.ascontiguousarray(logits, dtype=np.float32))
-    return np.asarray(img.resize((width, height), Image.BILINEAR))
+def _resample_f32_axis(src: np.ndarray, in_size: int, out_size: int, out_lo: int, out_hi: int, axis: int):
+    """Pillow's float-image bilinear pass along ``axis`` (float64 accumulation, tap by tap,
+    float32 result), for outputs ``[out_lo, out_hi)`` of a resize ``in_size -> out_size``."""
+    scale = float(np.float32(in_size)) / out_size
+    filterscale = max(scale, 1.0)
+    ss = 1.0 / filterscale
+    center = (np.arange(out_lo, out_hi, dtype=np.float64) + 0.5) * scale
+    xmin = np.maximum(np.trunc(center - filterscale + 0.5), 0).astype(np.int64)
+    xmax = np.minimum(np.trunc(center + filterscale + 0.5).astype(np.int64), in_size)
+    taps = int((xmax - xmin).max(initial=0))
+    x = np.arange(taps)[None, :] + xmin[:, None]
+    w = 1.0 - np.abs((x - center[:, None] + 0.5) * ss)
+    w = np.where((w > 0) & (x < xmax[:, None]), w, 0.0)
+    total = np.add.accumulate(w, axis=1)[:, -1] if taps else np.zeros(len(center))
+    k = np.divide(w, total[:, None], out=w.copy(), where=total[:, None] != 0)
+    x = np.minimum(x, in_size - 1)
+    src = np.moveaxis(src, axis, 0)
+    acc = np.zeros((len(center),) + src.shape[1:], np.float64)
+    expand = (slice(None),) + (None,) * (src.ndim - 1)
+    for t in range(taps):
+        acc += src[x[:, t]].astype(np.float64) * k[:, t][expand]
+    return np.moveaxis(acc.astype(np.float32), 0, axis)
+
+
+def _window_logits(logits, win: Window, image_size: tuple[int, int]):
+    """The window's logits resized to the window and cut to the image: ``(slices, array)`` with
+    ``array`` covering only ``image[slices]``, or ``None`` when the window misses the image."""
+    width, height = image_size
+    logits = np.asarray(logits, dtype=np.float32)
+    logits = logits.reshape(logits.shape[-2:])
+    sx0, sy0 = max(win.x0, 0), max(win.y0, 0)
+    sx1, sy1 = min(win.x1, width), min(win.y1, height)
+    if sx1 <= sx0 or sy1 <= sy0:
+        return None
+    where = (slice(sy0, sy1), slice(sx0, sx1))
+    if logits.shape == (win.height, win.width):
+        return where, logits[sy0 - win.y0 : sy1 - win.y0, sx0 - win.x0 : sx1 - win.x0]
+    if _direct(win, width, height):  # small enough to resize whole, exactly as Pillow does
+        full = np.asarray(Image.fromarray(np.ascontiguousarray(logits)).resize((win.width, win.height), Image.BILINEAR))
+        return where, full[sy0 - win.y0 : sy1 - win.y0, sx0 - win.x0 : sx1 - win.x0]
+    # horizontal pass over every logits row, then the vertical pass; each computes only the
+    # outputs that land in the image
+    lh, lw = logits.shape
+    out = _resample_f32_axis(logits, lw, win.width, sx0 - win.x0, sx1 - win.x0, axis=1)
+    out = _resample_f32_axis(out, lh, win.height, sy0 - win.y0, sy1 - win.y0, axis=0)
+    return where, out
 
 
 def paste_logits(logits: np.ndarray, win: Window, image_size: tuple[int, int], fill: float = -np.inf) -> np.ndarray:
     """Full-size float map (H, W): the window logits resized to the window's size and put at
-    its place; ``fill`` elsewhere."""
+    its place; ``fill`` elsewhere. Only the part of the window inside the image is computed."""
     width, height = image_size
-    logits = np.asarray(logits, dtype=np.float32).reshape(logits.shape[-2:])
-    resized = _resize_logits(logits, win.width, win.height)
     out = np.full((height, width), fill, dtype=np.float32)
-    sx0, sy0 = max(win.x0, 0), max(win.y0, 0)
-    sx1, sy1 = min(win.x1, width), min(win.y1, height)
-    if sx1 > sx0 and sy1 > sy0:
-        out[sy0:sy1, sx0:sx1] = resized[sy0 - win.y0 : sy1 - win.y0, sx0 - win.x0 : sx1 - win.x0]
+    part = _window_logits(logits, win, image_size)
+    if part is not None:
+        out[part[0]] = part[1]
     return out
+
+
+def window_mask(logits: np.ndarray, win: Window, image_size: tuple[int, int], threshold: float = 0.0):
+    """The part of :func:`paste_mask` inside the window: ``(slices, bool array)`` such that the
+    full mask is that array at ``mask[slices]`` and False elsewhere; ``None`` when the window
+    misses the image. Costs memory in the window's in-image size, not the image's."""
+    part = _window_logits(logits, win, image_size)
+    return None if part is None else (part[0], part[1] > threshold)
 
 
 def paste_mask(logits: np.ndarray, win: Window, image_size: tuple[int, int], threshold: float = 0.0) -> np.ndarray:
     """Full-size boolean mask: ``paste_logits(...) > threshold`` (logit 0 = probability 0.5)."""
-    return paste_logits(logits, win, image_size) > threshold
+    width, height = image_size
+    out = np.zeros((height, width), bool)
+    part = window_mask(logits, win, image_size, threshold)
+    if part is not None:
+        out[part[0]] = part[1]
+    return out
 
 
 def window_for_prompt(
