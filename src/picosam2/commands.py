@@ -59,6 +59,18 @@ def add_parser(sub) -> list[str]:
     p.add_argument("--out", required=True, help="mask PNG to write")
     p.add_argument("--overlay", default=None, help="also write the photo with the mask drawn on it")
     p.add_argument("--per-prompt", action="store_true", help="one mask file per prompt instead of the union")
+    p.add_argument(
+        "--max-pixels",
+        type=float,
+        default=None,
+        help="largest image accepted, in pixels (default 50e6; decided from the file header before decoding)",
+    )
+    p.add_argument(
+        "--max-prompts",
+        type=int,
+        default=None,
+        help="most prompts per call (default 1000; time grows by the model's cost per prompt, memory does not)",
+    )
     p.set_defaults(func=run_predict)
 
     q = sub.add_parser("info", help="parameters, MACs and input size of a model")
@@ -69,32 +81,51 @@ def add_parser(sub) -> list[str]:
 
 
 def run_predict(args) -> int:
+    try:
+        return _predict(args)
+    except MemoryError:
+        raise RuntimeError("out of memory: use a smaller image (--max-pixels) or fewer prompts") from None
+
+
+def _predict(args) -> int:
     import numpy as np
 
-    from .image_io import load_image, overlay, save_png_atomic
-    from .predictor import Predictor
+    from .image_io import MAX_PIXELS, check_output_path, load_image, overlay, write_pngs_atomic
+    from .predictor import MAX_PROMPTS, Predictor
 
     if not args.point and not args.box:
         raise ValueError("give at least one --point X,Y or --box X0,Y0,X1,Y1")
-    for target in [args.out, args.overlay]:
-        if target and Path(target).suffix.lower() != ".png":
-            raise ValueError(f"output files are PNG: {target} does not end in .png")
-    image = load_image(args.image)
-    predictor = Predictor.from_pretrained(args.weights, backend=args.backend, window_size=args.window_size)
-    result = predictor.predict(image, points=args.point or None, boxes=args.box or None)
+    max_prompts = MAX_PROMPTS if args.max_prompts is None else args.max_prompts
+    if max_prompts < 1:
+        raise ValueError(f"--max-prompts must be at least 1, got {max_prompts}")
+    if len(args.point) + len(args.box) > max_prompts:
+        raise ValueError(f"{len(args.point) + len(args.box)} prompts: at most {max_prompts} (raise with --max-prompts)")
+    if args.max_pixels is not None and not 1 <= args.max_pixels < 1e15:
+        raise ValueError(f"--max-pixels must be a positive number of pixels, got {args.max_pixels:g}")
+    max_pixels = MAX_PIXELS if args.max_pixels is None else int(args.max_pixels)
     out = Path(args.out)
-    written = []
+    targets = [out.with_name(f"{out.stem}-{k}.png") for k in range(len(args.point) + len(args.box))]
+    targets = targets if args.per_prompt else [out]
+    for target in targets + ([Path(args.overlay)] if args.overlay else []):
+        if target.suffix.lower() != ".png":
+            raise ValueError(f"output files are PNG: {target} does not end in .png")
+        check_output_path(target)
+    image = load_image(args.image, max_pixels=max_pixels)
+    predictor = Predictor.from_pretrained(
+        args.weights, backend=args.backend, window_size=args.window_size, max_prompts=max_prompts
+    )
+    result = predictor.predict(image, points=args.point or None, boxes=args.box or None)
     if args.per_prompt:
-        for k, m in enumerate(result.masks):
-            written.append(save_png_atomic(m.astype(np.uint8) * 255, out.with_name(f"{out.stem}-{k}.png")))
+        outputs = [(t, lambda k=k: result.mask(k).astype(np.uint8) * 255) for k, t in enumerate(targets)]
     else:
-        written.append(save_png_atomic(result.union().astype(np.uint8) * 255, out))
+        outputs = [(out, lambda: result.union().astype(np.uint8) * 255)]
     if args.overlay:
-        pic = overlay(image, result.masks, points=args.point, boxes=args.box)
-        written.append(save_png_atomic(pic, args.overlay))
+        outputs.append((Path(args.overlay), lambda: overlay(image, result.parts(), points=args.point, boxes=args.box)))
+    written = write_pngs_atomic(outputs)  # all the outputs or none
     h, w = image.shape[:2]
-    for k, (m, kind) in enumerate(zip(result.masks, result.kinds)):
-        print(f"prompt {k} ({kind}): {int(m.sum())} px ({100.0 * m.mean():.2f} % of {w}x{h})")
+    for k, (part, kind) in enumerate(zip(result.parts(), result.kinds)):
+        px = 0 if part is None else int(part[1].sum())
+        print(f"prompt {k} ({kind}): {px} px ({100.0 * px / (w * h):.2f} % of {w}x{h})")
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -29,7 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from .image_io import load_image
-from .prompts import MODEL_SIZE, PromptError, Window, crop_image, paste_mask, window_for_prompt
+from .prompts import MODEL_SIZE, PromptError, Window, crop_image, window_for_prompt, window_mask
+
+#: Default cap on prompts per :meth:`Predictor.predict` call (``max_prompts``; the CLI's
+#: ``--max-prompts``). Memory does not grow with the count (masks are made one window at a
+#: time); the cap bounds the time, which is the model's cost per window.
+MAX_PROMPTS = 1000
 
 
 class UntrainedWeightsWarning(UserWarning):
@@ -146,13 +151,49 @@ BACKENDS = {"torch": TorchBackend, "onnx": OnnxBackend, "openvino": OpenVinoBack
 
 @dataclass
 class Prediction:
-    masks: np.ndarray  #: (N, H, W) bool
+    """The answer to one :meth:`Predictor.predict` call. Masks are made on demand from the
+    window logits, one window at a time: :meth:`union`, :meth:`mask` and :meth:`parts` cost
+    memory in the image's size whatever the number of prompts; :attr:`masks` stacks them all."""
+
     logits: np.ndarray  #: (N, S, S) float32 window logits
     windows: list[Window] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)  #: "point" or "box", per prompt
+    image_size: tuple[int, int] = (0, 0)  #: (width, height)
+    threshold: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def parts(self):
+        """Per prompt, ``(slices, bool patch)``: the mask is the patch at ``slices`` and False
+        elsewhere (``None`` when the window misses the image)."""
+        for lg, win in zip(self.logits, self.windows):
+            yield window_mask(lg, win, self.image_size, self.threshold)
+
+    def mask(self, k: int) -> np.ndarray:
+        """Full-size (H, W) boolean mask of prompt ``k``."""
+        width, height = self.image_size
+        out = np.zeros((height, width), bool)
+        part = window_mask(self.logits[k], self.windows[k], self.image_size, self.threshold)
+        if part is not None:
+            out[part[0]] = part[1]
+        return out
+
+    @property
+    def masks(self) -> np.ndarray:
+        """(N, H, W) bool, one full-size mask per prompt (N times the image: prefer :meth:`union`,
+        :meth:`mask` or :meth:`parts` for many prompts)."""
+        width, height = self.image_size
+        return np.stack([self.mask(k) for k in range(len(self))]) if len(self) else np.zeros((0, height, width), bool)
 
     def union(self) -> np.ndarray:
-        return self.masks.any(axis=0) if len(self.masks) else np.zeros(self.masks.shape[1:], bool)
+        """(H, W) bool: the union of all prompts' masks."""
+        width, height = self.image_size
+        out = np.zeros((height, width), bool)
+        for part in self.parts():
+            if part is not None:
+                out[part[0]] |= part[1]
+        return out
 
 
 def _as_prompt_array(values, width: int, name: str) -> np.ndarray:
@@ -179,6 +220,8 @@ class Predictor:
     recommended ``config.extra["point_window_size"]`` when they give one, else 96. ``point_mode``: ``centered``
     (padding keeps the point centred) or ``paper`` (the reference clip-and-stretch).
     ``box_padding``: margin added on each side of a box, as a fraction of its longer side.
+    ``max_prompts``: most prompts per call (:data:`MAX_PROMPTS`; ``None``: no cap); more raise
+    :class:`PromptError`.
     """
 
     def __init__(
@@ -190,6 +233,7 @@ class Predictor:
         box_padding: float = 0.1,
         threshold: float = 0.0,
         batch_size: int = 64,
+        max_prompts: int | None = MAX_PROMPTS,
     ):
         if backend is None:
             if model is None:
@@ -205,6 +249,7 @@ class Predictor:
         self.box_padding = box_padding
         self.threshold = threshold
         self.batch_size = batch_size
+        self.max_prompts = max_prompts
         self._image: np.ndarray | None = None
 
     @classmethod
@@ -236,6 +281,10 @@ class Predictor:
     def windows(self, image_size, points=None, boxes=None) -> tuple[list[Window], list[str]]:
         pts = _as_prompt_array(points, 2, "points")
         bxs = _as_prompt_array(boxes, 4, "boxes")
+        if self.max_prompts is not None and len(pts) + len(bxs) > self.max_prompts:
+            raise PromptError(
+                f"{len(pts) + len(bxs)} prompts: at most {self.max_prompts} per call (raise the cap with --max-prompts)"
+            )
         wins = [window_for_prompt(p, image_size, "point", self.window_size, self.point_mode) for p in pts]
         wins += [window_for_prompt(b, image_size, "box", box_padding=self.box_padding) for b in bxs]
         return wins, ["point"] * len(pts) + ["box"] * len(bxs)
@@ -261,5 +310,6 @@ class Predictor:
         if not wins:
             raise PromptError("give at least one point or box")
         logits = self.predict_windows(arr, wins)
-        masks = np.stack([paste_mask(lg, w, (width, height), self.threshold) for lg, w in zip(logits, wins)])
-        return Prediction(masks=masks, logits=logits, windows=wins, kinds=kinds)
+        return Prediction(
+            logits=logits, windows=wins, kinds=kinds, image_size=(width, height), threshold=self.threshold
+        )

@@ -41,7 +41,7 @@ import numpy as np
 from ..data import DataError, InstanceSet, box_prompt, interior_point, paper_point
 from ..data.coco import Instance
 from ..data.prompt_rules import EmptyMaskError
-from ..image_io import ImageError, load_image
+from ..image_io import ImageError, check_pixels, load_image
 from ..prompts import MODEL_SIZE, PromptError, Window, box_window, crop_mask, paste_mask, point_window
 from . import metrics
 
@@ -59,12 +59,13 @@ def load_dataset_image(path) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
+            check_pixels(img, name=str(path))  # too large: counted as a bad image, never decoded
             img.load()
             exif = img.getexif()
             if exif.get(0x0112, 1) != 1:
                 del exif[0x0112]  # the cached EXIF that load_image's exif_transpose reads
             return load_image(img)
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, MemoryError) as exc:
         raise ImageError(f"cannot read image {path}: {exc}") from None
 
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..data import DataError, InstanceSet, interior_point, paper_point, random_point
 from ..data.prompt_rules import EmptyMaskError
-from ..image_io import load_image
+from ..image_io import ImageError, load_image
 from ..prompts import MODEL_SIZE, Window, crop_image, crop_mask, point_window
 from .config import DataConfig
 
@@ -209,8 +209,8 @@ class WindowDataset:
                 image = load_image(inst.image_path)
                 _, win, _ = draw_window(mask, inst.bbox, self.policy, rng)
                 break
-            except (EmptyMaskError, DataError):
-                k = (k + 1) % len(self.instances)  # an empty/undecodable mask: take the next one
+            except (EmptyMaskError, DataError, ImageError):
+                k = (k + 1) % len(self.instances)  # an empty/undecodable mask or image: take the next one
         return _sample(crop_image(image, win), crop_mask(mask, win), g, k, self.augment, rng)
 
 
@@ -305,7 +305,10 @@ def build_packed(
             except DataError:
                 continue
             if inst.image_id != cur_img_id:
-                image, cur_img_id = load_image(inst.image_path), inst.image_id
+                try:
+                    image, cur_img_id = load_image(inst.image_path), inst.image_id
+                except ImageError:  # unreadable or too large: its instances are left out
+                    continue
             for _ in range(samples_per_instance):
                 pt, win, rule = draw_window(mask, inst.bbox, policy, rng)
                 crop = crop_image(image, win)
