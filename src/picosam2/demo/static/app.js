@@ -299,8 +299,12 @@ async function update() {
   }
   el.stage.classList.add("busy");
   try {
-    if (state.useLocal && state.local) await updateLocal(seq);
-    else await updateServer(seq);
+    if (el.local.checked) {
+      // "Run in this browser" is ticked: the photo never leaves the page, even while the
+      // model is still loading (toggleLocal segments the prompts once it is ready)
+      if (state.useLocal && state.local) await updateLocal(seq);
+      else setStatus("waiting for the in-browser model; nothing is uploaded");
+    } else await updateServer(seq);
   } finally {
     if (seq === state.seq) el.stage.classList.remove("busy");
   }
