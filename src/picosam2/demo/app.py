@@ -27,6 +27,7 @@ import copy
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import shutil
@@ -43,7 +44,7 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import ClientDisconnect
 
 from ..image_io import ImageError, load_image
 from ..prompts import PAD_RGB, PromptError
@@ -57,6 +58,12 @@ SAMPLES = ("dog", "truck", "groceries")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 MAX_PROMPTS = 64
+#: Seconds to wait for each piece of an upload, and for the whole upload.
+BODY_CHUNK_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 60.0
+#: Decoded photos kept for repeated clicks, in bytes (a 50 MP photo is 150 MB).
+IMAGE_CACHE_BYTES = 256 * 1024 * 1024
+log = logging.getLogger("picosam2.demo")
 #: Formats accepted for uploads (Pillow would open more, some through external programs).
 IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -92,8 +99,41 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _BodyTimeout(Exception):
+    pass
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+class _HostCheck:
+    """Pure ASGI middleware refusing requests whose ``Host`` header is not allowed, with a JSON
+    400 (Starlette's ``TrustedHostMiddleware`` answers plain text)."""
+
+    def __init__(self, app, allowed_hosts: list[str]):
+        self.app = app
+        self.any = "*" in allowed_hosts
+        self.allowed = {h.lower() for h in allowed_hosts}
+
+    def _ok(self, scope) -> bool:
+        if self.any:
+            return True
+        host = ""
+        for key, value in scope.get("headers", []):
+            if key == b"host":
+                host = value.decode("latin-1").strip().lower()
+                break
+        if host.startswith("["):
+            name = host[: host.find("]") + 1] if "]" in host else host
+        else:
+            name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        return name in self.allowed or name.strip("[]") in self.allowed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not self._ok(scope):
+            return await _error(400, "invalid Host header")(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 class _SecurityHeaders:
@@ -116,14 +156,21 @@ class _SecurityHeaders:
         return await self.app(scope, receive, send_with_headers)
 
 
-def _limited_receive(receive, limit: int):
+def _limited_receive(receive, limit: int, chunk_timeout: float = BODY_CHUNK_TIMEOUT_S, timeout: float = BODY_TIMEOUT_S):
     """Wrap an ASGI ``receive`` so that a body longer than ``limit`` bytes raises
-    :class:`_BodyTooLarge` as soon as the excess arrives (the rest is never read)."""
+    :class:`_BodyTooLarge` as soon as the excess arrives (the rest is never read), and a body
+    that stalls (no data for ``chunk_timeout`` s, or not complete in ``timeout`` s) raises
+    :class:`_BodyTimeout`."""
     seen = 0
+    deadline = time.monotonic() + timeout
 
     async def wrapped():
         nonlocal seen
-        message = await receive()
+        wait = min(chunk_timeout, deadline - time.monotonic())
+        try:
+            message = await asyncio.wait_for(receive(), timeout=max(wait, 0.001))
+        except asyncio.TimeoutError:
+            raise _BodyTimeout() from None
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
@@ -294,10 +341,13 @@ class Segmenter:
     photo again (every click on the page re-sends it) skips the decode.
     """
 
-    def __init__(self, predictor, max_pixels: int = MAX_PIXELS, cache_images: int = 4):
+    def __init__(
+        self, predictor, max_pixels: int = MAX_PIXELS, cache_images: int = 4, cache_bytes: int = IMAGE_CACHE_BYTES
+    ):
         self.predictor = predictor
         self.max_pixels = max_pixels
         self.cache_images = cache_images
+        self.cache_bytes = cache_bytes
         self._lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -312,7 +362,9 @@ class Segmenter:
         arr.setflags(write=False)
         with self._cache_lock:
             self._cache[key] = arr
-            while len(self._cache) > self.cache_images:
+            while len(self._cache) > self.cache_images or (
+                len(self._cache) > 1 and sum(a.nbytes for a in self._cache.values()) > self.cache_bytes
+            ):
                 self._cache.popitem(last=False)
         return arr
 
@@ -328,6 +380,15 @@ class Segmenter:
         for x, y in points:
             if not (0 <= x < width and 0 <= y < height):
                 raise DemoError(422, f"point ({x:g}, {y:g}) is outside the {width}x{height} image")
+        for x0, y0, x1, y1 in boxes:
+            if not (x0 < x1 and y0 < y1):
+                raise DemoError(422, f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is empty: need x0 < x1 and y0 < y1")
+            if not (
+                -width <= x0 and -height <= y0 and x1 <= 2 * width and y1 <= 2 * height and x0 < width and y0 < height
+            ):
+                raise DemoError(422, f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is not on the {width}x{height} image")
+            if x1 <= 0 or y1 <= 0:
+                raise DemoError(422, f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is not on the {width}x{height} image")
         try:
             with self._lock:
                 t0 = time.perf_counter()
@@ -373,25 +434,36 @@ def create_app(
     if browser_model not in BROWSER_MODELS:
         raise ValueError(f"browser_model must be one of {', '.join(BROWSER_MODELS)}, got {browser_model!r}")
     if predictor is None:
-        from ..models import weights_metadata
-        from ..predictor import Predictor
-
-        predictor = Predictor.from_pretrained(weights, warn_untrained=False)
-        if trained is None:
-            trained = weights_metadata(weights).get("trained", "true").lower() != "false"
+        predictor, trained = _load_predictor(weights, trained)
     segmenter = Segmenter(predictor, max_pixels=max_pixels)
     exporter = BrowserModel(_predictor_torch_model(predictor), model_cache_dir, prefer=browser_model)
-    body_limit = max_upload_bytes + 64 * 1024  # the photo plus the small prompt fields
 
     app = FastAPI(title="picosam2 demo", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.segmenter = segmenter
     app.state.trained = trained
     app.state.browser_model = exporter
-    hosts = list(allowed_hosts) if allowed_hosts is not None else list(LOOPBACK_HOSTS)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
+    app.add_middleware(
+        _HostCheck, allowed_hosts=list(allowed_hosts) if allowed_hosts is not None else list(LOOPBACK_HOSTS)
+    )
     app.add_middleware(_SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _add_error_handlers(app)
+    _add_page_routes(app, predictor, exporter, weights, trained, max_upload_bytes)
+    _add_segment_route(app, segmenter, max_upload_bytes)
+    return app
 
+
+def _load_predictor(weights, trained):
+    from ..models import weights_metadata
+    from ..predictor import Predictor
+
+    predictor = Predictor.from_pretrained(weights, warn_untrained=False)
+    if trained is None:
+        trained = weights_metadata(weights).get("trained", "true").lower() != "false"
+    return predictor, trained
+
+
+def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DemoError)
     async def _demo_error(request, exc: DemoError):
         return _error(exc.status, exc.message)
@@ -399,6 +471,15 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, exc: StarletteHTTPException):
         return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(MemoryError)
+    async def _memory_error(request, exc: MemoryError):
+        log.warning("out of memory serving %s", request.url.path)
+        return _error(503, "the server ran out of memory for this request; try a smaller photo")
+
+
+def _add_page_routes(app: FastAPI, predictor, exporter: BrowserModel, weights, trained, max_upload_bytes: int) -> None:
+    """The page, its info, the bundled photos and the browser model."""
 
     @app.get("/", include_in_schema=False)
     async def index():
@@ -433,11 +514,9 @@ def create_app(
     async def samples():
         return [{"name": n, "url": f"/samples/{n}.jpg"} for n in SAMPLES if (SAMPLES_DIR / f"{n}.jpg").is_file()]
 
-    sample_files = {f"{n}.jpg": SAMPLES_DIR / f"{n}.jpg" for n in SAMPLES}
-
     @app.get("/samples/{name}")
     async def sample(name: str):
-        path = sample_files.get(name)
+        path = SAMPLE_FILES.get(name)
         if path is None or not path.is_file():
             raise DemoError(404, "no such sample")
         return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
@@ -456,47 +535,70 @@ def create_app(
             headers={"X-Model-Precision": precision, "Cache-Control": "no-cache"},
         )
 
+
+SAMPLE_FILES = {f"{n}.jpg": SAMPLES_DIR / f"{n}.jpg" for n in SAMPLES}
+
+
+async def _read_form(request: Request, max_upload_bytes: int):
+    """The request's form, read with the size cap and the upload timeouts; DemoError otherwise."""
+    too_big = f"upload larger than {max_upload_bytes // (1024 * 1024)} MB"
+    body_limit = max_upload_bytes + 64 * 1024  # the photo plus the small prompt fields
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.strip().isdigit():
+            raise DemoError(400, "bad Content-Length header")
+        if int(length) > body_limit:
+            raise DemoError(413, too_big)
+    limited = Request(request.scope, _limited_receive(request.receive, body_limit))
+    content_type = limited.headers.get("content-type", "")
+    if not content_type.lower().startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        raise DemoError(415, "send a multipart/form-data form with the image file and points/boxes")
+    try:
+        return await limited.form(max_files=1, max_fields=8, max_part_size=256 * 1024)
+    except _BodyTooLarge:
+        raise DemoError(413, too_big) from None
+    except _BodyTimeout:
+        log.warning("client %s stalled during its upload: answered 408", request.client)
+        raise DemoError(408, "the upload stalled: request body not received in time") from None
+    except StarletteHTTPException as exc:
+        raise DemoError(400, f"malformed form: {exc.detail}") from None
+    except (ValueError, KeyError, asyncio.IncompleteReadError) as exc:
+        raise DemoError(400, f"malformed form: {exc}") from None
+
+
+async def _upload_bytes(form, max_upload_bytes: int) -> bytes:
+    too_big = f"upload larger than {max_upload_bytes // (1024 * 1024)} MB"
+    upload = form.get("image")
+    sample_name = form.get("sample")
+    if upload is None and sample_name is None:
+        raise DemoError(400, "no image: send the photo as the multipart file field 'image'")
+    if upload is not None:
+        if isinstance(upload, str) or not hasattr(upload, "read"):
+            raise DemoError(400, "the field 'image' must be a file")
+        if upload.size is not None and upload.size > max_upload_bytes:
+            raise DemoError(413, too_big)
+        data = await upload.read()
+    else:
+        path = SAMPLE_FILES.get(f"{sample_name}.jpg") if isinstance(sample_name, str) else None
+        if path is None or not path.is_file():
+            raise DemoError(404, "no such sample")
+        data = path.read_bytes()
+    if len(data) > max_upload_bytes:
+        raise DemoError(413, too_big)
+    return data
+
+
+def _add_segment_route(app: FastAPI, segmenter: Segmenter, max_upload_bytes: int) -> None:
     @app.post("/api/segment")
     async def segment(request: Request):
         t0 = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None:
-            try:
-                too_big = int(length) > body_limit
-            except ValueError:
-                raise DemoError(400, "bad Content-Length header") from None
-            if too_big:
-                raise DemoError(413, f"upload larger than {max_upload_bytes // (1024 * 1024)} MB")
-        limited = Request(request.scope, _limited_receive(request.receive, body_limit))
-        content_type = limited.headers.get("content-type", "")
-        if not content_type.lower().startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-            raise DemoError(415, "send a multipart/form-data form with the image file and points/boxes")
         try:
-            form = await limited.form(max_files=1, max_fields=8, max_part_size=256 * 1024)
-        except _BodyTooLarge:
-            raise DemoError(413, f"upload larger than {max_upload_bytes // (1024 * 1024)} MB") from None
-        except StarletteHTTPException as exc:
-            raise DemoError(400, f"malformed form: {exc.detail}") from None
-        except (ValueError, KeyError, asyncio.IncompleteReadError) as exc:
-            raise DemoError(400, f"malformed form: {exc}") from None
+            form = await _read_form(request, max_upload_bytes)
+        except ClientDisconnect:
+            log.warning("client %s hung up during its upload", request.client)
+            return Response(status_code=400)  # nobody is listening
         try:
-            upload = form.get("image")
-            sample_name = form.get("sample")
-            if upload is None and sample_name is None:
-                raise DemoError(400, "no image: send the photo as the multipart file field 'image'")
-            if upload is not None:
-                if isinstance(upload, str) or not hasattr(upload, "read"):
-                    raise DemoError(400, "the field 'image' must be a file")
-                if upload.size is not None and upload.size > max_upload_bytes:
-                    raise DemoError(413, f"upload larger than {max_upload_bytes // (1024 * 1024)} MB")
-                data = await upload.read()
-            else:
-                path = sample_files.get(f"{sample_name}.jpg") if isinstance(sample_name, str) else None
-                if path is None or not path.is_file():
-                    raise DemoError(404, "no such sample")
-                data = path.read_bytes()
-            if len(data) > max_upload_bytes:
-                raise DemoError(413, f"upload larger than {max_upload_bytes // (1024 * 1024)} MB")
+            data = await _upload_bytes(form, max_upload_bytes)
             png, meta = await run_in_threadpool(segmenter.segment, data, form.get("points"), form.get("boxes"))
         finally:
             await form.close()
@@ -509,5 +611,3 @@ def create_app(
             "Cache-Control": "no-store",
         }
         return Response(png, media_type="image/png", headers=headers)
-
-    return app
