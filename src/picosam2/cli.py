@@ -20,6 +20,9 @@ COMMANDS = {
     "camera": "picosam2.camera.cli",
     "demo": "picosam2.demo.cli",
     "bench": "picosam2.bench.cli",
+    "bundle": "picosam2.ops.cli",
+    "device": "picosam2.ops.cli",
+    "monitor": "picosam2.ops.cli",
 }
 
 

@@ -1,0 +1,165 @@
+"""``picosam2 bundle create``: weights -> a release bundle (see :mod:`picosam2.ops.bundle` for
+the layout). Needs the export tools (torch, onnxruntime; MCT and imxconv-pt for the sensor
+package unless ``skip_imx500``); a device needs none of them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import OpsError
+from .bundle import (
+    CONFIG,
+    EVAL_REPORT,
+    HEALTH_EXPECTED,
+    HEALTH_WINDOW,
+    INT8_ONNX,
+    REFERENCE,
+    default_app_range,
+    finalize_bundle,
+    parse_version,
+    utc_now,
+    write_tar,
+)
+from .monitor import build_reference
+from .network import SlotNetwork
+from .stats import records_from_windows
+
+IMX500_FILES = ("packerOut.zip", "dnnParams.xml")
+#: default per-window latency budget of the CPU fallback network in the health check
+DEFAULT_LATENCY_BUDGET_MS = 200.0
+DEFAULT_MIN_IOU = 0.9
+
+
+def _eval_reports(paths, annotations, images, onnx_path: Path, limit: int | None) -> dict:
+    """Given report files, or ``picosam2 eval`` of the INT8 network under both protocols."""
+    reports = {}
+    if paths:
+        for p in paths:
+            try:
+                content = json.loads(Path(p).read_text())
+            except (OSError, ValueError) as exc:
+                raise OpsError(f"cannot read eval report {p}: {exc}") from None
+            key = content.get("protocol") if isinstance(content, dict) and isinstance(content.get("protocol"), str) else None
+            reports[key or Path(p).stem] = content
+        return {"source": "given", "reports": reports}
+    with tempfile.TemporaryDirectory(prefix="picosam2-eval-") as tmp:
+        for protocol in ("paper", "full"):
+            out = Path(tmp) / f"{protocol}.json"
+            cmd = [sys.executable, "-m", "picosam2.cli", "eval", "--annotations", str(annotations), "--quiet"]
+            cmd += [a for d in images for a in ("--images", str(d))]
+            cmd += ["--protocol", protocol, "--backend", "onnx", "--weights", str(onnx_path), "--out", str(out)]
+            cmd += ["--limit", str(limit)] if limit else []
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise OpsError(f"eval ({protocol}) failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+            reports[protocol] = json.loads(out.read_text())
+    return {"source": "computed", "network": INT8_ONNX, "reports": reports}
+
+
+def _imx500_package(model, dest: Path, calib_count: int | None) -> dict:
+    from ..export.imx500 import export_imx500
+
+    with tempfile.TemporaryDirectory(prefix="picosam2-bundle-imx500-") as tmp:
+        res = export_imx500(model, tmp, calib_count=calib_count)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in (*IMX500_FILES, res.memory_report_path.name, "export_info.json"):
+            shutil.copyfile(Path(tmp) / name, dest / name)
+    packager = shutil.which("imx500-package")
+    if packager:
+        with tempfile.TemporaryDirectory(prefix="picosam2-rpk-") as tmp:
+            subprocess.run([packager, "-i", str(dest / "packerOut.zip"), "-o", tmp], check=True, capture_output=True)
+            shutil.copyfile(Path(tmp) / "network.rpk", dest / "network.rpk")
+    return {"fits": bool(res.memory.fits), "memory_mb": res.memory.memory_usage_mb, "rpk": bool(packager)}
+
+
+def _reference_and_health(stage: Path, calib_count: int | None) -> dict:
+    """Run the bundled INT8 network on the calibration windows: the monitor's reference, and
+    the health check's known window (the one whose mask covers closest to a third of it)."""
+    from PIL import Image
+
+    from ..export.calibration import load_bundled
+
+    windows = load_bundled(calib_count)
+    net = SlotNetwork(stage / INT8_ONNX, stage / CONFIG)
+    logits, scores = net.run_batched(windows)
+    ref = build_reference(records_from_windows(windows, logits, scores), source="bundled COCO calibration windows")
+    (stage / REFERENCE).parent.mkdir(parents=True, exist_ok=True)
+    (stage / REFERENCE).write_text(json.dumps(ref) + "\n")
+    area = (logits > 0).mean(axis=(1, 2))
+    k = int(np.argmin(np.abs(area - 1 / 3)))
+    (stage / HEALTH_WINDOW).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(windows[k]).save(stage / HEALTH_WINDOW)
+    np.save(stage / HEALTH_EXPECTED, logits[k].astype(np.float32))
+    return {"reference_windows": len(windows), "health_window_index": k, "health_mask_area": float(area[k])}
+
+
+def create_bundle(
+    out: str | os.PathLike,
+    weights=None,
+    version: str = "0.1.0",
+    name: str = "picosam2",
+    sign: str | os.PathLike | None = None,
+    eval_reports=None,
+    annotations=None,
+    images=(),
+    eval_limit: int | None = None,
+    skip_imx500: bool = False,
+    calib_count: int | None = None,
+    latency_budget_ms: float = DEFAULT_LATENCY_BUDGET_MS,
+) -> dict:
+    """Build the bundle folder ``out`` and ``out.tar``; returns the manifest. Everything is built
+    in a temporary folder beside ``out`` and renamed into place at the end."""
+    from .. import __version__
+    from ..export.onnx_int8 import export_onnx_int8
+    from ..models import from_pretrained
+
+    out = Path(out)
+    parse_version(version)
+    if out.exists():
+        raise OpsError(f"{out} exists; bundles are immutable, choose a new --out")
+    if not eval_reports and not annotations:
+        raise OpsError("a bundle ships its eval report: give --eval-report FILE... or --annotations JSON --images DIR")
+    if sign is not None:
+        from .bundle import load_private_key
+
+        load_private_key(sign)  # fail before the slow part
+    if not skip_imx500:
+        from ..export.imx500 import check_prerequisites
+
+        check_prerequisites(need_converter=True)
+    model = from_pretrained(weights)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (stage / "model").mkdir()
+        (stage / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+        export_onnx_int8(model, stage / INT8_ONNX, calib_count=calib_count)
+        info = {"imx500": None if skip_imx500 else _imx500_package(model, stage / "imx500", calib_count)}
+        info.update(_reference_and_health(stage, None))
+        report = _eval_reports(eval_reports, annotations, images, stage / INT8_ONNX, eval_limit)
+        (stage / EVAL_REPORT).parent.mkdir(parents=True, exist_ok=True)
+        (stage / EVAL_REPORT).write_text(json.dumps(report, indent=2) + "\n")
+        meta = {
+            "name": name,
+            "version": version,
+            "created": utc_now(),
+            "app": default_app_range(__version__),
+            "health": {"latency_budget_ms": float(latency_budget_ms), "min_mask_iou": DEFAULT_MIN_IOU},
+            "build": {"picosam2": __version__, "weights": str(weights or "default"), **info},
+        }
+        manifest = finalize_bundle(stage, meta, sign)
+        os.chmod(stage, 0o755)
+        os.rename(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    write_tar(out, out.with_name(out.name + ".tar"))
+    return manifest
