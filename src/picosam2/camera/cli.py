@@ -4,6 +4,7 @@ same loop on a still image with a CPU model (PyTorch weights, an .onnx, or MCT's
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def _pair(text: str, n: int, what: str) -> tuple[float, ...]:
@@ -42,7 +43,9 @@ def add_parser(sub) -> list[str]:
     sim = p.add_argument_group("simulation without a camera")
     sim.add_argument("--simulate", metavar="IMAGE", help="run the camera loop on this photo (plays the sensor)")
     sim.add_argument("--weights", default=None, help="weights folder, .safetensors, or .onnx (MCT or plain)")
-    sim.add_argument("--out", default=None, help="--simulate: overlay PNG to write")
+    sim.add_argument("--out", default=None, help="--simulate: overlay PNG to write (a folder for a folder of photos)")
+    p.add_argument("--root", help="device root: run its active slot (docs/operations.md); IMAGE may be a folder")
+    p.add_argument("--stats-log", metavar="LOG", help="append per-frame drift statistics (for picosam2 monitor)")
     p.set_defaults(func=run_camera_cmd)
     return ["camera"]
 
@@ -76,6 +79,10 @@ def _window_runner(weights):
 
 
 def run_camera_cmd(args: argparse.Namespace) -> int:
+    if args.root or args.stats_log or (args.simulate and os.path.isdir(args.simulate)):
+        from .app import run_ops  # device slots, statistics log, folders of photos
+
+        return run_ops(args)
     if args.point:
         prompt, kind = _pair(args.point, 2, "--point"), "point"
     elif args.box:

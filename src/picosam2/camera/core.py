@@ -237,3 +237,10 @@ def network_path(path: str | os.PathLike) -> Path:
     if p.suffix == ".zip":
         raise ValueError(f"{p} is the converter's packerOut.zip: run `imx500-package -i {p} -o DIR` on the Pi first")
     return p
+
+
+def frame_window_pixels(frame: np.ndarray, roi: Window, geometry: FrameGeometry, size: int = MODEL_SIZE) -> np.ndarray:
+    """Approximately what the sensor fed the network for ``roi``, cut from a preview frame (RGB):
+    the ROI in frame pixels resized to ``size`` (for the drift statistics on a live camera)."""
+    x0, y0, x1, y1 = (int(round(v)) for v in roi_in_frame(roi, geometry))
+    return crop_image(frame, Window(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)), size)

@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from . import OpsError
@@ -195,6 +196,27 @@ class Device:
         with contextlib.suppress(OSError):
             fb = {"at": utc_now(), "from": slot, "to": to, "reason": reason}
             self._save_state(last_fallback=fb, event={"action": "fallback", **fb})
+
+    def start_network(self, start):
+        """``start(slot_dir)`` on the active slot; if it raises, on the previous slot (when that
+        one holds a bundle that did not fail its health check), recording why. Returns
+        ``(network, slot, version)``."""
+        active = self.active_slot()
+        if active is None:
+            raise OpsError(f"no active slot in {self.root}: run `picosam2 device install BUNDLE --root {self.root}` first")
+        try:
+            return start(self.slot_dir(active)), active, (self.manifest(active) or {}).get("version")
+        except Exception as exc:  # noqa: BLE001 - any failure to start is a reason to fall back
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            other = self.other(active)
+            man = self.manifest(other)
+            if man is None or self.slot_failed(other, man.get("version")):
+                raise RuntimeError(f"the network of active slot {active} does not start ({reason}) and slot "
+                                   f"{other} holds no working bundle") from None  # fmt: skip
+            self.record_fallback(active, other, reason)
+            print(f"warning: slot {active} does not start ({reason}); running slot {other} ({man.get('version')})",
+                  file=sys.stderr)  # fmt: skip
+            return start(self.slot_dir(other)), other, man.get("version")
 
     def status(self) -> dict:
         """Versions of both slots, the active one, the last health result and fallback."""
