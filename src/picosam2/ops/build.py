@@ -80,14 +80,14 @@ def _imx500_package(model, dest: Path, calib_count: int | None) -> dict:
     return {"fits": bool(res.memory.fits), "memory_mb": res.memory.memory_usage_mb, "rpk": bool(packager)}
 
 
-def _reference_and_health(stage: Path, calib_count: int | None) -> dict:
+def _reference_and_health(stage: Path, count: int | None) -> dict:
     """Run the bundled INT8 network on the calibration windows: the monitor's reference, and
     the health check's known window (the one whose mask covers closest to a third of it)."""
     from PIL import Image
 
     from ..export.calibration import load_bundled
 
-    windows = load_bundled(calib_count)
+    windows = load_bundled(count)
     net = SlotNetwork(stage / INT8_ONNX, stage / CONFIG)
     logits, scores = net.run_batched(windows)
     ref = build_reference(records_from_windows(windows, logits, scores), source="bundled COCO calibration windows")
@@ -114,9 +114,11 @@ def create_bundle(
     skip_imx500: bool = False,
     calib_count: int | None = None,
     latency_budget_ms: float = DEFAULT_LATENCY_BUDGET_MS,
+    reference_count: int | None = None,
 ) -> dict:
     """Build the bundle folder ``out`` and ``out.tar``; returns the manifest. Everything is built
-    in a temporary folder beside ``out`` and renamed into place at the end."""
+    in a temporary folder beside ``out`` and renamed into place at the end. ``reference_count``:
+    compute the monitoring reference on the first N bundled calibration windows (default all)."""
     from .. import __version__
     from ..export.onnx_int8 import export_onnx_int8
     from ..models import from_pretrained
@@ -143,7 +145,7 @@ def create_bundle(
         (stage / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
         export_onnx_int8(model, stage / INT8_ONNX, calib_count=calib_count)
         info = {"imx500": None if skip_imx500 else _imx500_package(model, stage / "imx500", calib_count)}
-        info.update(_reference_and_health(stage, None))
+        info.update(_reference_and_health(stage, reference_count))
         report = _eval_reports(eval_reports, annotations, images, stage / INT8_ONNX, eval_limit)
         (stage / EVAL_REPORT).parent.mkdir(parents=True, exist_ok=True)
         (stage / EVAL_REPORT).write_text(json.dumps(report, indent=2) + "\n")

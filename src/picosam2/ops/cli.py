@@ -23,6 +23,8 @@ def add_parser(sub) -> list[str]:
     c.add_argument("--skip-imx500", action="store_true", help="no sensor package (CPU-only bundle, fast)")
     c.add_argument("--calib-count", type=int, default=None, metavar="N", help="quantization calibration windows")
     c.add_argument("--latency-budget-ms", type=float, default=200.0, help="health check: CPU latency per window")
+    c.add_argument("--reference-count", type=int, default=None, metavar="N",
+                   help="monitoring reference from the first N calibration windows (default all 128)")  # fmt: skip
     c.set_defaults(func=run_bundle_create)
     v = bs.add_parser("verify", help="check every hash of a bundle (folder or .tar) and its signature")
     v.add_argument("bundle")
@@ -68,13 +70,14 @@ def _print(obj, as_json: bool, text: str) -> None:
 def run_bundle_create(args) -> int:
     from .build import create_bundle
 
-    if args.calib_count is not None and args.calib_count < 1:
-        raise ValueError("--calib-count must be at least 1")
+    for flag in ("calib_count", "reference_count"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 2:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at least 2")
     m = create_bundle(
         args.out, weights=args.weights, version=args.version, name=args.name, sign=args.sign,
         eval_reports=args.eval_report, annotations=args.annotations, images=args.images,
         eval_limit=args.eval_limit, skip_imx500=args.skip_imx500, calib_count=args.calib_count,
-        latency_budget_ms=args.latency_budget_ms,
+        latency_budget_ms=args.latency_budget_ms, reference_count=args.reference_count,
     )  # fmt: skip
     print(f"wrote {args.out} ({len(m['files'])} files, version {m['version']}, "
           f"{'signed' if args.sign else 'unsigned'}) and {args.out.rstrip('/')}.tar")  # fmt: skip

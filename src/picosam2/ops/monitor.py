@@ -32,14 +32,14 @@ from .stats import STATISTICS
 
 #: PSI above this is a major shift (the usual credit-risk convention: < 0.1 stable, 0.1-0.25 moderate)
 PSI_DRIFT = 0.25
-#: KS two-sample p-value below this rejects "same distribution"
-KS_ALPHA = 0.01
+#: KS two-sample p-value below this rejects "same distribution" (strict: several statistics are tested)
+KS_ALPHA = 0.001
 #: reference quantile bins for the PSI
 PSI_BINS = 10
 #: smallest window the monitor will judge
 MIN_FRAMES = 30
 DEFAULT_WINDOW = 200
-_EPS = 1e-4
+_SMOOTH = 0.5
 
 
 class StatsLog:
@@ -108,13 +108,12 @@ def build_reference(records: list[dict], source: str) -> dict:
 
 
 def psi(reference: np.ndarray, current: np.ndarray, edges) -> float:
-    """Population stability index sum((c - r) * ln(c / r)) over bins cut at ``edges``."""
-    idx_r = np.searchsorted(edges, reference, side="right")
-    idx_c = np.searchsorted(edges, current, side="right")
+    """Population stability index sum((c - r) * ln(c / r)) over bins cut at ``edges``, with
+    add-one-half smoothing of the bin counts (an empty bin would otherwise weigh ln(0))."""
     n = len(edges) + 1
-    r = np.bincount(idx_r, minlength=n) / max(len(reference), 1)
-    c = np.bincount(idx_c, minlength=n) / max(len(current), 1)
-    r, c = np.clip(r, _EPS, None), np.clip(c, _EPS, None)
+    r = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=n) + _SMOOTH
+    c = np.bincount(np.searchsorted(edges, current, side="right"), minlength=n) + _SMOOTH
+    r, c = r / r.sum(), c / c.sum()
     return float(np.sum((c - r) * np.log(c / r)))
 
 
