@@ -72,7 +72,9 @@ def test_bundle_holds_what_a_camera_needs_and_verifies(release):
     report = json.loads((v1 / "eval/report.json").read_text())["reports"]
     assert report["paper"]["miou"] == 45.2 and report["full"]["miou"] == 39.1
     ref = json.loads((v1 / "monitor/reference.json").read_text())
-    assert ref["n"] == 64 and {"brightness", "contrast", "sharpness", "mask_area", "logit_margin"} <= set(ref["statistics"])
+    assert ref["n"] == 64 and {"brightness", "contrast", "sharpness", "mask_area", "logit_margin"} <= set(
+        ref["statistics"]
+    )
     assert len(ref["statistics"]["brightness"]["values"]) == 64
     for target in (v1, Path(f"{v1}.tar")):
         r = run_cli("bundle", "verify", str(target), "--pubkey", str(release["pub"]))
@@ -193,6 +195,52 @@ def test_kill_9_during_install_leaves_a_working_active_slot(release, tmp_path):
     r = _install(f"{release['v2']}.tar", root)  # a later install cleans up and succeeds
     assert r.returncode == 0, r.stderr
     assert not list(root.glob(".incoming-*")) and not list((root / "slots").glob(".*"))
+
+
+def _ansible_playbook() -> str | None:
+    import shutil
+
+    local = Path(sys.executable).parent / "ansible-playbook"
+    return str(local) if local.exists() else shutil.which("ansible-playbook")
+
+
+def test_ansible_rollout_stops_at_a_failing_camera_and_rolls_it_back(release, tmp_path):
+    """deploy/ansible/rollout.yml against localhost: three 'cameras' (device roots), batches of
+    1 / 10 % / rest. The second camera fails its post-switch check: it is rolled back and the
+    play stops before the third batch."""
+    playbook = _ansible_playbook()
+    if playbook is None:
+        pytest.skip("ansible-playbook not installed (pip install 'picosam2[ops]')")
+    from picosam2.ops.device import Device
+
+    roots = {name: tmp_path / name for name in ("cam-ok", "cam-bad", "cam-later")}
+    for root in roots.values():
+        Device(root).install(release["v1"])
+    inv = tmp_path / "inventory.ini"
+    inv.write_text(
+        "[cameras]\n"
+        f"cam-ok picosam2_root={roots['cam-ok']}\n"
+        f"cam-bad picosam2_root={roots['cam-bad']} picosam2_check_args='--latency-budget-ms 0.001'\n"
+        f"cam-later picosam2_root={roots['cam-later']}\n"
+        "[cameras:vars]\n"
+        f"ansible_connection=local\nansible_python_interpreter={sys.executable}\n"
+        f"picosam2_cmd='{sys.executable} -m picosam2.cli'\n"
+    )
+    env = {**os.environ, "ANSIBLE_HOME": str(tmp_path / "ansible"), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "atmp"),
+           "ANSIBLE_NOCOLOR": "1", "LC_ALL": "C.UTF-8", "ANSIBLE_HOST_KEY_CHECKING": "0"}  # fmt: skip
+    cmd = [playbook, "-c", "local", "-i", str(inv), str(Path(__file__).parents[1] / "deploy/ansible/rollout.yml"),
+           "-e", f"picosam2_bundle={release['v2']}.tar", "-e", "picosam2_version=1.1.0"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-3000:]
+    versions = {name: Device(root).status() for name, root in roots.items()}
+    assert versions["cam-ok"]["active_version"] == "1.1.0", out[-3000:]
+    bad = versions["cam-bad"]
+    assert bad["active_version"] == "1.0.0" and bad["slots"]["b"]["version"] == "1.1.0", out[-3000:]
+    assert [e["action"] for e in bad["events"]][-3:] == ["install", "check", "rollback"]
+    assert versions["cam-later"]["slots"]["b"] is None and not (roots["cam-later"] / "incoming").exists()
+    assert "Roll back if the new version became active" in out and "failed on cam-bad" in out
+    assert "cam-later" not in out.split("PLAY RECAP")[0]
 
 
 def test_camera_falls_back_to_the_previous_slot(release, tmp_path):

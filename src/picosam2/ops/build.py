@@ -47,7 +47,11 @@ def _eval_reports(paths, annotations, images, onnx_path: Path, limit: int | None
                 content = json.loads(Path(p).read_text())
             except (OSError, ValueError) as exc:
                 raise OpsError(f"cannot read eval report {p}: {exc}") from None
-            key = content.get("protocol") if isinstance(content, dict) and isinstance(content.get("protocol"), str) else None
+            key = (
+                content.get("protocol")
+                if isinstance(content, dict) and isinstance(content.get("protocol"), str)
+                else None
+            )
             reports[key or Path(p).stem] = content
         return {"source": "given", "reports": reports}
     with tempfile.TemporaryDirectory(prefix="picosam2-eval-") as tmp:

@@ -143,7 +143,10 @@ def finalize_bundle(folder: str | os.PathLike, meta: dict, key_path: str | os.Pa
     and, with ``key_path``, sign it into ``manifest.sig``. Returns the manifest."""
     folder = Path(folder)
     parse_version(meta["version"])
-    files = {rel: {"sha256": sha256_file(folder / rel), "bytes": (folder / rel).stat().st_size} for rel in _listed_files(folder)}
+    files = {
+        rel: {"sha256": sha256_file(folder / rel), "bytes": (folder / rel).stat().st_size}
+        for rel in _listed_files(folder)
+    }
     manifest = {"format": FORMAT, **meta, "files": files}
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     (folder / SIGNATURE).unlink(missing_ok=True)
@@ -166,7 +169,11 @@ def verify_bundle(folder: str | os.PathLike, pubkey: str | os.PathLike | None = 
         manifest = json.loads(data)
     except (OSError, ValueError) as exc:
         raise OpsError(f"bundle {folder}: unreadable {MANIFEST}: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != FORMAT
+        or not isinstance(manifest.get("files"), dict)
+    ):
         raise OpsError(f"bundle {folder}: {MANIFEST} is not a {FORMAT} manifest")
     sig_path = folder / SIGNATURE
     status = "absent"

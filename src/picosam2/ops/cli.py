@@ -47,6 +47,11 @@ def add_parser(sub) -> list[str]:
     r.add_argument("--if-active", metavar="VERSION", help="only when VERSION is active (no-op otherwise)")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=run_device_rollback)
+    k = ds.add_parser("check", help="health-check the active slot again (exit 1 when it fails)")
+    k.add_argument("--root", required=True)
+    k.add_argument("--latency-budget-ms", type=float, default=None, help="override the bundle's latency budget")
+    k.add_argument("--json", action="store_true")
+    k.set_defaults(func=run_device_check)
     s = ds.add_parser("status", help="versions of both slots, the active one, the last health result")
     s.add_argument("--root", required=True)
     s.add_argument("--json", action="store_true")
@@ -90,7 +95,11 @@ def run_bundle_verify(args) -> int:
     with opened_bundle(args.bundle) as folder:
         m = verify_bundle(folder, args.pubkey)
     summary = {"name": m.get("name"), "version": m["version"], "files": len(m["files"]), "signature": m["signature"]}
-    _print(summary, args.json, f"ok: {m.get('name')} {m['version']}, {len(m['files'])} files match, signature {m['signature']}")
+    _print(
+        summary,
+        args.json,
+        f"ok: {m.get('name')} {m['version']}, {len(m['files'])} files match, signature {m['signature']}",
+    )
     return 0
 
 
@@ -106,6 +115,15 @@ def run_device_install(args) -> int:
     _print(r, args.json, f"installed {r['version']} in slot {r['slot']} (active; previous: {r['previous'] or 'none'}); "
            f"health ok: mask IoU {h['mask_iou']:.3f}, {h['latency_ms']:.2f} ms; signature {r['signature']}")  # fmt: skip
     return 0
+
+
+def run_device_check(args) -> int:
+    from .device import Device
+
+    h = Device(args.root).check(args.latency_budget_ms)
+    text = f"slot {h['slot']} ({h['version']}): {'ok' if h['ok'] else 'FAILED'} ({h['reason']})"
+    _print(h, args.json, text)
+    return 0 if h["ok"] else 1
 
 
 def run_device_rollback(args) -> int:

@@ -164,6 +164,22 @@ class Device:
             return {"slot": target, "previous": active, "version": manifest["version"], "health": health,
                     "signature": manifest["signature"]}  # fmt: skip
 
+    def check(self, latency_budget_ms=None) -> dict:
+        """Health check of the active slot as it stands (hashes, then the network), recorded in
+        the state: the post-switch check of a rollout (``picosam2 device check``)."""
+        active = self.active_slot()
+        if active is None:
+            raise OpsError(f"no active slot in {self.root}")
+        with self.locked():
+            manifest = verify_bundle(self.slot_dir(active))
+            health = health_check(self.slot_dir(active), manifest, latency_budget_ms)
+            self._save_state(
+                last_health={**health, "slot": active},
+                slot_health={**self.state().get("slot_health", {}), active: health},
+                event={"action": "check", "slot": active, "version": manifest["version"], "health": health["reason"]},
+            )
+        return {**health, "slot": active}
+
     def rollback(self, if_active: str | None = None) -> dict:
         """Switch back to the other slot (its files verified by hash first). With ``if_active``,
         only when the active version is that one (a no-op otherwise, for playbooks)."""
@@ -189,7 +205,9 @@ class Device:
     def _check_not_failed(self, slot: str, version: str) -> None:
         reason = self.slot_failed(slot, version)
         if reason:
-            raise OpsError(f"slot {slot} holds {version}, which failed its health check ({reason}): not switching to it")
+            raise OpsError(
+                f"slot {slot} holds {version}, which failed its health check ({reason}): not switching to it"
+            )
 
     def record_fallback(self, slot: str, to: str, reason: str) -> None:
         """The app could not start ``slot``'s network and runs ``to``'s: keep why."""
@@ -203,7 +221,9 @@ class Device:
         ``(network, slot, version)``."""
         active = self.active_slot()
         if active is None:
-            raise OpsError(f"no active slot in {self.root}: run `picosam2 device install BUNDLE --root {self.root}` first")
+            raise OpsError(
+                f"no active slot in {self.root}: run `picosam2 device install BUNDLE --root {self.root}` first"
+            )
         try:
             return start(self.slot_dir(active)), active, (self.manifest(active) or {}).get("version")
         except Exception as exc:  # noqa: BLE001 - any failure to start is a reason to fall back

@@ -65,7 +65,9 @@ class StatsLog:
 def log_files(path: str | os.PathLike) -> list[Path]:
     """The log and its rotated backups, oldest first."""
     path = Path(path)
-    backups = sorted(path.parent.glob(path.name + ".*"), key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0)
+    backups = sorted(
+        path.parent.glob(path.name + ".*"), key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0
+    )
     return [p for p in backups if p.suffix[1:].isdigit()] + ([path] if path.exists() else [])
 
 
@@ -162,7 +164,9 @@ def format_report(report: dict) -> str:
             f"{name:<14}{r['psi']:>8.3f}{r['ks_stat']:>8.3f}{r['ks_p']:>11.3g}{r['ref_median']:>12.4g}"
             f"{r['median']:>10.4g}  {'DRIFT' if r['drift'] else 'ok'}"
         )
-    lines.append(f"verdict: {report['verdict']}" + (f" ({', '.join(report['drifting'])})" if report["drifting"] else ""))
+    lines.append(
+        f"verdict: {report['verdict']}" + (f" ({', '.join(report['drifting'])})" if report["drifting"] else "")
+    )
     return "\n".join(lines)
 
 
@@ -173,7 +177,11 @@ def _num(v: float) -> str:
 def prometheus_text(report: dict, bundle_version: str) -> str:
     """The report as Prometheus text exposition format (one gauge family per figure)."""
     fams = [
-        ("picosam2_drift", "1 when any statistic drifts from the bundle's reference", [("", report["verdict"] == "drift")]),
+        (
+            "picosam2_drift",
+            "1 when any statistic drifts from the bundle's reference",
+            [("", report["verdict"] == "drift")],
+        ),
         ("picosam2_drift_frames", "frames in the compared window", [("", report["frames"])]),
     ]
     per = {"psi": "population stability index", "ks_stat": "KS statistic", "ks_p": "KS p-value", "drift": "drifting"}
