@@ -338,3 +338,61 @@ def test_monitor_says_drift_on_shifted_frames(monitored, name, must_drift):
 def test_monitor_needs_enough_frames(monitored):
     r = _monitor(monitored, "like", "--window", "10")
     assert r.returncode == 2 and "at least 30" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_quality_score_is_logged_and_monitored_when_the_network_has_one(tmp_path):
+    """A network with a quality head (picosam2-q): the bundle's reference, the camera's log
+    and the monitor all carry its predicted IoU as the ``score`` statistic."""
+    from picosam2.camera.app import simulate_photos, slot_runner
+    from picosam2.export.calibration import load_bundled
+    from picosam2.models import create_model, save_pretrained
+    from picosam2.ops.build import create_bundle
+    from picosam2.ops.device import Device
+    from picosam2.ops.monitor import compare, read_recent
+
+    save_pretrained(create_model("picosam2-q").eval(), tmp_path / "q")
+    (tmp_path / "paper.json").write_text('{"protocol": "paper"}')
+    create_bundle(tmp_path / "b", weights=tmp_path / "q", version="2.0.0", eval_reports=[tmp_path / "paper.json"],
+                  skip_imx500=True, calib_count=16, reference_count=64)  # fmt: skip
+    ref = json.loads((tmp_path / "b/monitor/reference.json").read_text())
+    assert 0.0 <= ref["statistics"]["score"]["median"] <= 1.5
+    dev = Device(tmp_path / "dev")
+    assert dev.install(tmp_path / "b.tar")["health"]["has_score"] is True
+    run, slot, _ = dev.start_network(slot_runner)
+    photos = sorted(save_windows(load_bundled()[64:], tmp_path / "frames").glob("*.png"))
+    records = simulate_photos(run, photos, stats_log=tmp_path / "stats.jsonl")
+    assert all(isinstance(r["score"], float) for r in records)
+    report = compare(ref, read_recent(tmp_path / "stats.jsonl", 200))
+    assert "score" in report["statistics"] and report["statistics"]["score"]["n"] == 64
+
+
+@pytest.mark.slow
+@pytest.mark.imx500
+def test_full_bundle_with_the_sensor_package(tmp_path):
+    """The release path with Sony's converter: MCT + imxconv-pt inside `bundle create`, then
+    verify and install (the health check opens packerOut.zip)."""
+    import importlib.util
+
+    from picosam2.export.imx500 import find_converter, java_version
+
+    if importlib.util.find_spec("model_compression_toolkit") is None or find_converter() is None:
+        if os.environ.get("CI"):
+            pytest.fail("the imx500 extra is missing in CI")
+        pytest.skip("the imx500 extra is not installed")
+    if (java_version() or 0) < 17:
+        pytest.skip("Java >= 17 not on PATH")
+    key, pub = write_keypair(tmp_path, "k")
+    (tmp_path / "paper.json").write_text('{"protocol": "paper", "miou": 45.2}')
+    (tmp_path / "full.json").write_text('{"protocol": "full", "miou": 39.1}')
+    out = tmp_path / "picosam2-3.0.0"
+    r = run_cli("bundle", "create", "--out", str(out), "--version", "3.0.0", "--sign", str(key), "--calib-count", "8",
+                "--eval-report", str(tmp_path / "paper.json"), str(tmp_path / "full.json"))  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    files = json.loads((out / "manifest.json").read_text())["files"]
+    for name in ("imx500/packerOut.zip", "imx500/dnnParams.xml", "imx500/picosam2_MemoryReport.json"):
+        assert files[name]["bytes"] > 0, name
+    build = json.loads((out / "manifest.json").read_text())["build"]
+    assert build["imx500"]["fits"] is True and build["imx500"]["memory_mb"] < 8.0
+    r = _install(f"{out}.tar", tmp_path / "dev", "--pubkey", str(pub))
+    assert r.returncode == 0 and "installed 3.0.0" in r.stdout, r.stderr
+    assert (tmp_path / "dev/active/imx500/packerOut.zip").is_file()
