@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from .runtime import BACKENDS
+
 
 def parse_numbers(text: str, count: int, what: str) -> list[float]:
     parts = text.replace(" ", "").split(",")
@@ -47,14 +49,24 @@ def add_parser(sub) -> list[str]:
     p.add_argument(
         "--weights",
         default=None,
-        help="weights folder or .safetensors file (default: shipped weights); an .onnx file with --backend onnx",
+        help="weights folder, .safetensors, shipped name (see `picosam2 info --list`), Hugging Face Hub "
+        "owner/name, or an exported .onnx/.xml/.tflite file (default: the shipped weights)",
     )
-    p.add_argument("--backend", default="torch", choices=["torch", "onnx", "openvino"])
+    p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for an owner/name")
+    p.add_argument(
+        "--backend",
+        default=None,
+        choices=BACKENDS,
+        help="runtime (default: from --weights: torch for weights, onnx for .onnx, openvino for .xml, "
+        "tflite for .tflite)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="runtime threads (default: the runtime's own)")
     p.add_argument(
         "--window-size",
         type=int,
         default=None,
-        help="point window side in image pixels (default: the weights' recommended point_window_size, else 96)",
+        help="point window side in image pixels (default: the model's recommended point_window_size, "
+        "else its input size)",
     )
     p.add_argument("--out", required=True, help="mask PNG to write")
     p.add_argument("--overlay", default=None, help="also write the photo with the mask drawn on it")
@@ -74,7 +86,9 @@ def add_parser(sub) -> list[str]:
     p.set_defaults(func=run_predict)
 
     q = sub.add_parser("info", help="parameters, MACs and input size of a model")
-    q.add_argument("--weights", default=None)
+    q.add_argument("--weights", default=None, help="weights folder, .safetensors, shipped or Hub name")
+    q.add_argument("--revision", default=None, help="Hub revision for an owner/name")
+    q.add_argument("--list", action="store_true", help="print the names of the shipped weights")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=run_info)
     return ["predict", "info"]
@@ -112,7 +126,12 @@ def _predict(args) -> int:
         check_output_path(target)
     image = load_image(args.image, max_pixels=max_pixels)
     predictor = Predictor.from_pretrained(
-        args.weights, backend=args.backend, window_size=args.window_size, max_prompts=max_prompts
+        args.weights,
+        backend=args.backend,
+        threads=args.threads,
+        revision=args.revision,
+        window_size=args.window_size,
+        max_prompts=max_prompts,
     )
     result = predictor.predict(image, points=args.point or None, boxes=args.box or None)
     if args.per_prompt:
@@ -132,17 +151,21 @@ def _predict(args) -> int:
 
 
 def run_info(args) -> int:
-    from .models import DEFAULT_WEIGHTS_DIR, count_macs, count_params, from_pretrained, weights_metadata
+    """``picosam2 info``: parameters, MACs, input size and provenance of weights (or ``--list``)."""
+    from .models import count_macs, count_params, from_pretrained, is_trained, list_pretrained, resolve_weights
 
-    model = from_pretrained(args.weights)
-    meta = weights_metadata(args.weights)
+    if args.list:
+        print("\n".join(list_pretrained()))
+        return 0
+    model = from_pretrained(args.weights, revision=args.revision)
     info = {
         "params": count_params(model),
         "macs": count_macs(model),
         "input_size": model.config.input_size,
-        "weights": str(args.weights or DEFAULT_WEIGHTS_DIR),
+        "weights": str(resolve_weights(args.weights, args.revision)),
         "arch": model.config.arch,
-        "trained": meta.get("trained", "true") != "false",
+        "trained": is_trained(model.weights_info),
+        "sha256": model.weights_info["sha256"],
     }
     if args.json:
         print(json.dumps(info))

@@ -6,7 +6,8 @@ Usage::
     predictor = Predictor.from_pretrained()          # the shipped default weights
     result = predictor.predict("photo.jpg", points=[[320, 240]], boxes=[[10, 20, 200, 180]])
     result.masks      # (N, H, W) bool, one per prompt: points first, then boxes
-    result.logits     # (N, 96, 96) float32 window logits
+    result.logits     # (N, S, S) float32 window logits (S = config.input_size)
+    result.scores     # (N,) predicted IoU, or None for weights without a quality head
     result.windows    # N Window rectangles in image pixels
 
 Prompt shapes (all in full-image pixels, x to the right, y down):
@@ -24,12 +25,15 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from .image_io import load_image
 from .prompts import MODEL_SIZE, PromptError, Window, crop_image, window_for_prompt, window_mask
+from .runtime import Backend, RuntimeOutput, load_backend, normalize
+from .runtime import normalize_batch as normalize_batch  # noqa: F401 - kept importable from here
+
+__all__ = ["MAX_PROMPTS", "Prediction", "Predictor", "UntrainedWeightsWarning"]
 
 #: Default cap on prompts per :meth:`Predictor.predict` call (``max_prompts``; the CLI's
 #: ``--max-prompts``). Memory does not grow with the count (masks are made one window at a
@@ -41,125 +45,29 @@ class UntrainedWeightsWarning(UserWarning):
     """The weights in use were never trained: masks are meaningless."""
 
 
-def normalize_batch(windows: np.ndarray, mean, std) -> np.ndarray:
-    """(N, S, S, 3) uint8 -> (N, 3, S, S) float32, normalised with ``mean``/``std`` (0..1 scale)."""
-    x = windows.astype(np.float32) / 255.0
-    x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-
-
-class TorchBackend:
-    """Runs a PyTorch PicoSAM2 module on CPU (or ``device``)."""
-
-    name = "torch"
-
-    def __init__(self, model, device: str = "cpu"):
-        import torch
-
-        self.torch = torch
-        self.model = model.to(device).eval()
-        self.device = device
-        self.config = model.config
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        torch = self.torch
-        with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self.device)
-            return self.model(x)[:, 0].float().cpu().numpy()
-
-
-class OnnxBackend:
-    """Runs an exported ONNX model (fp32 or INT8 QDQ) through onnxruntime. Also runs the IMX500
-    export's MCT-quantized ONNX (``picosam2 export --format imx500``): its mct-quantizers custom
-    ops are registered, and when its metadata says it takes 0..255 pixels
-    (``picosam2_input=rgb255``) the normalised batch is mapped back to pixels."""
-
-    name = "onnx"
-
-    def __init__(self, path: str | os.PathLike, config=None, threads: int | None = None):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise RuntimeError("the onnx backend needs onnxruntime: pip install 'picosam2[export]'") from None
-        from .models import PicoSAM2Config
-
-        opts = ort.SessionOptions()
-        try:
-            self.session = ort.InferenceSession(
-                str(path), self._threads(opts, threads), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # noqa: BLE001
-            if "mct_quantizers" not in str(exc):
-                raise ValueError(f"cannot load ONNX model {path}: {exc}") from None
-            try:
-                from mct_quantizers import get_ort_session_options
-            except ImportError:
-                raise RuntimeError("this is an MCT (IMX500) model: pip install 'picosam2[imx500]'") from None
-            opts = self._threads(get_ort_session_options(), threads)
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-        self.config = config or PicoSAM2Config()
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.raw_pixels = meta.get("picosam2_input") == "rgb255"
-
-    @staticmethod
-    def _threads(opts, threads):
-        if threads:
-            opts.intra_op_num_threads = threads
-        return opts
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        if self.raw_pixels:
-            mean = np.asarray(self.config.mean, np.float32).reshape(1, -1, 1, 1)
-            std = np.asarray(self.config.std, np.float32).reshape(1, -1, 1, 1)
-            batch = np.ascontiguousarray(np.round((batch * std + mean) * 255.0), dtype=np.float32)
-        out = self.session.run(None, {self.input_name: batch})[0]
-        return np.asarray(out, dtype=np.float32)[:, 0]
-
-
-class OpenVinoBackend:
-    """Runs an exported ONNX model (fp32 or INT8 QDQ) through OpenVINO (``openvino`` extra), which
-    on x86 uses VNNI INT8 kernels and was the fastest CPU runtime in ``benchmarks/RESULTS.md``."""
-
-    name = "openvino"
-
-    def __init__(self, path: str | os.PathLike, config=None, threads: int | None = None):
-        try:
-            import openvino as ov
-        except ImportError:
-            raise RuntimeError("the openvino backend needs OpenVINO: pip install 'picosam2[openvino]'") from None
-        from .models import PicoSAM2Config
-
-        core = ov.Core()
-        props = {"PERFORMANCE_HINT": "LATENCY"}
-        if threads:
-            props["INFERENCE_NUM_THREADS"] = threads
-        try:
-            self.compiled = core.compile_model(str(path), "CPU", props)
-        except Exception as exc:  # noqa: BLE001
-            raise ValueError(f"cannot load ONNX model {path} in OpenVINO: {exc}") from None
-        self.request = self.compiled.create_infer_request()
-        self.config = config or PicoSAM2Config()
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        out = self.request.infer({0: batch})[0]
-        return np.asarray(out, dtype=np.float32)[:, 0]
-
-
-BACKENDS = {"torch": TorchBackend, "onnx": OnnxBackend, "openvino": OpenVinoBackend}
-
-
 @dataclass
 class Prediction:
-    """The answer to one :meth:`Predictor.predict` call. Masks are made on demand from the
-    window logits, one window at a time: :meth:`union`, :meth:`mask` and :meth:`parts` cost
-    memory in the image's size whatever the number of prompts; :attr:`masks` stacks them all."""
+    """The answer to one :meth:`Predictor.predict` call for one image and N prompts (points first,
+    then boxes). Masks are made on demand from the window logits, one window at a time:
+    :meth:`union`, :meth:`mask` and :meth:`parts` cost memory in the image's size whatever the
+    number of prompts; :attr:`masks` stacks them all.
 
-    logits: np.ndarray  #: (N, S, S) float32 window logits
+    Attributes:
+        logits: (N, S, S) float32 window logits (S = the model's input size).
+        windows: the N :class:`~picosam2.prompts.Window` rectangles, in image pixels.
+        kinds: ``"point"`` or ``"box"``, per prompt.
+        image_size: (width, height) of the image.
+        threshold: logit above which a pixel is in a mask.
+        scores: (N,) float32 predicted mask IoU in [0, 1] when the weights have a quality head,
+            else ``None``.
+    """
+
+    logits: np.ndarray
     windows: list[Window] = field(default_factory=list)
-    kinds: list[str] = field(default_factory=list)  #: "point" or "box", per prompt
-    image_size: tuple[int, int] = (0, 0)  #: (width, height)
+    kinds: list[str] = field(default_factory=list)
+    image_size: tuple[int, int] = (0, 0)
     threshold: float = 0.0
+    scores: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -213,21 +121,27 @@ def _as_prompt_array(values, width: int, name: str) -> np.ndarray:
 
 
 class Predictor:
-    """Prompted segmentation with a PicoSAM2 model.
+    """Prompted segmentation with a PicoSAM2 model, on any backend (:mod:`picosam2.runtime`).
 
-    ``window_size``: side in image pixels of a point prompt's window (96 = the paper; larger
-    sees more context and is resized to the model input); ``None`` takes the weights'
-    recommended ``config.extra["point_window_size"]`` when they give one, else 96. ``point_mode``: ``centered``
-    (padding keeps the point centred) or ``paper`` (the reference clip-and-stretch).
-    ``box_padding``: margin added on each side of a box, as a fraction of its longer side.
-    ``max_prompts``: most prompts per call (:data:`MAX_PROMPTS`; ``None``: no cap); more raise
-    :class:`PromptError`.
+    Args:
+        model: a PyTorch :class:`~picosam2.models.PicoSAM2` (run with the torch backend); or
+        backend: any :class:`~picosam2.runtime.Backend` (e.g. from :func:`~picosam2.runtime.load_backend`).
+        window_size: side in image pixels of a point prompt's window (the paper: the model input,
+            96); larger sees more context and is resized to the model input. ``None`` takes the
+            weights' recommended ``config.extra["point_window_size"]``, else the model input size.
+        point_mode: ``"centered"`` (padding keeps the point centred) or ``"paper"`` (the reference
+            clip-and-stretch).
+        box_padding: margin added on each side of a box, as a fraction of its longer side.
+        threshold: logit above which a pixel is in the mask (0 = probability 0.5).
+        batch_size: windows per backend call.
+        max_prompts: most prompts per call (:data:`MAX_PROMPTS`; ``None``: no cap); more raise
+            :class:`~picosam2.prompts.PromptError`.
     """
 
     def __init__(
         self,
         model=None,
-        backend=None,
+        backend: Backend | None = None,
         window_size: int | None = None,
         point_mode: str = "centered",
         box_padding: float = 0.1,
@@ -238,13 +152,13 @@ class Predictor:
         if backend is None:
             if model is None:
                 raise ValueError("give a model or a backend")
-            backend = TorchBackend(model)
+            backend = load_backend(model)
         self.backend = backend
         self.config = backend.config
         self.input_size = self.config.input_size
-        if window_size is None:
-            window_size = int((getattr(self.config, "extra", None) or {}).get("point_window_size", MODEL_SIZE))
-        self.window_size = window_size
+        self.window_size = recommended_window_size(self.config) if window_size is None else int(window_size)
+        if self.window_size < 1:
+            raise PromptError(f"window size must be positive, got {self.window_size}")
         self.point_mode = point_mode
         self.box_padding = box_padding
         self.threshold = threshold
@@ -253,55 +167,105 @@ class Predictor:
         self._image: np.ndarray | None = None
 
     @classmethod
-    def from_pretrained(cls, weights=None, backend: str = "torch", warn_untrained: bool = True, **kwargs) -> Predictor:
-        """``weights``: a folder/file of safetensors weights or ``None`` for the shipped default;
-        with ``backend="onnx"`` or ``"openvino"``, the path of an ``.onnx`` file."""
-        if backend in ("onnx", "openvino"):
-            if weights is None or not str(weights).endswith(".onnx"):
-                raise ValueError(f"the {backend} backend needs --weights MODEL.onnx (see `picosam2 export`)")
-            if not Path(weights).exists():
-                raise ValueError(f"ONNX model not found: {weights}")
-            return cls(backend=BACKENDS[backend](weights), **kwargs)
-        if backend != "torch":
-            raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-        from .models import from_pretrained, weights_metadata
+    def from_pretrained(
+        cls,
+        weights=None,
+        backend: str | None = None,
+        threads: int | None = None,
+        revision: str | None = None,
+        warn_untrained: bool = True,
+        **kwargs,
+    ) -> Predictor:
+        """A predictor for shipped, local, Hub or exported weights.
 
-        if warn_untrained and weights_metadata(weights).get("trained", "true").lower() == "false":
+        Args:
+            weights: ``None`` (the shipped default), a name from
+                :func:`~picosam2.models.list_pretrained`, a weights folder or ``.safetensors`` file,
+                a Hugging Face Hub repository ``owner/name``, or an exported ``.onnx`` / ``.xml`` /
+                ``.tflite`` file.
+            backend: ``torch``, ``onnx``, ``openvino`` or ``tflite``; ``None`` picks it from the file
+                name (torch for weights, onnx for ``.onnx``...).
+            threads: runtime threads (``None``: the runtime's default).
+            revision: Hub revision (branch, tag or commit) to pin, for Hub names.
+            warn_untrained: warn (:class:`UntrainedWeightsWarning`) when the weights say they
+                were never trained.
+            **kwargs: passed to :class:`Predictor` (``window_size``, ``point_mode``...).
+
+        Returns:
+            A :class:`Predictor`.
+
+        Raises:
+            WeightsError: weights that cannot be found or read.
+            BackendError: a backend that is not installed or cannot load the file.
+        """
+        from .models.registry import is_trained, resolve_weights
+
+        if weights is None or isinstance(weights, (str, os.PathLike)):
+            weights = resolve_weights(weights, revision=revision)
+        runner = load_backend(weights, backend=backend, threads=threads)
+        if warn_untrained and not is_trained(runner.metadata.get("weights", {})):
             warnings.warn(
                 "these weights are an UNTRAINED placeholder: the masks mean nothing",
                 UntrainedWeightsWarning,
                 stacklevel=2,
             )
-        return cls(from_pretrained(weights), **kwargs)
+        return cls(backend=runner, **kwargs)
 
     def set_image(self, image) -> np.ndarray:
+        """Load and keep ``image`` (path, PIL image or array) for :meth:`predict` calls without one.
+
+        Returns:
+            The image as (H, W, 3) uint8 RGB.
+        """
         self._image = load_image(image)
         return self._image
 
     def windows(self, image_size, points=None, boxes=None) -> tuple[list[Window], list[str]]:
+        """The windows of the prompts on an image of ``image_size`` = (width, height), and their kinds."""
         pts = _as_prompt_array(points, 2, "points")
         bxs = _as_prompt_array(boxes, 4, "boxes")
         if self.max_prompts is not None and len(pts) + len(bxs) > self.max_prompts:
             raise PromptError(
-                f"{len(pts) + len(bxs)} prompts: at most {self.max_prompts} per call (raise the cap with --max-prompts)"
+                f"{len(pts) + len(bxs)} prompts: at most {self.max_prompts} per call (raise the max_prompts cap)"
             )
         wins = [window_for_prompt(p, image_size, "point", self.window_size, self.point_mode) for p in pts]
         wins += [window_for_prompt(b, image_size, "box", box_padding=self.box_padding) for b in bxs]
         return wins, ["point"] * len(pts) + ["box"] * len(bxs)
 
-    def predict_windows(self, image: np.ndarray, windows: list[Window]) -> np.ndarray:
-        """Window logits (N, S, S) for windows of an HWC uint8 image."""
+    def run_windows(self, image: np.ndarray, windows: list[Window]) -> RuntimeOutput:
+        """Run the model on windows of an (H, W, 3) uint8 image, ``batch_size`` at a time."""
         size = self.input_size
-        out = []
+        outs = []
         for i in range(0, len(windows), self.batch_size):
             crops = np.stack([crop_image(image, w, size) for w in windows[i : i + self.batch_size]])
-            out.append(self.backend(normalize_batch(crops, self.config.mean, self.config.std)))
-        return np.concatenate(out) if out else np.zeros((0, size, size), np.float32)
+            outs.append(self.backend(normalize(crops, self.config)))
+        if not outs:
+            return RuntimeOutput(np.zeros((0, size, size), np.float32))
+        scores = None if outs[0].scores is None else np.concatenate([o.scores for o in outs])
+        return RuntimeOutput(np.concatenate([o.logits for o in outs]), scores)
+
+    def predict_windows(self, image: np.ndarray, windows: list[Window]) -> np.ndarray:
+        """Window logits (N, S, S) for windows of an (H, W, 3) uint8 image."""
+        return self.run_windows(image, windows).logits
 
     def predict(self, image=None, points=None, boxes=None) -> Prediction:
+        """Segment the object of each prompt.
+
+        Args:
+            image: a path, PIL image or (H, W[, 3]) array; ``None`` uses the one from :meth:`set_image`.
+            points: (N, 2) ``[x, y]`` in image pixels, one object per point (a single point may be flat).
+            boxes: (M, 4) ``[x0, y0, x1, y1]`` in image pixels.
+
+        Returns:
+            A :class:`Prediction` with N + M masks (points first).
+
+        Raises:
+            PromptError: no prompt, a prompt of the wrong shape or outside the image.
+            ImageError: an image that cannot be read.
+        """
         if image is None:
             if self._image is None:
-                raise ValueError("no image: pass one or call set_image first")
+                raise PromptError("no image: pass one or call set_image first")
             arr = self._image
         else:
             arr = load_image(image)
@@ -309,7 +273,18 @@ class Predictor:
         wins, kinds = self.windows((width, height), points, boxes)
         if not wins:
             raise PromptError("give at least one point or box")
-        logits = self.predict_windows(arr, wins)
+        out = self.run_windows(arr, wins)
         return Prediction(
-            logits=logits, windows=wins, kinds=kinds, image_size=(width, height), threshold=self.threshold
+            logits=out.logits,
+            windows=wins,
+            kinds=kinds,
+            image_size=(width, height),
+            threshold=self.threshold,
+            scores=out.scores,
         )
+
+
+def recommended_window_size(config) -> int:
+    """The point-window side the weights recommend (``config.extra["point_window_size"]``), else the
+    paper's window, :data:`~picosam2.prompts.MODEL_SIZE`."""
+    return int((getattr(config, "extra", None) or {}).get("point_window_size", MODEL_SIZE))

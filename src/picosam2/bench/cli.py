@@ -23,9 +23,8 @@ def add_parser(sub) -> list[str]:
 
 def run(args) -> int:
     import json
-    import os
-    from pathlib import Path
 
+    from ..io_utils import write_json_atomic
     from .suite import run_bench
 
     if args.threads is not None and args.threads < 1:
@@ -33,11 +32,7 @@ def run(args) -> int:
     result = run_bench(weights=args.weights, threads=args.threads, quick=args.quick, peers=not args.no_peers)
     text = json.dumps(result)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp, out)
+        write_json_atomic(result, args.out, indent=2)
     if args.json:
         print(text)
     else:

@@ -41,10 +41,91 @@ def model_sizes(model, workdir: Path, onnx_paths: dict) -> dict:
     return sizes
 
 
-def _int8_onnx(model, fp32_path: Path, out: Path, per_channel: bool) -> Path:
-    from ..export.onnx_int8 import export_onnx_int8
+def export_forms(model, workdir: Path) -> tuple[dict, dict]:
+    """ONNX fp32 and INT8 (per-tensor weights as ``picosam2 export`` does, and per-channel) of
+    ``model`` in ``workdir``: ``({key: path}, {key: error})``."""
+    from ..export.onnx_fp32 import export_onnx
 
-    return Path(export_onnx_int8(model, out, per_channel=per_channel))
+    paths = {"onnx_fp32": export_onnx(model, workdir / "fp32.onnx")}
+    errors = {}
+    for key, per_channel in (("onnx_int8", False), ("onnx_int8_per_channel", True)):
+        try:
+            from ..export.onnx_int8 import export_onnx_int8
+
+            paths[key] = Path(export_onnx_int8(model, workdir / f"{key}.onnx", per_channel=per_channel))
+        except ImportError as exc:  # the export room may be absent in a partial install
+            errors[key] = str(exc)
+    return paths, errors
+
+
+def backends(model, onnx_paths: dict, threads: int, batch_size: int | None = None, channels_last=(False, True)):
+    """Every runnable form of ``model`` as ``(key, backend)``: torch (contiguous / channels-last),
+    onnxruntime and, when installed, OpenVINO on each ONNX file. torch's threads are the caller's."""
+    from ..runtime import OnnxBackend, OpenVinoBackend, TorchBackend, available_backends
+
+    for cl in channels_last:
+        yield ("torch_fp32_channels_last" if cl else "torch_fp32"), TorchBackend(model, channels_last=cl)
+    for key, path in onnx_paths.items():
+        yield key, OnnxBackend(path, threads=threads)
+    if "openvino" in available_backends():
+        for key, path in onnx_paths.items():
+            yield key.replace("onnx_", "openvino_"), OpenVinoBackend(path, threads=threads, batch_size=batch_size)
+
+
+def _machine() -> dict:
+    import torch
+
+    return {
+        "cpu": cpu_name(),
+        "cores": cpu_count(),
+        "avx512_vnni": "avx512_vnni" in cpu_flags(),
+        "amx_int8": "amx_int8" in cpu_flags(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def _input(model, batch: int, seed: int) -> np.ndarray:
+    size = model.config.input_size
+    return np.random.default_rng(seed).standard_normal((batch, model.config.in_channels, size, size)).astype(np.float32)
+
+
+def measure_latency(model, onnx_paths: dict, repeats: int, warmup_s: float) -> dict:
+    """Median ms per call, batch 1, one thread, of every form."""
+    x1 = _input(model, 1, 0)
+    out = {}
+    with torch_threads(1):
+        for key, backend in backends(model, onnx_paths, threads=1, batch_size=1):
+            _log(f"latency, batch 1, one thread: {key}")
+            out[key] = median_ms(lambda f=backend: f(x1), repeats, warmup_seconds=warmup_s)
+    return out
+
+
+def measure_throughput(model, onnx_paths: dict, threads: int, repeats: int) -> dict:
+    """Windows per second, batch 16, ``threads`` threads, of every form (torch: channels-last)."""
+    _log(f"throughput, batch 16, {threads} threads")
+    x16 = _input(model, 16, 1)
+    out = {}
+    with torch_threads(threads):
+        for key, backend in backends(model, onnx_paths, threads, batch_size=16, channels_last=(True,)):
+            out[key.replace("_channels_last", "")] = 16e3 / median_ms(lambda f=backend: f(x16), repeats)
+    return out
+
+
+def measure_end_to_end(model, onnx_paths: dict, repeats: int) -> dict:
+    """ms from a 1800x1200 photo to a full-size mask (window cut + model + paste-back), one thread."""
+    from ..image_io import load_image
+    from ..predictor import Predictor
+    from ..runtime import OnnxBackend
+
+    _log("end to end: a 1800x1200 photo to a full-size mask (window cut + model + paste-back), one thread")
+    photo = load_image(Path(__file__).resolve().parents[1] / "samples" / "truck.jpg")
+    predictors = {"torch_fp32": Predictor(model)}
+    for key in ("onnx_fp32", "onnx_int8"):
+        if key in onnx_paths:
+            predictors[key] = Predictor(backend=OnnxBackend(onnx_paths[key], threads=1))
+    with torch_threads(1):
+        return {k: median_ms(lambda p=p: p.predict(photo, points=[[900, 600]]), repeats) for k, p in predictors.items()}
 
 
 def run_bench(
@@ -56,126 +137,64 @@ def run_bench(
     workdir: str | None = None,
 ) -> dict:
     """Measure everything; ``threads`` is the thread count for throughput (default: all cores).
-    Latency is always single-thread, batch 1."""
-    import torch
-
+    Latency is always single-thread, batch 1 (more calls and a timed warm-up, since it is the
+    figure the targets are read from)."""
     from .. import __version__
-    from ..export.onnx_fp32 import export_onnx
-    from ..image_io import load_image
     from ..models import count_macs, count_params, from_pretrained
-    from ..predictor import OnnxBackend, Predictor
-    from . import peak, runtimes
+    from . import peak
 
     threads = threads or cpu_count()
     repeats = 20 if quick else 100
-    # single-thread latency: more calls and a timed warm-up (caches, clocks, the runtimes' own
-    # first-call work), since it is the figure the targets are read from
-    lat_repeats, lat_warmup_s = (20, 0.2) if quick else (300, 1.0)
-
-    def latency_ms(fn) -> float:
-        return median_ms(fn, lat_repeats, warmup_seconds=lat_warmup_s)
-
     model = from_pretrained(weights).eval()
     macs = count_macs(model)
     tmp = Path(workdir or tempfile.mkdtemp(prefix="picosam2-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
-
     _log("exporting ONNX fp32 and INT8 (per-tensor weights as `picosam2 export` does, and per-channel)")
-    onnx_paths = {"onnx_fp32": export_onnx(model, tmp / "fp32.onnx")}
-    int8_errors = {}
-    for key, per_channel in (("onnx_int8", False), ("onnx_int8_per_channel", True)):
-        try:
-            onnx_paths[key] = _int8_onnx(model, onnx_paths["onnx_fp32"], tmp / f"{key}.onnx", per_channel)
-        except ImportError as exc:  # the export room may be absent in a partial install
-            int8_errors[key] = str(exc)
-
+    onnx_paths, int8_errors = export_forms(model, tmp)
     result: dict = {
         "picosam2": __version__,
         "weights": str(weights or "default"),
-        "machine": {
-            "cpu": cpu_name(),
-            "cores": cpu_count(),
-            "avx512_vnni": "avx512_vnni" in cpu_flags(),
-            "amx_int8": "amx_int8" in cpu_flags(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
+        "machine": _machine(),
         "params": count_params(model),
         "macs": macs,
         "input_size": model.config.input_size,
+        "sizes_bytes": model_sizes(model, tmp, onnx_paths),
     }
-    result["sizes_bytes"] = model_sizes(model, tmp, onnx_paths)
-
-    x1 = np.random.default_rng(0).standard_normal((1, 3, 96, 96)).astype(np.float32)
-    latency = {}
-    with torch_threads(1):
-        _log("latency, batch 1, one thread: torch")
-        for key, cl in (("torch_fp32", False), ("torch_fp32_channels_last", True)):
-            latency[key] = latency_ms(lambda f=runtimes.torch_runner(model, channels_last=cl): f(x1))
-    for key, path in onnx_paths.items():
-        _log(f"latency, batch 1, one thread: onnxruntime {key}")
-        latency[key] = latency_ms(lambda f=runtimes.onnx_runner(path, 1): f(x1))
-    if runtimes.openvino_available():
-        for key, path in onnx_paths.items():
-            name = key.replace("onnx_", "openvino_")
-            _log(f"latency, batch 1, one thread: {name}")
-            latency[name] = latency_ms(lambda f=runtimes.openvino_runner(path, 1): f(x1))
+    latency = measure_latency(model, onnx_paths, *((20, 0.2) if quick else (300, 1.0)))
     result["latency_ms"] = {k: round(v, 3) for k, v in latency.items()}
     best_int8 = min((k for k in latency if "int8" in k), key=latency.get, default=None)
     result["best_int8"] = best_int8
-
-    _log(f"throughput, batch 16, {threads} threads")
-    x16 = np.random.default_rng(1).standard_normal((16, 3, 96, 96)).astype(np.float32)
-    thr = {}
-    with torch_threads(threads):
-        thr["torch_fp32"] = 16e3 / median_ms(lambda f=runtimes.torch_runner(model, True): f(x16), repeats // 4 + 3)
-    for key, path in onnx_paths.items():
-        thr[key] = 16e3 / median_ms(lambda f=runtimes.onnx_runner(path, threads): f(x16), repeats // 4 + 3)
-    if runtimes.openvino_available():
-        for key, path in onnx_paths.items():
-            f = runtimes.openvino_runner(path, threads, batch_size=16)
-            thr[key.replace("onnx_", "openvino_")] = 16e3 / median_ms(lambda f=f: f(x16), repeats // 4 + 3)
+    thr = measure_throughput(model, onnx_paths, threads, repeats // 4 + 3)
     result["throughput"] = {k: round(v, 1) for k, v in thr.items()}
-
-    _log("end to end: a 1800x1200 photo to a full-size mask (window cut + model + paste-back), one thread")
-    photo = load_image(Path(__file__).resolve().parents[1] / "samples" / "truck.jpg")
-    e2e = {}
-    with torch_threads(1):
-        pred = Predictor(model)
-        e2e["torch_fp32"] = median_ms(lambda: pred.predict(photo, points=[[900, 600]]), repeats // 2)
-        for key in ("onnx_fp32", "onnx_int8"):
-            if key in onnx_paths:
-                p = Predictor(backend=OnnxBackend(onnx_paths[key], config=model.config, threads=1))
-                e2e[key] = median_ms(lambda p=p: p.predict(photo, points=[[900, 600]]), repeats // 2)
-    result["end_to_end_ms"] = {k: round(v, 3) for k, v in e2e.items()}
-
+    result["end_to_end_ms"] = {k: round(v, 3) for k, v in measure_end_to_end(model, onnx_paths, repeats // 2).items()}
     _log("peak MAC rate of one core (fp32 GEMM via torch, u8s8 GEMM via onnxruntime)")
     peaks = {"fp32_gmacs": peak.fp32_peak_gmacs(), "int8_gmacs": peak.int8_peak_gmacs()}
     result["peak_gmacs_per_core"] = {k: round(v, 1) for k, v in peaks.items()}
     result["measured_gmacs"] = {k: round(macs / (v / 1e3) / 1e9, 1) for k, v in latency.items()}
     if best_int8:
         result["int8_fraction_of_peak"] = round(macs / (latency[best_int8] / 1e3) / 1e9 / peaks["int8_gmacs"], 3)
-
-    if imx500 is None:
-        imx500 = not quick
-    if imx500:
+    if imx500 if imx500 is not None else not quick:
         imx = _imx500_size(model, tmp)
         if "imx500_memory_report" in imx:
             result["imx500_memory"] = imx.pop("imx500_memory_report")
         result["sizes_bytes"].update(imx)
-
     if peers:
-        from .peers import sam21_tiny_latency
-
-        _log("peer: SAM 2.1 Hiera-Tiny (random weights, full-size config, 1024 input), one thread")
-        with torch_threads(1):
-            peer = sam21_tiny_latency(repeats=1 if quick else 3)
-        result["peers"] = {"sam2.1-hiera-tiny": peer}
-        if best_int8:
-            result["speedup_vs_sam2.1_tiny"] = round(peer["latency_ms"] / latency[best_int8], 1)
+        result.update(_peer_rows(quick, latency.get(best_int8)))
     if int8_errors:
         result["errors"] = int8_errors
     return result
+
+
+def _peer_rows(quick: bool, best_int8_ms: float | None) -> dict:
+    from .peers import sam21_tiny_latency
+
+    _log("peer: SAM 2.1 Hiera-Tiny (random weights, full-size config, 1024 input), one thread")
+    with torch_threads(1):
+        peer = sam21_tiny_latency(repeats=1 if quick else 3)
+    rows: dict = {"peers": {"sam2.1-hiera-tiny": peer}}
+    if best_int8_ms:
+        rows["speedup_vs_sam2.1_tiny"] = round(peer["latency_ms"] / best_int8_ms, 1)
+    return rows
 
 
 def _imx500_size(model, tmp: Path) -> dict:

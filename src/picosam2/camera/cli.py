@@ -33,7 +33,13 @@ def add_parser(sub) -> list[str]:
     pr.add_argument("--point", help="X,Y in preview pixels")
     pr.add_argument("--box", help="X0,Y0,X1,Y1 in preview pixels")
     p.add_argument("--size", default="640,480", help="preview size W,H (default 640,480)")
-    p.add_argument("--window-size", type=int, default=96, help="point window side in preview pixels")
+    p.add_argument(
+        "--window-size",
+        type=int,
+        default=None,
+        help="point window side in preview pixels (default: the model's recommended point_window_size, "
+        "from its config or the packerOut.zip.json/network.rpk.json exported beside the package)",
+    )
     p.add_argument("--threshold", type=float, default=0.0, help="logit threshold (0 = probability 0.5)")
     p.add_argument("--transpose-output", action="store_true", help="swap the output tensor's spatial axes")
     p.add_argument("--frames", type=int, default=0, help="stop after N frames (0: until Ctrl-C)")
@@ -51,31 +57,35 @@ def add_parser(sub) -> list[str]:
 
 
 def _window_runner(weights):
-    """uint8 window -> output tensor, with the CPU model standing in for the sensor."""
+    """(uint8 window -> output tensor, config), with a CPU model standing in for the sensor."""
+    from ..runtime import load_backend, normalize
 
-    from ..predictor import normalize_batch
-
-    if weights is not None and str(weights).endswith(".onnx"):
-        from ..predictor import OnnxBackend
-
-        backend = OnnxBackend(weights)  # plain, INT8 or the MCT sensor export
-
-        def run(win):
-            return [backend(normalize_batch(win[None], backend.config.mean, backend.config.std))]
-
-        return run
-    import torch
-
-    from ..models import from_pretrained
-
-    model = from_pretrained(weights).eval()
+    backend = load_backend(weights)  # torch weights, plain/INT8 ONNX or the MCT sensor export
 
     def run(win):
-        x = torch.from_numpy(normalize_batch(win[None], model.config.mean, model.config.std))
-        with torch.inference_mode():
-            return [model(x)[0].numpy()]
+        return [backend(normalize(win[None], backend.config)).logits]
 
-    return run
+    return run, backend.config
+
+
+def _network_config(network):
+    """The config exported beside the package (``network.rpk.json`` or ``packerOut.zip.json``), or None."""
+    from pathlib import Path
+
+    from ..runtime import read_sidecar, sidecar_path
+
+    path = Path(network)
+    folder = path if path.is_dir() else path.parent
+    for candidate in (path / "network.rpk" if path.is_dir() else path, folder / "packerOut.zip"):
+        if sidecar_path(candidate).is_file():
+            return read_sidecar(candidate)["config"]
+    return None
+
+
+def _window_size(args, config) -> int:
+    from ..predictor import recommended_window_size
+
+    return args.window_size if args.window_size is not None else recommended_window_size(config)
 
 
 def run_camera_cmd(args: argparse.Namespace) -> int:
@@ -90,7 +100,7 @@ def run_camera_cmd(args: argparse.Namespace) -> int:
     else:
         prompt, kind = None, "center"
     size = tuple(int(v) for v in _pair(args.size, 2, "--size"))
-    if args.window_size < 1:
+    if args.window_size is not None and args.window_size < 1:
         raise ValueError("--window-size must be positive")
     if args.simulate:
         from ..image_io import load_image, save_png_atomic
@@ -98,13 +108,14 @@ def run_camera_cmd(args: argparse.Namespace) -> int:
 
         image = load_image(args.simulate)
         frame_size = (image.shape[1], image.shape[0])
+        runner, config = _window_runner(args.weights)
         mask, _, roi, geometry = simulate_frame(
-            _window_runner(args.weights),
+            runner,
             image,
             prompt,
             kind,
             frame_size=frame_size,
-            window_size=args.window_size,
+            window_size=_window_size(args, config),
             threshold=args.threshold,
             transpose=args.transpose_output,
         )
@@ -120,7 +131,7 @@ def run_camera_cmd(args: argparse.Namespace) -> int:
         prompt=prompt,
         kind=kind,
         frame_size=size,
-        window_size=args.window_size,
+        window_size=_window_size(args, _network_config(args.network)),
         threshold=args.threshold,
         transpose=args.transpose_output,
         frames=args.frames,

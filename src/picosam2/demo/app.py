@@ -454,12 +454,12 @@ def create_app(
 
 
 def _load_predictor(weights, trained):
-    from ..models import weights_metadata
+    from ..models import is_trained
     from ..predictor import Predictor
 
     predictor = Predictor.from_pretrained(weights, warn_untrained=False)
     if trained is None:
-        trained = weights_metadata(weights).get("trained", "true").lower() != "false"
+        trained = is_trained(predictor.backend.metadata.get("weights", {}))
     return predictor, trained
 
 

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import InstanceSet
+from ..io_utils import write_json_atomic
 from ..prompts import MODEL_SIZE, crop_mask
 from . import metrics
 from .protocols import (
@@ -50,21 +50,6 @@ from .protocols import (
     prompt_rule_name,
     window_rule,
 )
-
-
-def write_json_atomic(obj, path: str | os.PathLike, indent: int | None = None) -> Path:
-    """Write JSON to ``path`` through a temporary file in the same folder (no half-written file)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, allow_nan=False, indent=indent)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def results_entries(result: EvalResult) -> list[dict]:

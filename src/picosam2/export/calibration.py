@@ -174,11 +174,11 @@ def get_calibration_windows(
 
 def to_model_input(windows: np.ndarray, config) -> np.ndarray:
     """(N, S, S, 3) uint8 -> normalised float32 (N, 3, S, S) for a model with ``config``."""
-    from ..predictor import normalize_batch
+    from ..runtime import normalize
 
     size = config.input_size
     if windows.shape[1] != size or windows.shape[2] != size:
         from PIL import Image
 
         windows = np.stack([np.asarray(Image.fromarray(w).resize((size, size), Image.BILINEAR)) for w in windows])
-    return normalize_batch(windows, config.mean, config.std)
+    return normalize(windows, config)

@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from ..errors import UsageError
+
 FORMATS = ("onnx", "onnx-int8", "imx500", "tflite", "tflite-int8")
 
 
@@ -57,22 +59,28 @@ def add_parser(sub) -> list[str]:
 
 
 def _load_model(weights):
-    from ..models import from_pretrained, weights_metadata
+    from ..models import from_pretrained, is_trained
 
-    if weights_metadata(weights).get("trained", "true").lower() == "false":
+    model = from_pretrained(weights)
+    if not is_trained(model.weights_info):
         print("warning: these weights are an UNTRAINED placeholder: the exported model means nothing", file=sys.stderr)
-    return from_pretrained(weights)
+    return model
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.calib_count is not None and args.calib_count < 1:
+        raise UsageError("--calib-count must be at least 1")
+    if args.qat_steps < 0:
+        raise UsageError("--qat-steps must be >= 0")
+    if args.calib_images and not args.calib_annotations:
+        raise UsageError("--calib-images needs --calib-annotations JSON")
 
 
 def run_export(args: argparse.Namespace) -> int:
+    """``picosam2 export``: write the chosen form; returns the exit status (1: does not fit the chip)."""
     from pathlib import Path
 
-    if args.calib_count is not None and args.calib_count < 1:
-        raise ValueError("--calib-count must be at least 1")
-    if args.qat_steps < 0:
-        raise ValueError("--qat-steps must be >= 0")
-    if args.calib_images and not args.calib_annotations:
-        raise ValueError("--calib-images needs --calib-annotations JSON")
+    _check_args(args)
     out = Path(args.out)
     summary: dict = {"format": args.format, "out": str(out)}
     calib = {
@@ -80,56 +88,69 @@ def run_export(args: argparse.Namespace) -> int:
         "calib_annotations": args.calib_annotations,
         "calib_images": args.calib_images,
     }
-
-    if args.format == "imx500":
-        from .imx500 import check_prerequisites, export_imx500
-
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"--out {out} is a file; imx500 writes a folder")
-        check_prerequisites(need_converter=not args.no_convert)  # before loading anything
-        model = _load_model(args.weights)
-        res = export_imx500(
-            model,
-            out,
-            normalize_in_model=not args.no_sensor_normalization,
-            qat_steps=args.qat_steps,
-            qat_lr=args.qat_lr,
-            name=args.name,
-            convert_model=not args.no_convert,
-            **calib,
-        )
-        summary.update(res.to_json())
-        if not args.json:
-            print(f"wrote {res.onnx_path}")
-            if res.memory is not None:
-                print(f"wrote {res.packer_zip}, {res.dnn_params}, {res.memory_report_path}")
-                print(res.memory.summary())
-            times = ", ".join(f"{k} {v:.1f} s" for k, v in res.seconds.items())
-            print(f"times: {times}")
-            if res.memory is not None:
-                print(f"on the Raspberry Pi: imx500-package -i {res.packer_zip.name} -o rpk  # -> rpk/network.rpk")
-        if res.memory is not None and not res.memory.fits:
-            print(json.dumps(summary) if args.json else "error: the network does not fit the chip", file=sys.stderr)
-            return 1
-    else:
-        if out.is_dir():
-            raise ValueError(f"--out {out} is a folder; give a file name")
-        model = _load_model(args.weights)
-        if args.format == "onnx":
-            from .onnx_fp32 import export_onnx
-
-            export_onnx(model, out)
-        elif args.format == "onnx-int8":
-            from .onnx_int8 import export_onnx_int8
-
-            export_onnx_int8(model, out, per_channel=args.per_channel, method=args.calib_method, **calib)
-        else:
-            from .tflite import export_tflite
-
-            export_tflite(model, out, int8=args.format == "tflite-int8", **calib)
+    status = _export_imx500(args, out, calib, summary) if args.format == "imx500" else _export_file(args, out, calib)
+    if args.format != "imx500":
         summary["bytes"] = out.stat().st_size
         if not args.json:
             print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MB)")
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2), file=sys.stderr if status else sys.stdout)
+    return status
+
+
+def _export_file(args: argparse.Namespace, out, calib: dict) -> int:
+    """The single-file forms: onnx, onnx-int8, tflite, tflite-int8."""
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name")
+    model = _load_model(args.weights)
+    if args.format == "onnx":
+        from .onnx_fp32 import export_onnx
+
+        export_onnx(model, out)
+    elif args.format == "onnx-int8":
+        from .onnx_int8 import export_onnx_int8
+
+        export_onnx_int8(model, out, per_channel=args.per_channel, method=args.calib_method, **calib)
+    else:
+        from .tflite import export_tflite
+
+        export_tflite(model, out, int8=args.format == "tflite-int8", **calib)
     return 0
+
+
+def _export_imx500(args: argparse.Namespace, out, calib: dict, summary: dict) -> int:
+    from .imx500 import check_prerequisites, export_imx500
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; imx500 writes a folder")
+    check_prerequisites(need_converter=not args.no_convert)  # before loading anything
+    model = _load_model(args.weights)
+    res = export_imx500(
+        model,
+        out,
+        normalize_in_model=not args.no_sensor_normalization,
+        qat_steps=args.qat_steps,
+        qat_lr=args.qat_lr,
+        name=args.name,
+        convert_model=not args.no_convert,
+        **calib,
+    )
+    summary.update(res.to_json())
+    if not args.json:
+        _print_imx500(res)
+    if res.memory is not None and not res.memory.fits:
+        if not args.json:
+            print("error: the network does not fit the chip", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_imx500(res) -> None:
+    print(f"wrote {res.onnx_path}")
+    if res.memory is not None:
+        print(f"wrote {res.packer_zip}, {res.dnn_params}, {res.memory_report_path}")
+        print(res.memory.summary())
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in res.seconds.items())
+    print(f"times: {times}")
+    if res.memory is not None:
+        print(f"on the Raspberry Pi: imx500-package -i {res.packer_zip.name} -o rpk  # -> rpk/network.rpk")

@@ -12,8 +12,9 @@
    report.
 
 :func:`export_imx500` does all of it and leaves in the output folder ``packerOut.zip``,
-``dnnParams.xml``, ``<name>_MemoryReport.json``, the quantized ``<name>.onnx`` and
-``export_info.json``. On the Raspberry Pi, ``imx500-package -i packerOut.zip -o DIR`` turns the
+``dnnParams.xml``, ``<name>_MemoryReport.json``, the quantized ``<name>.onnx`` (the model's config
+in its metadata), ``packerOut.zip.json`` (the same config beside the package, for the camera
+app: :func:`picosam2.runtime.read_sidecar`) and ``export_info.json``. On the Raspberry Pi, ``imx500-package -i packerOut.zip -o DIR`` turns the
 zip into ``DIR/network.rpk`` (see docs/deployment.md).
 """
 
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..runtime import form_metadata, write_onnx_metadata, write_sidecar
 from .calibration import get_calibration_windows, to_model_input
 from .mct_compat import EXTRA_HINT, MissingExtraError, import_mct, legacy_onnx_export
 
@@ -221,35 +223,19 @@ def qat_finetune(
     return mct.qat.pytorch_quantization_aware_training_finalize_experimental(qat_model).eval()
 
 
-def export_mct_onnx(
-    q_model: nn.Module, path: str | os.PathLike, example: np.ndarray, normalize_in_model: bool = True
-) -> Path:
+def export_mct_onnx(q_model: nn.Module, path: str | os.PathLike, example: np.ndarray, meta: dict) -> Path:
     """MCT's ONNX export (MCTQ format: the quantizers as mct-quantizers custom ops), which is
-    what ``imxconv-pt`` reads. The file's metadata records the input convention
-    (``picosam2_input``: ``rgb255`` or ``normalized``) for :class:`picosam2.predictor.OnnxBackend`."""
-    import onnx
-
+    what ``imxconv-pt`` reads. ``meta`` (:func:`picosam2.runtime.form_metadata`, whose ``input`` is
+    ``rgb255`` or ``normalized``) goes into the file's metadata for
+    :class:`picosam2.runtime.OnnxBackend`."""
     mct = import_mct()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     gen = _repr_dataset(np.ascontiguousarray(example[:1]), 1)
     with legacy_onnx_export():
         mct.exporter.pytorch_export_model(q_model, save_model_path=str(path), repr_dataset=gen)
-    proto = onnx.load(str(path))
-    onnx.helper.set_model_props(proto, {"picosam2_input": "rgb255" if normalize_in_model else "normalized"})
-    onnx.save(proto, str(path))
+    write_onnx_metadata(path, meta)
     return path
-
-
-def run_mct_onnx(path: str | os.PathLike, x: np.ndarray, batch: int = 16) -> np.ndarray:
-    """Run an MCT-exported ONNX (mct-quantizers custom ops) in onnxruntime: (N, S, S) logits."""
-    import onnxruntime as ort
-    from mct_quantizers import get_ort_session_options
-
-    sess = ort.InferenceSession(str(path), get_ort_session_options(), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    out = [sess.run(None, {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
-    return np.concatenate(out)[:, 0]
 
 
 def run_torch(module: nn.Module, x: np.ndarray, batch: int = 16) -> np.ndarray:
@@ -379,7 +365,10 @@ def export_imx500(
         q_model = quantize_mct(net, data, qat_steps=qat_steps, qat_lr=qat_lr)
         seconds["mct_qat" if qat_steps else "mct_ptq"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        onnx_path = export_mct_onnx(q_model, tmp / f"{name}.onnx", data, normalize_in_model)
+        meta = form_metadata(
+            model.config, getattr(model, "weights_info", None), "rgb255" if normalize_in_model else "normalized"
+        )
+        onnx_path = export_mct_onnx(q_model, tmp / f"{name}.onnx", data, meta)
         seconds["mct_export"] = time.perf_counter() - t0
         files = [onnx_path]
         memory = None
@@ -389,6 +378,7 @@ def export_imx500(
             memory = convert(onnx_path, conv_dir)
             seconds["imxconv"] = time.perf_counter() - t0
             files += [p for p in conv_dir.iterdir() if p.is_file()]
+            files.append(write_sidecar(conv_dir / "packerOut.zip", meta))
         out_dir.mkdir(parents=True, exist_ok=True)
         for f in files:
             staged = out_dir / f".{f.name}.tmp"

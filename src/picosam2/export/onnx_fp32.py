@@ -1,4 +1,5 @@
-"""fp32 ONNX export, checked against PyTorch."""
+"""fp32 ONNX export, checked against PyTorch. The file carries the model's config and the weights'
+provenance in its metadata (:func:`picosam2.runtime.form_metadata`)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..runtime import LOGITS_NAME, OnnxBackend, TorchBackend, form_metadata, write_onnx_metadata
+
 INPUT_NAME = "image"
-OUTPUT_NAME = "mask_logits"
+OUTPUT_NAME = LOGITS_NAME
 
 
 def export_onnx(model, path: str | os.PathLike, opset: int = 17, check: bool = True, atol: float = 1e-4) -> Path:
     """Write ``model`` as a single-file ONNX graph with a dynamic batch axis (written to a
-    temporary name, then renamed). With ``check``, run it in onnxruntime on random input and
-    raise if it differs from PyTorch by more than ``atol``."""
+    temporary name, then renamed), its config and weights' provenance in the metadata. With
+    ``check``, run it in onnxruntime on random input and raise if it differs from PyTorch by more
+    than ``atol``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     size = model.config.input_size
     dummy = torch.randn(2, model.config.in_channels, size, size)
-    names = getattr(model.config, "output_names", (OUTPUT_NAME,))
+    names = list(model.config.output_names)  # mask_logits (N, 1, S, S)[, iou (N, 1)]
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         torch.onnx.export(
@@ -29,11 +33,12 @@ def export_onnx(model, path: str | os.PathLike, opset: int = 17, check: bool = T
             (dummy,),
             str(tmp),
             input_names=[INPUT_NAME],
-            output_names=list(names),
+            output_names=names,
             dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}},
             opset_version=opset,
             dynamo=False,
         )
+        write_onnx_metadata(tmp, form_metadata(model.config, getattr(model, "weights_info", None)))
         if check:
             max_err = compare_onnx(model, tmp)
             if max_err > atol:
@@ -46,17 +51,13 @@ def export_onnx(model, path: str | os.PathLike, opset: int = 17, check: bool = T
 
 
 def compare_onnx(model, onnx_path, batch: int = 3, seed: int = 0) -> float:
-    """Largest absolute difference between PyTorch and onnxruntime outputs (logits, and the
-    quality score when the network has one) on random input."""
-    import onnxruntime as ort
-
+    """Largest absolute difference between PyTorch and onnxruntime outputs (logits and, when
+    present, IoU scores) on random input."""
     size = model.config.input_size
     x = np.random.default_rng(seed).standard_normal((batch, 3, size, size)).astype(np.float32)
-    with torch.no_grad():
-        ref = model.eval()(torch.from_numpy(x))
-    refs = [r.numpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    outs = sess.run(None, {sess.get_inputs()[0].name: x})
-    if len(outs) != len(refs):
-        raise RuntimeError(f"ONNX graph has {len(outs)} outputs, the network {len(refs)}")
-    return max(float(np.abs(o - r).max()) for o, r in zip(outs, refs))
+    ref = TorchBackend(model)(x)
+    out = OnnxBackend(onnx_path, config=model.config)(x)
+    err = float(np.abs(out.logits - ref.logits).max())
+    if ref.scores is not None:
+        err = max(err, float(np.abs(out.scores - ref.scores).max()))
+    return err

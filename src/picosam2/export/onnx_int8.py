@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime import OnnxBackend, TorchBackend, form_metadata, write_onnx_metadata
 from .calibration import get_calibration_windows, to_model_input
 from .onnx_fp32 import export_onnx
 
@@ -102,6 +103,7 @@ def export_onnx_int8(
             calibrate_method=calib_method,
             extra_options={"WeightSymmetric": True, "CalibMovingAverage": False},
         )
+        write_onnx_metadata(result, form_metadata(model.config, getattr(model, "weights_info", None)))
         staged = out_path.with_name(f".{out_path.name}.tmp")
         staged.write_bytes(result.read_bytes())
         os.replace(staged, out_path)
@@ -127,16 +129,11 @@ def mask_agreement(logits_a: np.ndarray, logits_b: np.ndarray, threshold: float 
 def compare_int8(model, int8_path: str | os.PathLike, windows: np.ndarray, threads: int | None = None) -> dict:
     """Run ``model`` (PyTorch fp32) and the INT8 ONNX on the same uint8 windows; return
     :func:`mask_agreement` plus the INT8 seconds per window."""
-    import torch
-
-    from ..predictor import OnnxBackend
-
     x = to_model_input(windows, model.config)
-    with torch.inference_mode():
-        ref = model.eval()(torch.from_numpy(x))[:, 0].numpy()
+    ref = TorchBackend(model)(x).logits
     backend = OnnxBackend(int8_path, config=model.config, threads=threads)
     t0 = time.perf_counter()
-    out = np.concatenate([backend(x[i : i + 32]) for i in range(0, len(x), 32)])
+    out = np.concatenate([backend(x[i : i + 32]).logits for i in range(0, len(x), 32)])
     stats = mask_agreement(ref, out)
     stats["int8_s_per_window"] = (time.perf_counter() - t0) / max(len(x), 1)
     return stats

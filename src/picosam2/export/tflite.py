@@ -4,9 +4,12 @@ about 1.2 GB; no TensorFlow needed).
 * fp32: ``litert_torch.convert(model, (example,))``.
 * INT8: PT2E static quantization (symmetric int8 weights and activations) calibrated on the same
   COCO windows as the other INT8 exports, then converted. The resulting model's input and output
-  tensors are int8; :class:`TFLiteRunner` quantizes the normalised float input and dequantizes
-  the logits with the scales stored in the file, so callers always pass float32 NCHW and get
-  float32 logits back.
+  tensors are int8; :class:`picosam2.runtime.LiteRTBackend` quantizes the normalised float input
+  and dequantizes the logits with the scales stored in the file, so callers always pass float32
+  NCHW and get float32 logits back.
+
+The model's config and the weights' provenance go into a sidecar ``<file>.tflite.json``
+(:func:`picosam2.runtime.write_sidecar`), which the LiteRT backend reads.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ..runtime import form_metadata, write_sidecar
 from .calibration import get_calibration_windows, to_model_input
 
 EXTRA_HINT = "pip install 'picosam2[tflite]' (litert-torch)"
@@ -58,7 +61,7 @@ def export_tflite(
     calib_images=None,
     per_channel: bool = True,
 ) -> Path:
-    """Write ``model`` as a ``.tflite`` file (fp32, or INT8 with ``int8=True``)."""
+    """Write ``model`` as a ``.tflite`` file (fp32, or INT8 with ``int8=True``) and its sidecar JSON."""
     litert_torch = _require()
     model = model.eval()
     size = model.config.input_size
@@ -85,48 +88,5 @@ def export_tflite(
         final_tmp = out_path.with_name(f".{out_path.name}.tmp")
         final_tmp.write_bytes(staged.read_bytes())
         os.replace(final_tmp, out_path)
+    write_sidecar(out_path, form_metadata(model.config, getattr(model, "weights_info", None)))
     return out_path
-
-
-class TFLiteRunner:
-    """Runs a ``.tflite`` PicoSAM2: float32 NCHW normalised batch -> (N, S, S) float32 logits,
-    whatever the file's own input/output types and layouts (int8 quantized, NHWC)."""
-
-    def __init__(self, path: str | os.PathLike, threads: int | None = None):
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            raise RuntimeError(f"running .tflite needs ai-edge-litert: {EXTRA_HINT}") from None
-        self.interp = Interpreter(model_path=str(path), num_threads=threads)
-        self.interp.allocate_tensors()
-        self.inp = self.interp.get_input_details()[0]
-        self.out = self.interp.get_output_details()[0]
-
-    @staticmethod
-    def _quantize(x: np.ndarray, detail) -> np.ndarray:
-        scale, zero = detail["quantization"]
-        if detail["dtype"] in (np.int8, np.uint8) and scale:
-            info = np.iinfo(detail["dtype"])
-            return np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
-        return x.astype(detail["dtype"])
-
-    @staticmethod
-    def _dequantize(y: np.ndarray, detail) -> np.ndarray:
-        scale, zero = detail["quantization"]
-        if detail["dtype"] in (np.int8, np.uint8) and scale:
-            return (y.astype(np.float32) - zero) * scale
-        return y.astype(np.float32)
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        shape = tuple(self.inp["shape"])
-        nhwc = shape[-1] == 3 and shape[1] != 3
-        outs = []
-        for x in batch:
-            x = x[None]
-            if nhwc:
-                x = x.transpose(0, 2, 3, 1)
-            self.interp.set_tensor(self.inp["index"], self._quantize(np.ascontiguousarray(x), self.inp))
-            self.interp.invoke()
-            y = self._dequantize(self.interp.get_tensor(self.out["index"]), self.out)
-            outs.append(y.reshape(y.shape[-2:]) if y.shape[-1] != 1 else y.reshape(y.shape[1:3]))
-        return np.stack(outs)

@@ -1,114 +1,190 @@
-"""Model registry and weight files.
+"""Architectures, pretrained weights and weight files.
 
-Weights are stored as ``model.safetensors`` plus ``config.json`` in one folder, so loading a
-model reads plain tensors and a small JSON file and never runs code from the weights.
+Two tables, as in timm: :data:`ARCHITECTURES` (name -> config builder; :func:`create_model` makes a
+randomly initialised network) and :data:`PRETRAINED` (name -> shipped weights folder;
+:func:`list_pretrained`). Weights are ``model.safetensors`` plus ``config.json`` (and a model card
+``README.md``) in one folder, so loading reads plain tensors and a small JSON file and never runs
+code from the weights. A name ``owner/name`` that is not a local path is a Hugging Face Hub
+repository, fetched through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE``, ``revision``).
+
+This module imports neither torch nor huggingface_hub until a function needs them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from torch import nn
-
-from .picosam2 import PicoSAM2, PicoSAM2Config
+from ..errors import WeightsError
+from .config import PicoSAM2Config
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights" / "picosam2-coco-mini"
+CARD_FILE = "README.md"
+WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_PRETRAINED = "picosam2-coco-mini"
 
-_REGISTRY: dict[str, Callable[[dict], nn.Module]] = {}
-_CONFIGS: dict[str, Callable[..., PicoSAM2Config]] = {}
+#: architecture name -> function(**overrides) returning its config
+ARCHITECTURES: dict[str, Callable[..., PicoSAM2Config]] = {
+    "picosam2": lambda **kw: PicoSAM2Config(arch="picosam2", **kw),
+    "picosam2-q": lambda **kw: PicoSAM2Config(arch="picosam2-q", **{"quality_head": True, **kw}),
+    "picosam2-128": lambda **kw: PicoSAM2Config(arch="picosam2-128", **{"input_size": 128, **kw}),
+}
 
+#: pretrained name -> weights folder shipped in the package
+PRETRAINED: dict[str, Path] = {DEFAULT_PRETRAINED: WEIGHTS_ROOT / DEFAULT_PRETRAINED}
+DEFAULT_WEIGHTS_DIR = PRETRAINED[DEFAULT_PRETRAINED]
 
-class WeightsError(ValueError):
-    """Raised when a weights folder or file cannot be read."""
+_HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
-
-def register_model(name: str, config_factory: Callable[..., PicoSAM2Config]) -> None:
-    """Register an architecture name with a function returning its default config."""
-    _CONFIGS[name] = config_factory
+__all__ = [
+    "ARCHITECTURES",
+    "DEFAULT_PRETRAINED",
+    "DEFAULT_WEIGHTS_DIR",
+    "PRETRAINED",
+    "WeightsError",
+    "create_model",
+    "from_pretrained",
+    "is_trained",
+    "list_models",
+    "list_pretrained",
+    "push_to_hub",
+    "resolve_weights",
+    "save_pretrained",
+    "weights_info",
+    "weights_metadata",
+]
 
 
 def list_models() -> list[str]:
-    return sorted(_CONFIGS)
+    """Names of the architectures :func:`create_model` builds."""
+    return sorted(ARCHITECTURES)
 
 
-def create_model(name: str = "picosam2", **overrides) -> PicoSAM2:
-    """A randomly initialised model of a registered architecture."""
-    if name not in _CONFIGS:
+def list_pretrained() -> list[str]:
+    """Names of the shipped weights :func:`from_pretrained` loads (the first is the default)."""
+    return list(PRETRAINED)
+
+
+def create_model(name: str = "picosam2", **overrides):
+    """A randomly initialised :class:`~picosam2.models.PicoSAM2` of a registered architecture."""
+    from .picosam2 import PicoSAM2
+
+    if name not in ARCHITECTURES:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
-    cfg = _CONFIGS[name](**overrides)
-    return PicoSAM2(cfg)
+    return PicoSAM2(ARCHITECTURES[name](**overrides))
 
 
-register_model("picosam2", lambda **kw: PicoSAM2Config(arch="picosam2", **kw))
-register_model(
-    "picosam2-q",
-    lambda **kw: PicoSAM2Config(arch="picosam2-q", **{"quality_head": True, **kw}),
-)
-register_model(
-    "picosam2-128",
-    lambda **kw: PicoSAM2Config(arch="picosam2-128", **{"input_size": 128, **kw}),
-)
+# -- where weights are ----------------------------------------------------------------------------
 
 
-def save_pretrained(model: PicoSAM2, folder: str | os.PathLike, metadata: dict | None = None) -> Path:
-    """Write ``model.safetensors`` and ``config.json`` into ``folder`` (atomically per file)."""
-    from safetensors.torch import save_file
+def is_hub_name(name) -> bool:
+    """``owner/name`` that is not an existing local path."""
+    return isinstance(name, str) and bool(_HUB_NAME.match(name)) and not Path(name).exists()
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
-    with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as tmp:
-        tmp_name = tmp.name
+
+def resolve_weights(name_or_path=None, revision: str | None = None) -> Path:
+    """The local folder or file of weights given by name, path or Hub repository.
+
+    Args:
+        name_or_path: ``None`` or ``"default"`` (the shipped default), a name from
+            :func:`list_pretrained`, a local folder/file, or a Hub repository ``owner/name``.
+        revision: Hub branch, tag or commit to pin (Hub names only).
+
+    Returns:
+        A path (folder, or a file for ``.safetensors``/exported forms).
+
+    Raises:
+        WeightsError: nothing found there (or on the Hub / in its cache).
+    """
+    if name_or_path is None or str(name_or_path) == "default":
+        name_or_path = DEFAULT_PRETRAINED
+    if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
+        return PRETRAINED[name_or_path]
+    if is_hub_name(name_or_path):
+        return _hub_snapshot(name_or_path, revision)
+    if revision is not None:
+        raise WeightsError(f"a revision applies to Hub names (owner/name), not to {name_or_path}")
+    path = Path(name_or_path)
+    if not path.exists():
+        raise WeightsError(f"weights not found: {path}")
+    return path
+
+
+def _hub_snapshot(repo_id: str, revision: str | None) -> Path:
     try:
-        save_file(state, tmp_name, metadata=meta)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, folder / WEIGHTS_FILE)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    cfg_tmp = folder / (CONFIG_FILE + ".tmp")
-    cfg_tmp.write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
-    os.replace(cfg_tmp, folder / CONFIG_FILE)
-    return folder
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise WeightsError(f"{repo_id} looks like a Hub name: pip install 'picosam2[hub]'") from None
+    try:
+        return Path(
+            snapshot_download(repo_id, revision=revision, allow_patterns=[WEIGHTS_FILE, CONFIG_FILE, CARD_FILE])
+        )
+    except Exception as exc:  # noqa: BLE001 - offline misses, 404s, bad revisions: all "not found"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"cannot get {repo_id} from the Hugging Face Hub: {first}") from None
 
 
-def _resolve(name_or_path: str | os.PathLike | None) -> tuple[Path, Path]:
-    if name_or_path is None or str(name_or_path) in ("default", "picosam2-coco-mini"):
-        folder = DEFAULT_WEIGHTS_DIR
-    else:
-        folder = Path(name_or_path)
-    if folder.is_file():
-        return folder, folder.parent / CONFIG_FILE
-    if not folder.exists():
-        raise WeightsError(f"weights not found: {folder}")
-    return folder / WEIGHTS_FILE, folder / CONFIG_FILE
+def _files(name_or_path, revision: str | None = None) -> tuple[Path, Path]:
+    path = resolve_weights(name_or_path, revision)
+    if path.is_file():
+        return path, path.parent / CONFIG_FILE
+    return path / WEIGHTS_FILE, path / CONFIG_FILE
 
 
-def weights_metadata(name_or_path: str | os.PathLike | None = None) -> dict:
-    """The metadata dictionary stored in a safetensors file (e.g. ``trained``)."""
+def weights_metadata(name_or_path=None, revision: str | None = None) -> dict:
+    """The metadata dictionary stored in a safetensors file (``trained``, ``recipe``...)."""
     from safetensors import safe_open
 
-    wfile, _ = _resolve(name_or_path)
+    wfile, _ = _files(name_or_path, revision)
     try:
-        with safe_open(str(wfile), framework="pt") as f:
+        with safe_open(str(wfile), framework="numpy") as f:
             return dict(f.metadata() or {})
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
         raise WeightsError(f"cannot read weights {wfile}: {exc}") from None
 
 
-def from_pretrained(name_or_path: str | os.PathLike | None = None, map_location: str = "cpu") -> PicoSAM2:
-    """Load a model from a folder (``model.safetensors`` + ``config.json``), a ``.safetensors``
-    file with a ``config.json`` beside it, or the name ``default`` (the shipped weights)."""
+def weights_info(name_or_path=None, revision: str | None = None) -> dict:
+    """:func:`weights_metadata` plus the file's ``sha256``: the provenance exported forms carry."""
+    from ..io_utils import sha256_file
+
+    wfile, _ = _files(name_or_path, revision)
+    return {**weights_metadata(wfile), "sha256": sha256_file(wfile)}
+
+
+def is_trained(metadata: dict) -> bool:
+    """Whether weights metadata (:func:`weights_metadata`, or an exported form's ``weights``) says
+    the weights were trained; metadata without the key counts as trained."""
+    return str(metadata.get("trained", "true")).lower() != "false"
+
+
+# -- reading and writing --------------------------------------------------------------------------
+
+
+def from_pretrained(name_or_path=None, map_location: str = "cpu", revision: str | None = None):
+    """Load a :class:`~picosam2.models.PicoSAM2` (eval mode).
+
+    Args:
+        name_or_path: see :func:`resolve_weights`: shipped name, folder (``model.safetensors`` +
+            ``config.json``), ``.safetensors`` file with a ``config.json`` beside it, or Hub name.
+        map_location: device the tensors are loaded to.
+        revision: Hub revision to pin.
+
+    Returns:
+        The model; its ``weights_info`` attribute holds :func:`weights_info`.
+
+    Raises:
+        WeightsError: missing, unreadable or mismatched weights or config.
+    """
     from safetensors.torch import load_file
 
-    wfile, cfile = _resolve(name_or_path)
+    from .picosam2 import PicoSAM2
+
+    wfile, cfile = _files(name_or_path, revision)
     try:
         cfg = PicoSAM2Config.from_dict(json.loads(cfile.read_text())) if cfile.exists() else PicoSAM2Config()
     except (ValueError, TypeError) as exc:
@@ -125,4 +201,95 @@ def from_pretrained(name_or_path: str | os.PathLike | None = None, map_location:
         raise WeightsError(
             f"weights {wfile} do not match the {cfg.arch} network: {first[1] if len(first) > 1 else first[0]}"
         ) from None
+    model.weights_info = weights_info(wfile)
     return model.eval()
+
+
+def save_pretrained(model, folder: str | os.PathLike, metadata: dict | None = None, card: bool = True) -> Path:
+    """Write ``model.safetensors``, ``config.json`` and (``card``) a model card ``README.md`` into
+    ``folder``, each atomically (temporary file + rename).
+
+    Args:
+        model: a :class:`~picosam2.models.PicoSAM2`.
+        folder: created if missing.
+        metadata: string key/values stored in the safetensors header (``trained``, ``recipe``...).
+        card: also write the model card (kept when the folder already has one).
+
+    Returns:
+        ``folder`` as a Path.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    _write_atomic(folder / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata=meta))
+    config_text = json.dumps(model.config.to_dict(), indent=2) + "\n"
+    _write_atomic(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(config_text))
+    if card and not (folder / CARD_FILE).exists():
+        text = model_card(model.config, meta)
+        _write_atomic(folder / CARD_FILE, lambda tmp: Path(tmp).write_text(text))
+    return folder
+
+
+def _write_atomic(target: Path, write: Callable[[str], object]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def model_card(config: PicoSAM2Config, metadata: dict) -> str:
+    """A short Hugging Face model card (YAML front matter + Markdown) for a weights folder."""
+    rows = "\n".join(f"| {k} | {v} |" for k, v in sorted(metadata.items()))
+    trained = "" if is_trained(metadata) else "\n**These weights are an untrained placeholder.**\n"
+    return f"""---
+library_name: picosam2
+license: apache-2.0
+tags:
+- image-segmentation
+- segment-anything
+- imx500
+pipeline_tag: image-segmentation
+---
+
+# PicoSAM2 ({config.arch})
+
+Promptable segmentation small enough to run inside the Sony IMX500 sensor: a point or box in,
+the mask of the object at its centre out. Input {config.input_size} x {config.input_size} RGB
+windows (ImageNet mean/std); the full config is in `config.json`.
+{trained}
+```python
+from picosam2 import Predictor
+
+predictor = Predictor.from_pretrained("OWNER/NAME")  # this repository
+masks = predictor.predict("photo.jpg", points=[[320, 240]]).masks
+```
+
+| weights metadata | value |
+|---|---|
+{rows}
+"""
+
+
+def push_to_hub(model, repo_id: str, metadata: dict | None = None, private: bool = False, token=None) -> str:
+    """Upload ``model`` to the Hugging Face Hub repository ``repo_id`` (created if missing) as
+    :func:`save_pretrained` writes it; returns the commit URL."""
+    try:
+        from huggingface_hub import HfApi
+    except ImportError:
+        raise WeightsError("pushing to the Hub needs huggingface_hub: pip install 'picosam2[hub]'") from None
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="picosam2-push-") as tmp:
+        save_pretrained(model, tmp, metadata=metadata)
+        card = Path(tmp) / CARD_FILE
+        card.write_text(card.read_text().replace("OWNER/NAME", repo_id))
+        info = api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message="Upload PicoSAM2 weights")
+    return str(getattr(info, "commit_url", info))
