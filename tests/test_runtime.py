@@ -42,7 +42,7 @@ def test_config_travels_in_the_onnx_metadata(shipped_with_extra):
     meta = read_onnx_metadata(onnx_path)
     assert meta["config"].extra == {"point_window_size": 128}
     assert len(meta["weights"]["sha256"]) == 64 and "recipe" in meta["weights"]
-    assert meta["outputs"] == ["logits"] and meta["input"] == "normalized"
+    assert meta["outputs"] == ["mask_logits"] and meta["input"] == "normalized"
     backend = load_backend(onnx_path)
     assert backend.name == "onnx" and backend.config == meta["config"]
     import onnx
@@ -135,11 +135,11 @@ def test_quality_head_outputs_are_split_by_name():
 
     logits = np.zeros((2, 1, 4, 4), np.float32)
     iou = np.array([[0.25], [0.75]], np.float32)
-    out = _split_outputs([iou, logits], ["iou", "logits"])
+    out = _split_outputs([iou, logits], ["iou", "mask_logits"])
     assert out.logits.shape == (2, 4, 4) and out.scores.tolist() == [0.25, 0.75]
     out = _split_outputs([logits, iou], ["a", "b"])  # unnamed: the second of two
     assert out.scores.tolist() == [0.25, 0.75]
-    assert _split_outputs([logits], ["logits"]).scores is None
+    assert _split_outputs([logits], ["mask_logits"]).scores is None
 
 
 def test_unknown_and_mismatched_backends_are_user_errors(shipped_with_extra):
@@ -164,4 +164,26 @@ def test_sidecar_round_trip(tmp_path):
     assert sidecar_path(tmp_path / "m.tflite").name == "m.tflite.json"
     back = read_sidecar(tmp_path / "m.tflite")
     assert back["config"] == cfg and back["weights"] == {"sha256": "ab"}
-    assert json.loads((tmp_path / "m.tflite.json").read_text())["outputs"] == ["logits"]
+    assert json.loads((tmp_path / "m.tflite.json").read_text())["outputs"] == ["mask_logits"]
+
+
+def test_quality_head_scores_reach_the_prediction(tmp_path):
+    """A model with a quality head: torch and ONNX give the same masks and the same IoU scores."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from picosam2.export.onnx_fp32 import export_onnx
+    from picosam2.models import create_model
+    from picosam2.predictor import Predictor
+    from picosam2.runtime import read_onnx_metadata
+
+    torch.manual_seed(0)
+    model = create_model("picosam2-q").eval()
+    path = export_onnx(model, tmp_path / "q.onnx")
+    assert read_onnx_metadata(path)["outputs"] == ["mask_logits", "iou"]
+    a = Predictor(model).predict(SAMPLES / "dog.jpg", points=[[570, 200], [300, 300]])
+    b = Predictor.from_pretrained(path).predict(SAMPLES / "dog.jpg", points=[[570, 200], [300, 300]])
+    assert a.scores.shape == (2,) and ((a.scores >= 0) & (a.scores <= 1)).all()
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+    np.testing.assert_allclose(a.logits, b.logits, atol=1e-3)
+    assert Predictor(create_model()).predict(SAMPLES / "dog.jpg", points=[[570, 200]]).scores is None
