@@ -162,8 +162,12 @@ class BrightnessBackend:
     name = "brightness"
     config = WholeWindowBackend.config
 
+    metadata: dict = {}
+
     def __call__(self, batch):
-        return batch.mean(axis=1).astype(np.float32)
+        from picosam2.runtime import RuntimeOutput
+
+        return RuntimeOutput(batch.mean(axis=1).astype(np.float32))
 
 
 @pytest.fixture(scope="module")
@@ -231,8 +235,8 @@ def test_results_scoring_counts_missing_unmatched_and_duplicates(tiny, predictor
 
 def test_baseline_backends_shapes():
     batch = np.zeros((3, 3, 96, 96), np.float32)
-    assert (WholeWindowBackend()(batch) > 0).all()
-    d = DiskBackend()(batch)
+    assert (WholeWindowBackend()(batch).logits > 0).all()
+    d = DiskBackend()(batch).logits
     assert d.shape == (3, 96, 96) and (d[:, 48, 48] > 0).all() and (d[:, 0, 0] < 0).all()
     with pytest.raises(ValueError, match="unknown baseline"):
         baseline_predictor("nope")

@@ -8,33 +8,30 @@
 
 Both go through the same harness as a real model (same windows, same paste-back, same IoU), so
 their numbers are the floor a trained model must beat. They are backends in the
-:class:`picosam2.Predictor` sense (float32 NCHW batch -> (N, 96, 96) logits).
+:class:`picosam2.runtime.Backend` sense (float32 NCHW batch -> :class:`~picosam2.runtime.RuntimeOutput`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..models.config import PicoSAM2Config
 from ..prompts import MODEL_SIZE
+from ..runtime import RuntimeOutput
 
 BASELINES = ("whole-window", "disk")
-
-
-class _Config:
-    input_size = MODEL_SIZE
-    mean = (0.485, 0.456, 0.406)
-    std = (0.229, 0.224, 0.225)
 
 
 class WholeWindowBackend:
     """Every window pixel is the object."""
 
     name = "whole-window"
-    config = _Config()
+    config = PicoSAM2Config(arch="whole-window")
+    metadata: dict = {}
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def __call__(self, batch: np.ndarray) -> RuntimeOutput:
         n, _, h, w = batch.shape
-        return np.full((n, h, w), 10.0, dtype=np.float32)
+        return RuntimeOutput(np.full((n, h, w), 10.0, dtype=np.float32))
 
 
 def disk_logits(size: int = MODEL_SIZE, radius_fraction: float = 0.25) -> np.ndarray:
@@ -48,14 +45,15 @@ class DiskBackend:
     """A centred disk of radius a quarter of the window."""
 
     name = "disk"
-    config = _Config()
+    config = PicoSAM2Config(arch="disk")
+    metadata: dict = {}
 
     def __init__(self, radius_fraction: float = 0.25):
         self.radius_fraction = radius_fraction
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def __call__(self, batch: np.ndarray) -> RuntimeOutput:
         n, _, h, w = batch.shape
-        return np.broadcast_to(disk_logits(h, self.radius_fraction), (n, h, w)).copy()
+        return RuntimeOutput(np.broadcast_to(disk_logits(h, self.radius_fraction), (n, h, w)).copy())
 
 
 def baseline_predictor(name: str):
