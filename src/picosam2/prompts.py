@@ -381,3 +381,72 @@ def window_for_prompt(
     if kind == "box":
         return box_window(prompt, image_size, padding=box_padding)
     raise PromptError(f"unknown prompt kind {kind!r}")
+
+
+# -- scale-aware point prompts ---------------------------------------------------------------
+#: largest number of window sizes one click tries under ``"auto"``.
+AUTO_MAX_SCALES = 8
+#: the ideal ratio between neighbouring window sizes under ``"auto"``.
+AUTO_SCALE_STEP = math.sqrt(2.0)
+
+
+def auto_point_scales(
+    image_size: tuple[int, int],
+    min_size: int = MODEL_SIZE,
+    step: float = AUTO_SCALE_STEP,
+    max_count: int = AUTO_MAX_SCALES,
+) -> list[int]:
+    """Window sides one click tries: from ``min_size`` up to the image's longer side, spaced
+    geometrically about ``step`` apart, at most ``max_count`` of them (the spacing widens on
+    large images). A 640 x 480 image gives 96, 140, 205, 300, 438, 640; an image whose longer
+    side is at most ``min_size`` gives ``[min_size]``."""
+    longer = max(int(image_size[0]), int(image_size[1]))
+    if longer <= min_size:
+        return [int(min_size)]
+    count = int(round(math.log(longer / min_size) / math.log(step))) + 1
+    count = max(2, min(max_count, count))
+    ratio = (longer / min_size) ** (1.0 / (count - 1))
+    return [int(round(min_size * ratio**k)) for k in range(count)]
+
+
+def parse_point_scales(spec) -> str | list[int] | None:
+    """``"auto"``, ``None``/``"fixed"`` (one window) or window sides: ``"96,192,384"``, ``[96, 192]``."""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "fixed", "none", "single")):
+        return None
+    if isinstance(spec, str) and spec.strip().lower() == "auto":
+        return "auto"
+    parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    try:
+        sizes = [int(float(p)) for p in parts]
+    except (TypeError, ValueError):
+        raise PromptError(f"point scales must be 'auto' or window sides like 96,192,384; got {spec!r}") from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise PromptError(f"point scales must be positive window sides, got {spec!r}")
+    return sorted(set(sizes))
+
+
+def point_scales_for(spec, image_size: tuple[int, int]) -> list[int]:
+    """The window sides a click tries on an image of ``image_size`` under a parsed ``spec``."""
+    spec = parse_point_scales(spec)
+    if spec is None:
+        return [MODEL_SIZE]
+    if spec == "auto":
+        return auto_point_scales(image_size)
+    return list(spec)
+
+
+def point_windows(x: float, y: float, image_size: tuple[int, int], sizes) -> list[Window]:
+    """Centred windows of each side in ``sizes`` around the point (scale-aware clicks)."""
+    return [point_window(x, y, image_size, window_size=int(s), mode="centered") for s in sizes]
+
+
+def mask_box(logits: np.ndarray, win: Window, threshold: float = 0.0) -> tuple[float, float, float, float] | None:
+    """Bounding box, in image pixels, of a window mask (``logits > threshold``); None if empty."""
+    m = np.asarray(logits).reshape(np.asarray(logits).shape[-2:]) > threshold
+    if not m.any():
+        return None
+    rows, cols = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
+    size = m.shape[-1]
+    x0, y0 = win.to_image_coords(cols[0], rows[0], size)
+    x1, y1 = win.to_image_coords(cols[-1] + 1, rows[-1] + 1, size)
+    return (x0, y0, x1, y1)

@@ -26,6 +26,14 @@ def add_parser(sub) -> list[str]:
     )
     p.add_argument("--protocol", default="paper", choices=["paper", "full"])
     p.add_argument("--prompt", default="point", choices=["point", "box"])
+    p.add_argument(
+        "--point-scales",
+        default=None,
+        metavar="auto|N[,N...]",
+        help="full protocol, point prompt: try each click at these window sides (auto: 96 px to the image's "
+        "longer side) and keep the best-scored mask; the report adds the oracle, fixed-window figures and "
+        "the score's Spearman correlation (default: one 96 px window)",
+    )
     p.add_argument("--limit", type=int, default=None, help="instances to score (paper default 1000, full default all)")
     p.add_argument(
         "--weights", default=None, help="weights folder/.safetensors (default: shipped), or .onnx with --backend onnx"
@@ -141,6 +149,7 @@ def run_eval(args) -> int:
             progress=progress,
             keep_rle=bool(args.results_out),
             keep_logits=bool(args.plots),
+            point_scales=args.point_scales,
         )
     if not result.samples:
         raise RuntimeError(f"no instance could be scored ({dict(result.skipped)})")

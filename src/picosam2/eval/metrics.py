@@ -91,3 +91,47 @@ def summarize(ious: Mapping[int, float], areas: Mapping[int, float]) -> dict:
         groups[size_class(areas[ann_id])].append(value)
     out["by_size"] = {s: block(groups[s]) for s in SIZE_CLASSES}
     return out
+
+
+def spearman(a: Iterable[float], b: Iterable[float]) -> float:
+    """Spearman rank correlation (ties get average ranks); NaN when either side is constant."""
+    from scipy.stats import rankdata
+
+    x, y = np.asarray(list(a), np.float64), np.asarray(list(b), np.float64)
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(rankdata(x), rankdata(y))[0, 1])
+
+
+def scale_summary(samples, spec) -> dict:
+    """Figures of scale-aware clicks from samples carrying ``candidates`` (window side, real
+    full-image IoU, score), candidates ordered small to large:
+
+    * ``oracle``: mIoU of the best candidate per click (what a perfect selector would reach);
+    * ``fixed``: mIoU of the k-th candidate for every click (a fixed window), with its side
+      (the median side when sizes depend on the image, as under ``auto``);
+    * ``spearman``: rank correlation of score and real IoU over all candidates pooled, and its
+      mean within clicks (how well the score ranks one click's masks);
+    * ``chosen_index``: how often each candidate was chosen.
+    """
+    rows = [s for s in samples if s.candidates]
+    areas = {s.ann_id: s.area for s in rows}
+    oracle = summarize({s.ann_id: max(c[1] for c in s.candidates) for s in rows}, areas)
+    k_max = max(len(s.candidates) for s in rows)
+    fixed = []
+    for k in range(k_max):
+        have = [s for s in rows if len(s.candidates) > k]
+        block = summarize({s.ann_id: s.candidates[k][1] for s in have}, areas)
+        fixed.append({"index": k, "side": int(np.median([s.candidates[k][0] for s in have])), **block})
+    pooled = [(c[2], c[1]) for s in rows for c in s.candidates]
+    within = [spearman([c[2] for c in s.candidates], [c[1] for c in s.candidates]) for s in rows]
+    within = [v for v in within if np.isfinite(v)]
+    chosen = [int(np.argmin([abs(c[0] - s.window.width) for c in s.candidates])) for s in rows]
+    return {
+        "point_scales": spec if isinstance(spec, str) else [int(v) for v in spec],
+        "oracle": oracle,
+        "fixed": fixed,
+        "spearman": spearman([p[0] for p in pooled], [p[1] for p in pooled]),
+        "spearman_within_click": float(np.mean(within)) if within else float("nan"),
+        "chosen_index": {str(k): chosen.count(k) for k in range(k_max)},
+    }

@@ -14,6 +14,14 @@ instance (or the first ``limit``); the prompt is the most interior mask point
 
 With ``prompt="box"`` the paper protocol scores the box window instead (IoU inside the window).
 
+Scale-aware clicks (``point_scales``, full protocol, point prompt only): every click is tried
+at several centred window sizes (``"auto"``: :func:`picosam2.prompts.auto_point_scales`, or a
+list of sides) in one batch; the chosen mask is the one with the highest predicted IoU (quality
+head) or, for weights without one, the no-score border rule of :mod:`picosam2.selection`. Each
+sample keeps every candidate's window side, real full-image IoU and score, so the report can
+give the oracle (best candidate per click), the fixed-window figures and how well the score
+ranks masks (Spearman).
+
 A *window model* is anything with ``predict_windows(image, windows) -> (N, 96, 96) logits``:
 :class:`picosam2.Predictor`, the baselines of :mod:`picosam2.eval.baselines`, or the SAM 2.1
 teacher adapter :class:`picosam2.teacher.TeacherWindowModel`. A model whose ``takes_points`` is
@@ -42,7 +50,19 @@ from ..data import DataError, InstanceSet, box_prompt, interior_point, paper_poi
 from ..data.coco import Instance
 from ..data.prompt_rules import EmptyMaskError
 from ..image_io import ImageError, check_pixels, load_image
-from ..prompts import MODEL_SIZE, PromptError, Window, box_window, crop_mask, paste_mask, point_window
+from ..prompts import (
+    MODEL_SIZE,
+    PromptError,
+    Window,
+    box_window,
+    crop_mask,
+    parse_point_scales,
+    paste_mask,
+    point_scales_for,
+    point_window,
+    point_windows,
+)
+from ..selection import choose_candidate
 from . import metrics
 
 PROTOCOLS = ("paper", "full")
@@ -161,6 +181,8 @@ class Sample:
     rle: dict | None = None
     #: COCO RLE of the 96 x 96 window mask (paper protocol), when asked for.
     window_rle: dict | None = None
+    #: scale-aware clicks: every candidate as ``(window side, full-image IoU, score)``
+    candidates: list[tuple[int, float, float]] | None = None
 
     @classmethod
     def of(cls, inst: Instance, prompt, window: Window, iou: float, score: float) -> Sample:
@@ -187,13 +209,18 @@ class EvalResult:
     elapsed_s: float = 0.0
     #: window logits of each sample, in ``samples`` order (float16), if kept
     logits: np.ndarray | None = None
+    #: scale-aware clicks: ``"auto"`` or the window sides tried (None: one window)
+    point_scales: str | list[int] | None = None
 
     @property
     def per_instance(self) -> dict[int, float]:
         return {s.ann_id: s.iou for s in self.samples}
 
     def summary(self) -> dict:
-        return metrics.summarize(self.per_instance, {s.ann_id: s.area for s in self.samples})
+        out = metrics.summarize(self.per_instance, {s.ann_id: s.area for s in self.samples})
+        if any(s.candidates for s in self.samples):
+            out["point_scales"] = metrics.scale_summary(self.samples, self.point_scales)
+        return out
 
 
 def encode_rle(mask: np.ndarray) -> dict:
@@ -242,33 +269,21 @@ def check_images(dataset: InstanceSet, instances: list[Instance], skip_missing: 
     return missing
 
 
-def evaluate(
-    dataset: InstanceSet,
-    model,
-    protocol: str = "paper",
-    prompt: str = "point",
-    limit: int | None = None,
-    skip_missing: bool = False,
-    progress: bool = True,
-    keep_rle: bool = False,
-    keep_logits: bool = False,
-) -> EvalResult:
-    """Run a window model under a protocol. ``model.predict_windows(image, windows)`` gives the
-    (N, 96, 96) window logits of an HWC uint8 image. Returns per-instance IoUs and skip counts."""
-    from tqdm import tqdm
+def window_outputs(model, image: np.ndarray, windows: list[Window], points=None):
+    """``(logits (N, S, S) float32, scores (N,) or None)`` of a window model. Models with
+    ``run_windows`` (the :class:`~picosam2.Predictor`) give the quality score too."""
+    if points is not None and getattr(model, "takes_points", False):
+        return np.asarray(model.predict_windows(image, windows, points=points), dtype=np.float32), None
+    run = getattr(model, "run_windows", None)
+    if run is not None:
+        out = run(image, windows)
+        scores = None if out.scores is None else np.asarray(out.scores, dtype=np.float32).reshape(-1)
+        return np.asarray(out.logits, dtype=np.float32), scores
+    return np.asarray(model.predict_windows(image, windows), dtype=np.float32), None
 
-    check_protocol(protocol, prompt)
-    t0 = time.perf_counter()
-    instances = instance_list(dataset, protocol, limit)
-    result = EvalResult(protocol=protocol, prompt=prompt, requested=len(instances))
-    missing = check_images(dataset, instances, skip_missing)
-    result.skipped["missing_images"] = len(missing)
-    todo = [i for i in instances if i.image_path is not None]
-    kept_logits = []
-    bar = tqdm(
-        total=len(instances), desc=f"eval {protocol}/{prompt}", unit="inst", file=sys.stderr, disable=not progress
-    )
-    bar.update(len(missing))
+
+def _image_groups(dataset: InstanceSet, todo: list[Instance], result: EvalResult, bar):
+    """``(image, instances)`` per image; unreadable or wrongly sized images are counted."""
     for _image_id, group in groupby(todo, key=lambda i: i.image_id):
         group = list(group)
         try:
@@ -279,37 +294,98 @@ def evaluate(
             result.skipped["bad_images"] += len(group)  # unreadable, or not the size the json says
             bar.update(len(group))
             continue
-        height, width = image.shape[:2]
+        yield image, group
+
+
+def _score_single(model, image, ready, result: EvalResult, keep_rle: bool, kept_logits: list | None) -> None:
+    """One window per instance (both protocols)."""
+    height, width = image.shape[:2]
+    wins = [r[3] for r in ready]
+    points = [r[2] for r in ready] if result.prompt == "point" else None
+    logits, scores = window_outputs(model, image, wins, points)
+    for k, ((inst, gt, value, win), lg) in enumerate(zip(ready, logits)):
+        win_mask = metrics.logits_to_mask(lg)
+        full = None
+        if result.protocol == "paper":
+            value_iou = metrics.iou(win_mask, crop_mask(gt, win, lg.shape[-1]))
+        else:
+            full = paste_mask(lg, win, (width, height))
+            value_iou = metrics.iou(full, gt)
+        score = float(scores[k]) if scores is not None else _score_from_logits(lg, win_mask)
+        sample = Sample.of(inst, value, win, value_iou, score)
+        if keep_rle:
+            sample.rle = encode_rle(full if full is not None else paste_mask(lg, win, (width, height)))
+            if result.protocol == "paper":
+                sample.window_rle = encode_rle(win_mask)
+        result.samples.append(sample)
+        if kept_logits is not None:
+            kept_logits.append(lg.astype(np.float16))
+
+
+def _score_multiscale(model, image, ready, spec, result: EvalResult, keep_rle: bool, kept_logits) -> None:
+    """Several centred windows per click in one batch; the chosen one is scored."""
+    height, width = image.shape[:2]
+    sizes = point_scales_for(spec, (width, height))
+    wins = [w for (_, _, value, _) in ready for w in point_windows(value[0], value[1], (width, height), sizes)]
+    logits, scores = window_outputs(model, image, wins)
+    k = len(sizes)
+    for i, (inst, gt, value, _) in enumerate(ready):
+        lg, sc = logits[i * k : (i + 1) * k], None if scores is None else scores[i * k : (i + 1) * k]
+        fulls = [paste_mask(g, w, (width, height)) for g, w in zip(lg, wins[i * k : (i + 1) * k])]
+        ious = [metrics.iou(f, gt) for f in fulls]
+        best, _ = choose_candidate(lg, sc)
+        cand_scores = sc if sc is not None else [_score_from_logits(g, metrics.logits_to_mask(g)) for g in lg]
+        sample = Sample.of(inst, value, wins[i * k + best], ious[best], float(cand_scores[best]))
+        sample.candidates = [(int(s), float(v), float(c)) for s, v, c in zip(sizes, ious, cand_scores)]
+        if keep_rle:
+            sample.rle = encode_rle(fulls[best])
+        result.samples.append(sample)
+        if kept_logits is not None:
+            kept_logits.append(lg[best].astype(np.float16))
+
+
+def evaluate(
+    dataset: InstanceSet,
+    model,
+    protocol: str = "paper",
+    prompt: str = "point",
+    limit: int | None = None,
+    skip_missing: bool = False,
+    progress: bool = True,
+    keep_rle: bool = False,
+    keep_logits: bool = False,
+    point_scales=None,
+) -> EvalResult:
+    """Run a window model under a protocol. ``model.predict_windows(image, windows)`` gives the
+    (N, 96, 96) window logits of an HWC uint8 image (``run_windows`` also the quality scores).
+    ``point_scales`` (full protocol, point prompt): ``"auto"`` or window sides for scale-aware
+    clicks; None = one 96 px window. Returns per-instance IoUs and skip counts."""
+    from tqdm import tqdm
+
+    check_protocol(protocol, prompt)
+    spec = parse_point_scales(point_scales)
+    if spec is not None and (protocol != "full" or prompt != "point"):
+        raise ValueError("point scales apply to the full protocol with point prompts only")
+    t0 = time.perf_counter()
+    instances = instance_list(dataset, protocol, limit)
+    result = EvalResult(protocol=protocol, prompt=prompt, requested=len(instances), point_scales=spec)
+    missing = check_images(dataset, instances, skip_missing)
+    result.skipped["missing_images"] = len(missing)
+    kept_logits = [] if keep_logits else None
+    bar = tqdm(
+        total=len(instances), desc=f"eval {protocol}/{prompt}", unit="inst", file=sys.stderr, disable=not progress
+    )
+    bar.update(len(missing))
+    for image, group in _image_groups(dataset, [i for i in instances if i.image_path is not None], result, bar):
         ready = []  # (instance, gt mask, prompt, window)
         for inst in group:
             prepared = prepare_instance(dataset, inst, protocol, prompt, result.skipped)
             if prepared is not None:
                 ready.append((inst, *prepared))
-        if ready:
-            wins = [r[3] for r in ready]
-            if getattr(model, "takes_points", False) and prompt == "point":
-                out = model.predict_windows(image, wins, points=[r[2] for r in ready])
-            else:
-                out = model.predict_windows(image, wins)
-            logits = np.asarray(out, dtype=np.float32)
-            for (inst, gt, value, win), lg in zip(ready, logits):
-                win_mask = metrics.logits_to_mask(lg)
-                full = None
-                if protocol == "paper":
-                    value_iou = metrics.iou(win_mask, crop_mask(gt, win, lg.shape[-1]))
-                else:
-                    full = paste_mask(lg, win, (width, height))
-                    value_iou = metrics.iou(full, gt)
-                sample = Sample.of(inst, value, win, value_iou, _score_from_logits(lg, win_mask))
-                if keep_rle:
-                    if full is None:
-                        full = paste_mask(lg, win, (width, height))
-                    sample.rle = encode_rle(full)
-                    if protocol == "paper":
-                        sample.window_rle = encode_rle(win_mask)
-                result.samples.append(sample)
-                if keep_logits:
-                    kept_logits.append(lg.astype(np.float16))
+        if ready and spec is not None:
+            _score_multiscale(model, image, ready, spec, result, keep_rle, kept_logits)
+        elif ready:
+            _score_single(model, image, ready, result, keep_rle, kept_logits)
         bar.update(len(group))
     bar.close()
     if keep_logits:

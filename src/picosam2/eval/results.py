@@ -164,6 +164,8 @@ def _clean(value):
         return None
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
     return value
 
 
@@ -194,6 +196,9 @@ def build_report(result: EvalResult, meta: dict) -> dict:
         "elapsed_s": round(result.elapsed_s, 3),
         "per_instance": {str(s.ann_id): s.iou for s in result.samples},
     }
+    if "point_scales" in summary:
+        report["window"] = f"scale-aware click: centred windows of sides {summary['point_scales']['point_scales']}"
+        report["point_scales"] = summary["point_scales"]
     return _clean(report)
 
 
@@ -216,7 +221,19 @@ def format_table(report: dict) -> str:
     lines.append("mAP* = the paper's mean over IoU thresholds 0.50:0.05:0.95 of the fraction of instances >= t")
     if skipped:
         lines.append("skipped/flagged: " + ", ".join(f"{k}={v}" for k, v in skipped.items()))
+    if report.get("point_scales"):
+        lines += _scale_lines(report["point_scales"], pct)
     return "\n".join(lines)
+
+
+def _scale_lines(ps: dict, pct) -> list[str]:
+    """Table lines of a scale-aware click report."""
+    lines = [f"scale-aware clicks ({ps['point_scales']}): chosen mIoU above; oracle {pct(ps['oracle']['miou'])}"]
+    lines.append("fixed windows: " + ", ".join(f"{f['side']} px {pct(f['miou']).strip()}" for f in ps["fixed"]))
+    sp, within = ps.get("spearman"), ps.get("spearman_within_click")
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    lines.append(f"score vs real IoU: Spearman {fmt(sp)} pooled, {fmt(within)} within a click")
+    return lines
 
 
 __all__ = [

@@ -58,6 +58,9 @@ class DataConfig:
     scale_prob: float = 0.0
     scale_min: int = 96
     scale_max: int = 256
+    #: draw the jittered window side up to the image's longer side instead of ``scale_max``
+    #: (teaches the network windows from 96 px to the whole image: scale-aware clicks).
+    scale_to_image: bool = False
     #: probability that a 96 px point window uses the reference clip-and-stretch ("paper") mode.
     paper_mode_prob: float = 0.5
     hflip: float = 0.0
@@ -92,6 +95,10 @@ class LossConfig:
     bce_weight: float = 1.0
     dice_weight: float = 1.0
     mse_weight: float = 1.0
+    #: weight of the quality-head loss: MSE between the predicted IoU and the full-image IoU the
+    #: (detached) mask reaches, object pixels outside the window counted as missed. Networks
+    #: without a quality head ignore it.
+    quality_weight: float = 1.0
 
 
 @dataclass

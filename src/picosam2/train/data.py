@@ -54,6 +54,7 @@ class WindowPolicy:
     scale_prob: float = DataConfig.scale_prob
     scale_min: int = DataConfig.scale_min
     scale_max: int = DataConfig.scale_max
+    scale_to_image: bool = DataConfig.scale_to_image
     paper_mode_prob: float = DataConfig.paper_mode_prob
 
     @classmethod
@@ -77,13 +78,29 @@ def draw_window(mask: np.ndarray, bbox, policy: WindowPolicy, rng: np.random.Gen
     else:
         pt, rule = random_point(mask, rng=rng), "random"
     if policy.scale_prob > 0 and rng.random() < policy.scale_prob:
-        lo, hi = math.log(policy.scale_min), math.log(max(policy.scale_min, policy.scale_max))
+        top = max(h, w) if policy.scale_to_image else policy.scale_max
+        lo, hi = math.log(policy.scale_min), math.log(max(policy.scale_min, top))
         side = int(round(math.exp(rng.uniform(lo, hi))))
         win = point_window(pt[0], pt[1], (w, h), window_size=side, mode="centered")
     else:
         mode = "paper" if rng.random() < policy.paper_mode_prob else "centered"
         win = point_window(pt[0], pt[1], (w, h), window_size=MODEL_SIZE, mode=mode)
     return pt, win, rule
+
+
+def outside_pixels(mask: np.ndarray, win: Window) -> int:
+    """Object pixels of a full-size mask that lie outside the window (what a mask confined to
+    the window can never cover: the quality target counts them as missed)."""
+    h, w = mask.shape
+    x0, y0, x1, y1 = max(win.x0, 0), max(win.y0, 0), min(win.x1, w), min(win.y1, h)
+    inside = int(mask[y0:y1, x0:x1].sum()) if x1 > x0 and y1 > y0 else 0
+    return int(mask.sum()) - inside
+
+
+def crop_units(pixels: float, win: Window, out_size: int = MODEL_SIZE) -> float:
+    """Image pixels expressed in model-input pixels of ``win`` (a window pixel covers
+    ``(side / out_size)^2`` image pixels)."""
+    return float(pixels) * (out_size * out_size) / float(win.width * win.height)
 
 
 # -- augmentation ---------------------------------------------------------------------------
@@ -162,12 +179,20 @@ class _Indexed:
         return np.random.default_rng([self.seed, 11, int(g)])
 
 
-def _sample(image, mask, g, row, augment, rng, teacher=None) -> dict:
+def _sample(image, mask, g, row, augment, rng, teacher=None, outside: float = float("nan")) -> dict:
+    """One training sample. ``outside``: the object's pixels outside the window, in
+    model-input pixel units (NaN when unknown: no quality target for this sample)."""
     targets = [mask]
     if teacher is not None:
         targets.append(teacher[0])
     image, targets = augment(image, targets, rng)
-    out = {"image": image, "mask": targets[0].astype(np.uint8), "index": int(g), "row": int(row)}
+    out = {
+        "image": image,
+        "mask": targets[0].astype(np.uint8),
+        "index": int(g),
+        "row": int(row),
+        "outside": np.float32(outside),
+    }
     if teacher is not None:
         out["teacher_logits"] = targets[1].astype(np.float32)
         out["teacher_iou"] = np.float32(teacher[1])
@@ -211,7 +236,8 @@ class WindowDataset:
                 break
             except (EmptyMaskError, DataError, ImageError):
                 k = (k + 1) % len(self.instances)  # an empty/undecodable mask or image: take the next one
-        return _sample(crop_image(image, win), crop_mask(mask, win), g, k, self.augment, rng)
+        outside = crop_units(outside_pixels(mask, win), win)
+        return _sample(crop_image(image, win), crop_mask(mask, win), g, k, self.augment, rng, outside=outside)
 
 
 # -- packed crops ---------------------------------------------------------------------------
@@ -295,7 +321,7 @@ def build_packed(
             bar.update(1)
             continue
         rng = np.random.default_rng([seed, 3, s])
-        rows = {k: [] for k in ("image", "mask", "ann_id", "image_id", "point", "window", "rule", "area")}
+        rows = {k: [] for k in ("image", "mask", "ann_id", "image_id", "point", "window", "rule", "area", "outside")}
         cur_img_id, image = None, None
         for inst in insts[s * shard_instances : (s + 1) * shard_instances]:
             try:
@@ -320,6 +346,7 @@ def build_packed(
                 rows["window"].append(win.as_tuple())
                 rows["rule"].append(("paper", "interior", "random").index(rule))
                 rows["area"].append(inst.area)
+                rows["outside"].append(outside_pixels(mask, win))
         n = len(rows["ann_id"])
         arrays = {
             "mask": np.stack(rows["mask"]) if n else np.zeros((0, MASK_BYTES), np.uint8),
@@ -329,6 +356,7 @@ def build_packed(
             "window": np.asarray(rows["window"], np.int32).reshape(n, 4),
             "rule": np.asarray(rows["rule"], np.uint8),
             "area": np.asarray(rows["area"], np.float32),
+            "outside": np.asarray(rows["outside"], np.float32),
         }
         if fmt == "jpeg":
             lengths = np.asarray([len(b) for b in rows["image"]], np.int64)
@@ -402,6 +430,8 @@ class PackedCrops:
                     images.append(z["image"])
         for k, v in parts.items():
             setattr(self, k, np.concatenate(v) if v else np.zeros((0,)))
+        #: object pixels outside each window (image pixels); NaN for packs made before it existed
+        self.outside = self._optional_column(shards, "outside", len(self.ann_id))
         self.jpeg = jpeg_blobs if jpeg_blobs else None
         self.images = np.concatenate(images) if images else None
         self.augment = augment or Augment()
@@ -417,6 +447,16 @@ class PackedCrops:
     def __len__(self) -> int:
         return len(self.rows)
 
+    @staticmethod
+    def _optional_column(shards, key: str, n: int) -> np.ndarray:
+        parts = []
+        for p in shards:
+            with np.load(p) as z:
+                if key not in z:
+                    return np.full(n, np.nan, np.float32)
+                parts.append(z[key])
+        return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+
     def crop(self, row: int) -> np.ndarray:
         return _decode_jpeg(self.jpeg[row]) if self.jpeg is not None else self.images[row]
 
@@ -430,7 +470,8 @@ class PackedCrops:
         row = int(self.rows[self.index.item(g)])
         rng = self.index.rng(g)
         teacher = self.teacher[row] if self.teacher is not None else None
-        return _sample(self.crop(row), self.gt_mask(row), g, row, self.augment, rng, teacher)
+        outside = crop_units(self.outside[row], Window(*map(int, self.window[row])))
+        return _sample(self.crop(row), self.gt_mask(row), g, row, self.augment, rng, teacher, outside=outside)
 
 
 def collate(samples: list[dict]) -> dict:
@@ -442,6 +483,7 @@ def collate(samples: list[dict]) -> dict:
         "mask": torch.from_numpy(np.stack([s["mask"] for s in samples])),
         "index": torch.tensor([s["index"] for s in samples], dtype=torch.int64),
         "row": torch.tensor([s["row"] for s in samples], dtype=torch.int64),
+        "outside": torch.tensor([float(s["outside"]) for s in samples], dtype=torch.float32),
     }
     if "teacher_logits" in samples[0]:
         out["teacher_logits"] = torch.from_numpy(np.stack([s["teacher_logits"] for s in samples]))

@@ -81,3 +81,27 @@ def batch_iou(logits: torch.Tensor, gt: torch.Tensor, threshold: float = 0.0) ->
     inter = (p & t).sum(1).float()
     union = (p | t).sum(1).float()
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+def full_image_iou(
+    logits: torch.Tensor, gt: torch.Tensor, outside: torch.Tensor, threshold: float = 0.0
+) -> torch.Tensor:
+    """IoU per sample of ``logits > threshold`` against the *whole* object: the window's ground
+    truth plus ``outside`` (N,) object pixels beyond the window, in window-pixel units, which
+    the mask cannot cover. The target of the quality head (no gradient)."""
+    with torch.no_grad():
+        p, t = _flat(logits) > threshold, _flat(gt) > 0.5
+        inter = (p & t).sum(1).float()
+        union = (p | t).sum(1).float() + outside.float().clamp(min=0)
+        return torch.where(union > 0, inter / union.clamp(min=1e-6), torch.ones_like(union))
+
+
+def quality_loss(pred_iou: torch.Tensor, logits: torch.Tensor, gt: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
+    """MSE between the predicted IoU (N,) or (N, 1) and :func:`full_image_iou`; samples whose
+    ``outside`` is unknown (NaN) are left out (0 when none is known)."""
+    target = full_image_iou(logits, gt, torch.nan_to_num(outside, nan=0.0))
+    known = torch.isfinite(outside)
+    if not known.any():
+        return pred_iou.sum() * 0.0
+    err = (pred_iou.float().reshape(-1) - target) ** 2
+    return err[known].mean()

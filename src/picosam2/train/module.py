@@ -13,9 +13,26 @@ import math
 import lightning as L
 import torch
 
-from ..models import create_model, from_pretrained
+from ..models import create_model, from_pretrained, split_outputs
 from .config import TrainConfig
-from .losses import batch_iou, combined_loss, gt_loss
+from .losses import batch_iou, combined_loss, full_image_iou, gt_loss, quality_loss
+
+
+def initial_model(cfg: TrainConfig) -> torch.nn.Module:
+    """The network to train: ``cfg.model`` at random, or ``cfg.init_weights``. Weights without a
+    quality head can start a ``cfg.model`` that has one (the head starts at random; every other
+    tensor must match)."""
+    if not cfg.init_weights:
+        return create_model(cfg.model)
+    model = from_pretrained(cfg.init_weights).train()
+    fresh = create_model(cfg.model)
+    if fresh.config.quality_head and not model.config.quality_head:
+        missing, unexpected = fresh.load_state_dict(model.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("quality.") for k in missing):
+            raise ValueError(f"{cfg.init_weights} does not fit {cfg.model}: missing {missing}, unexpected {unexpected}")
+        fresh.config.extra = dict(model.config.extra)
+        return fresh.train()
+    return model
 
 
 def lr_lambda(cfg: TrainConfig):
@@ -40,7 +57,7 @@ class PicoSAM2Module(L.LightningModule):
     def __init__(self, cfg: TrainConfig, teacher=None):
         super().__init__()
         self.cfg = cfg
-        self.model = from_pretrained(cfg.init_weights).train() if cfg.init_weights else create_model(cfg.model)
+        self.model = initial_model(cfg)
         mc = self.model.config
         self.register_buffer("mean", torch.tensor(mc.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(mc.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
@@ -71,7 +88,8 @@ class PicoSAM2Module(L.LightningModule):
     # -- training -----------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         x = self.normalize(batch["image"])
-        logits = self.model(x)[:, 0].float()
+        logits, pred_iou = split_outputs(self.model(x))
+        logits = logits[:, 0].float()
         gt = batch["mask"].float()
         lc = self.cfg.loss
         if lc.mode == "gt":
@@ -90,6 +108,12 @@ class PicoSAM2Module(L.LightningModule):
             out = combined_loss(logits, gt, t_logits, alpha, lc.bce_weight, lc.dice_weight, lc.mse_weight)
             loss = out["loss"]
             parts = {"train/gt_loss": out["gt"], "train/distill_loss": out["distill"], "train/alpha": out["alpha"]}
+        if pred_iou is not None and "outside" in batch and lc.quality_weight > 0:
+            q = quality_loss(pred_iou, logits.detach(), gt, batch["outside"])
+            loss = loss + lc.quality_weight * q
+            with torch.no_grad():
+                full = full_image_iou(logits.detach(), gt, torch.nan_to_num(batch["outside"], nan=0.0))
+            parts = {**parts, "train/quality_loss": q, "train/full_iou": full.mean()}
         with torch.no_grad():
             iou = batch_iou(logits.detach(), gt).mean()
         bs = x.shape[0]
@@ -126,7 +150,7 @@ class PicoSAM2Module(L.LightningModule):
         net = self.export_model()
         was_training = net.training
         net.eval()
-        logits = net(self.normalize(batch["image"]))[:, 0].float()
+        logits = split_outputs(net(self.normalize(batch["image"])))[0][:, 0].float()
         if was_training:
             net.train()
         self._val_ious.append(batch_iou(logits, batch["mask"].float()))
