@@ -186,7 +186,11 @@ def test_training_run_teaches_the_quality_head(fixtures_dir, tmp_path):
     assert model.config.quality_head
     rows = (next((out / "logs").rglob("metrics.csv"))).read_text().splitlines()
     header = rows[0].split(",")
-    q = [float(line.split(",")[header.index("train/quality_loss")]) for line in rows[1:] if line.split(",")[header.index("train/quality_loss")]]
+    q = [
+        float(line.split(",")[header.index("train/quality_loss")])
+        for line in rows[1:]
+        if line.split(",")[header.index("train/quality_loss")]
+    ]
     assert q and all(math.isfinite(v) and v >= 0 for v in q)
 
 
@@ -216,3 +220,88 @@ def test_multiscale_eval_reports_oracle_fixed_and_spearman(fixtures_dir, tmp_pat
     assert all("score" in e for e in results_entries(res))
     with pytest.raises(ValueError, match="full protocol"):
         evaluate(tiny, pred, "paper", "point", limit=2, progress=False, point_scales="auto")
+
+
+# -- predictor ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def q_model():
+    from picosam2.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("picosam2-q").eval()
+
+
+def _photo():
+    return np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+
+
+def test_predictor_follows_the_weights_scale_recommendation(q_model):
+    from picosam2.predictor import Predictor
+
+    q_model.config.extra = {"point_scales": "auto", "point_window_size": 128}
+    try:
+        assert Predictor(q_model).point_scales == "auto"
+        assert Predictor(q_model, window_size=160).point_scales is None  # an explicit window wins
+        assert Predictor(q_model, point_scales="fixed").point_scales is None
+        assert Predictor(q_model, point_scales="96,192").point_scales == [96, 192]
+    finally:
+        q_model.config.extra = {}
+    assert Predictor(q_model).point_scales is None  # no recommendation: one window
+
+
+def test_scale_aware_click_keeps_the_best_scored_candidate(q_model):
+    from picosam2.predictor import Predictor
+
+    img = _photo()
+    pts, box = [[10, 10], [200, 150]], [[5, 5, 100, 100]]
+    best = Predictor(q_model, point_scales="auto").predict(img, points=pts, boxes=box)
+    every = Predictor(q_model, point_scales="auto", multimask=True).predict(img, points=pts, boxes=box)
+    sizes = auto_point_scales((400, 300))
+    k = len(sizes)
+    assert len(every) == 2 * k + 1 and every.prompt_index.tolist() == [0] * k + [1] * k + [2]
+    assert [w.width for w in every.windows[:k]] == sizes
+    assert len(best) == 3 and best.kinds == ["point", "point", "box"] and best.reasons[:2] == ["score", "score"]
+    for p in (0, 1):
+        cand = np.nonzero(every.prompt_index == p)[0]
+        k = cand[int(np.argmax(every.scores[cand]))]
+        assert best.windows[p] == every.windows[k]
+        assert best.scores[p] == pytest.approx(every.scores[k])
+        np.testing.assert_allclose(best.logits[p], every.logits[k], atol=1e-5)
+    assert best.masks.shape == (3, 300, 400)
+
+
+def test_predict_cli_reports_the_chosen_scale(q_model, tmp_path):
+    from conftest import run_cli
+    from picosam2.models import save_pretrained
+
+    save_pretrained(q_model, tmp_path / "w", metadata={"trained": "true"})
+    from PIL import Image
+
+    Image.fromarray(_photo()).save(tmp_path / "p.png")
+    r = run_cli(
+        "predict",
+        str(tmp_path / "p.png"),
+        "--point",
+        "200,150",
+        "--weights",
+        str(tmp_path / "w"),
+        "--point-scales",
+        "auto",
+        "--out",
+        str(tmp_path / "m.png"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "score, predicted IoU" in r.stdout and (tmp_path / "m.png").exists()
+    r = run_cli(
+        "predict",
+        str(tmp_path / "p.png"),
+        "--point",
+        "200,150",
+        "--weights",
+        str(tmp_path / "w"),
+        "--point-scales",
+        "96,x",
+        "--out",
+        str(tmp_path / "n.png"),
+    )
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "n.png").exists()

@@ -65,8 +65,15 @@ def add_parser(sub) -> list[str]:
         "--window-size",
         type=int,
         default=None,
-        help="point window side in image pixels (default: the model's recommended point_window_size, "
-        "else its input size)",
+        help="one point window of this side in image pixels (default: scale-aware clicks when the weights "
+        "recommend them, else their recommended point_window_size, else the input size)",
+    )
+    p.add_argument(
+        "--point-scales",
+        default=None,
+        metavar="auto|fixed|N[,N...]",
+        help="try each point at these window sides and keep the mask with the best predicted quality "
+        "(auto: 96 px up to the image's longer side; fixed: one window; default: what the weights recommend)",
     )
     p.add_argument("--out", required=True, help="mask PNG to write")
     p.add_argument("--overlay", default=None, help="also write the photo with the mask drawn on it")
@@ -132,6 +139,7 @@ def _predict(args) -> int:
         revision=args.revision,
         window_size=args.window_size,
         max_prompts=max_prompts,
+        point_scales="default" if args.point_scales is None else args.point_scales,
     )
     result = predictor.predict(image, points=args.point or None, boxes=args.box or None)
     if args.per_prompt:
@@ -144,7 +152,11 @@ def _predict(args) -> int:
     h, w = image.shape[:2]
     for k, (part, kind) in enumerate(zip(result.parts(), result.kinds)):
         px = 0 if part is None else int(part[1].sum())
-        print(f"prompt {k} ({kind}): {px} px ({100.0 * px / (w * h):.2f} % of {w}x{h})")
+        win = result.windows[k]
+        how = f"{win.width} px window, {result.reasons[k]}" if result.reasons else f"{win.width} px window"
+        if result.scores is not None:
+            how += f", predicted IoU {float(result.scores[k]):.2f}"
+        print(f"prompt {k} ({kind}): {px} px ({100.0 * px / (w * h):.2f} % of {w}x{h}; {how})")
     for path in written:
         print(f"wrote {path}")
     return 0

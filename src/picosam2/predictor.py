@@ -10,6 +10,13 @@ Usage::
     result.scores     # (N,) predicted IoU, or None for weights without a quality head
     result.windows    # N Window rectangles in image pixels
 
+Scale-aware clicks: a point is tried at several centred window sizes (``point_scales="auto"``:
+96 px up to the image's longer side, :func:`picosam2.prompts.auto_point_scales`) in the same
+batch, and the mask with the highest predicted IoU is kept (weights without a quality head use
+the border rule of :mod:`picosam2.selection`). Weights that recommend it
+(``config.extra["point_scales"]``) make it the default; ``multimask=True`` returns every
+candidate with its score instead (as SAM's ``multimask_output``).
+
 Prompt shapes (all in full-image pixels, x to the right, y down):
 
 * ``points``: ``(N, 2)`` array-like of ``[x, y]``. **Each point is its own prompt** and gives
@@ -29,9 +36,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .image_io import load_image
-from .prompts import MODEL_SIZE, PromptError, Window, crop_image, window_for_prompt, window_mask
+from .prompts import (
+    MODEL_SIZE,
+    PromptError,
+    Window,
+    crop_image,
+    parse_point_scales,
+    point_scales_for,
+    point_windows,
+    window_for_prompt,
+    window_mask,
+)
 from .runtime import Backend, RuntimeOutput, load_backend, normalize
 from .runtime import normalize_batch as normalize_batch  # noqa: F401 - kept importable from here
+from .selection import choose_candidate
 
 __all__ = ["MAX_PROMPTS", "Prediction", "Predictor", "UntrainedWeightsWarning"]
 
@@ -60,6 +78,11 @@ class Prediction:
         threshold: logit above which a pixel is in a mask.
         scores: (N,) float32 predicted mask IoU in [0, 1] when the weights have a quality head,
             else ``None``.
+        prompt_index: (N,) int, the prompt each mask answers (``multimask`` gives several masks
+            per point prompt, smallest window first); ``None`` means mask ``k`` answers prompt ``k``.
+        reasons: per mask, how its window was chosen: ``"fixed"`` (one window), ``"score"``
+            (highest predicted IoU among the scales), ``"border"`` (no score: the smallest window
+            whose mask ends inside it), ``"candidate"`` (multimask) or ``"box"``.
     """
 
     logits: np.ndarray
@@ -68,6 +91,8 @@ class Prediction:
     image_size: tuple[int, int] = (0, 0)
     threshold: float = 0.0
     scores: np.ndarray | None = None
+    prompt_index: np.ndarray | None = None
+    reasons: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -136,6 +161,12 @@ class Predictor:
         batch_size: windows per backend call.
         max_prompts: most prompts per call (:data:`MAX_PROMPTS`; ``None``: no cap); more raise
             :class:`~picosam2.prompts.PromptError`.
+        point_scales: scale-aware clicks: ``"auto"`` (96 px up to the image's longer side),
+            window sides (``[96, 192, 384]``), or ``None`` for one ``window_size`` window.
+            ``"default"`` follows the weights' ``config.extra["point_scales"]``, unless a
+            ``window_size`` is given (then one window of that size).
+        multimask: return every scale's mask with its score (several masks per point, smallest
+            window first) instead of the best one.
     """
 
     def __init__(
@@ -148,6 +179,8 @@ class Predictor:
         threshold: float = 0.0,
         batch_size: int = 64,
         max_prompts: int | None = MAX_PROMPTS,
+        point_scales="default",
+        multimask: bool = False,
     ):
         if backend is None:
             if model is None:
@@ -164,6 +197,10 @@ class Predictor:
         self.threshold = threshold
         self.batch_size = batch_size
         self.max_prompts = max_prompts
+        if isinstance(point_scales, str) and point_scales == "default":
+            point_scales = None if window_size is not None else recommended_point_scales(self.config)
+        self.point_scales = parse_point_scales(point_scales)
+        self.multimask = bool(multimask)
         self._image: np.ndarray | None = None
 
     @classmethod
@@ -270,18 +307,59 @@ class Predictor:
         else:
             arr = load_image(image)
         height, width = arr.shape[:2]
-        wins, kinds = self.windows((width, height), points, boxes)
-        if not wins:
+        if self.point_scales is None and not self.multimask:
+            wins, kinds = self.windows((width, height), points, boxes)
+            if not wins:
+                raise PromptError("give at least one point or box")
+            out = self.run_windows(arr, wins)
+            reasons = ["fixed" if k == "point" else "box" for k in kinds]
+            return Prediction(out.logits, wins, kinds, (width, height), self.threshold, out.scores, None, reasons)
+        return self._predict_scales(arr, points, boxes)
+
+    def _predict_scales(self, arr: np.ndarray, points, boxes) -> Prediction:
+        """Every point at each of its window sizes, in one batch with the boxes; then per point
+        the best-scored candidate (or all of them with ``multimask``)."""
+        height, width = arr.shape[:2]
+        size = (width, height)
+        fixed, kinds = self.windows(size, points, boxes)  # validates and caps the prompts
+        if not fixed:
             raise PromptError("give at least one point or box")
-        out = self.run_windows(arr, wins)
+        pts = _as_prompt_array(points, 2, "points")
+        sizes = point_scales_for(self.point_scales, size) if self.point_scales is not None else [self.window_size]
+        groups = [point_windows(x, y, size, sizes) for x, y in pts] + [[w] for w in fixed[len(pts) :]]
+        flat = [w for g in groups for w in g]
+        out = self.run_windows(arr, flat)
+        keep, reasons, start = [], [], 0
+        for p, group in enumerate(groups):
+            idx = np.arange(start, start + len(group))
+            start += len(group)
+            if kinds[p] == "box":
+                keep.append(idx)
+                reasons.append(["box"])
+            elif self.multimask:
+                keep.append(idx)
+                reasons.append(["candidate"] * len(idx))
+            else:
+                best, why = choose_candidate(out.logits[idx], None if out.scores is None else out.scores[idx])
+                keep.append(idx[best : best + 1])
+                reasons.append(["fixed" if len(idx) == 1 else why])
+        sel = np.concatenate(keep)
         return Prediction(
-            logits=out.logits,
-            windows=wins,
-            kinds=kinds,
-            image_size=(width, height),
+            logits=out.logits[sel],
+            windows=[flat[i] for i in sel],
+            kinds=[kinds[p] for p, k in enumerate(keep) for _ in k],
+            image_size=size,
             threshold=self.threshold,
-            scores=out.scores,
+            scores=None if out.scores is None else out.scores[sel],
+            prompt_index=np.concatenate([np.full(len(k), p) for p, k in enumerate(keep)]),
+            reasons=[r for rs in reasons for r in rs],
         )
+
+
+def recommended_point_scales(config):
+    """The click scales the weights recommend (``config.extra["point_scales"]``, e.g. ``"auto"``
+    for weights with a quality head trained on windows up to the whole image), else ``None``."""
+    return (getattr(config, "extra", None) or {}).get("point_scales")
 
 
 def recommended_window_size(config) -> int:
