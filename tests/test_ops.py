@@ -83,6 +83,23 @@ def test_bundle_holds_what_a_camera_needs_and_verifies(release):
     assert r.returncode == 2 and "signature does not verify" in r.stderr and len(r.stderr.splitlines()) == 1
 
 
+def test_bundle_evaluates_and_references_the_given_dev_data(tmp_path):
+    tiny = FIXTURES / "coco_tiny"
+    out = tmp_path / "b"
+    r = run_cli("bundle", "create", "--out", str(out), "--version", "1.0.0", "--skip-imx500", "--calib-count", "16",
+                "--annotations", str(tiny / "instances.json"), "--images", str(tiny / "images"),
+                "--reference-count", "40")  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads((out / "eval/report.json").read_text())
+    assert report["source"] == "computed" and report["network"] == "model/picosam2-int8.onnx"
+    for protocol in ("paper", "full"):
+        assert report["reports"][protocol]["protocol"] == protocol and report["reports"][protocol]["count"] == 45
+        assert 0.0 < report["reports"][protocol]["miou"] <= 1.0
+    ref = json.loads((out / "monitor/reference.json").read_text())
+    assert ref["n"] == 40 and ref["source"] == "40 windows of instances.json"
+    assert run_cli("bundle", "verify", f"{out}.tar").returncode == 0
+
+
 def test_install_status_upgrade_and_rollback(release, tmp_path):
     root = tmp_path / "dev"
     r = _install(f"{release['v1']}.tar", root, "--pubkey", str(release["pub"]))

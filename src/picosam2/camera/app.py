@@ -293,12 +293,9 @@ def simulate_photos(
 def _prompt_args(args):
     from .cli import _pair
 
-    if args.point:
-        prompt, kind = _pair(args.point, 2, "--point"), "point"
-    elif args.box:
-        prompt, kind = _pair(args.box, 4, "--box"), "box"
-    else:
-        prompt, kind = None, "center"
+    kind = "point" if args.point else "box" if args.box else "center"
+    counts = {"point": 2, "box": 4}
+    prompt = _pair(getattr(args, kind), counts[kind], f"--{kind}") if kind in counts else None
     if args.window_size is not None and args.window_size < 1:
         raise ValueError("--window-size must be positive")
     return prompt, kind, tuple(int(v) for v in _pair(args.size, 2, "--size")), args.window_size or 96

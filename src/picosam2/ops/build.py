@@ -36,6 +36,8 @@ IMX500_FILES = ("packerOut.zip", "dnnParams.xml")
 #: default per-window latency budget of the CPU fallback network in the health check
 DEFAULT_LATENCY_BUDGET_MS = 200.0
 DEFAULT_MIN_IOU = 0.9
+#: reference windows cut from the dev data when --annotations is given
+DEFAULT_DEV_REFERENCE = 200
 
 
 def _eval_reports(paths, annotations, images, onnx_path: Path, limit: int | None) -> dict:
@@ -84,17 +86,23 @@ def _imx500_package(model, dest: Path, calib_count: int | None) -> dict:
     return {"fits": bool(res.memory.fits), "memory_mb": res.memory.memory_usage_mb, "rpk": bool(packager)}
 
 
-def _reference_and_health(stage: Path, count: int | None) -> dict:
-    """Run the bundled INT8 network on the calibration windows: the monitor's reference, and
-    the health check's known window (the one whose mask covers closest to a third of it)."""
+def _reference_and_health(stage: Path, count: int | None, annotations=None, images=()) -> dict:
+    """Run the bundled INT8 network on reference windows (cut from ``annotations``/``images``,
+    the release's dev data, when given; else the bundled calibration windows): the monitor's
+    reference, and the health check's known window (the one whose mask covers closest to a third)."""
     from PIL import Image
 
-    from ..export.calibration import load_bundled
+    from ..export.calibration import load_bundled, windows_from_coco
 
-    windows = load_bundled(count)
+    if annotations:
+        windows = windows_from_coco(annotations, list(images), count=count or DEFAULT_DEV_REFERENCE)
+        source = f"{len(windows)} windows of {Path(annotations).name}"
+    else:
+        windows = load_bundled(count)
+        source = f"first {len(windows)} bundled COCO calibration windows"
     net = SlotNetwork(stage / INT8_ONNX, stage / CONFIG)
     logits, scores = net.run_batched(windows)
-    ref = build_reference(records_from_windows(windows, logits, scores), source="bundled COCO calibration windows")
+    ref = build_reference(records_from_windows(windows, logits, scores), source=source)
     (stage / REFERENCE).parent.mkdir(parents=True, exist_ok=True)
     (stage / REFERENCE).write_text(json.dumps(ref) + "\n")
     area = (logits > 0).mean(axis=(1, 2))
@@ -102,7 +110,7 @@ def _reference_and_health(stage: Path, count: int | None) -> dict:
     (stage / HEALTH_WINDOW).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(windows[k]).save(stage / HEALTH_WINDOW)
     np.save(stage / HEALTH_EXPECTED, logits[k].astype(np.float32))
-    return {"reference_windows": len(windows), "health_window_index": k, "health_mask_area": float(area[k])}
+    return {"reference": source, "health_window_index": k, "health_mask_area": float(area[k])}
 
 
 def create_bundle(
@@ -122,7 +130,8 @@ def create_bundle(
 ) -> dict:
     """Build the bundle folder ``out`` and ``out.tar``; returns the manifest. Everything is built
     in a temporary folder beside ``out`` and renamed into place at the end. ``reference_count``:
-    compute the monitoring reference on the first N bundled calibration windows (default all)."""
+    reference windows: the first N bundled calibration windows (default all 128), or N windows of
+    ``annotations``/``images`` when those are given (default 200)."""
     from .. import __version__
     from ..export.onnx_int8 import export_onnx_int8
     from ..models import from_pretrained
@@ -149,7 +158,7 @@ def create_bundle(
         (stage / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
         export_onnx_int8(model, stage / INT8_ONNX, calib_count=calib_count)
         info = {"imx500": None if skip_imx500 else _imx500_package(model, stage / "imx500", calib_count)}
-        info.update(_reference_and_health(stage, reference_count))
+        info.update(_reference_and_health(stage, reference_count, annotations, images))
         report = _eval_reports(eval_reports, annotations, images, stage / INT8_ONNX, eval_limit)
         (stage / EVAL_REPORT).parent.mkdir(parents=True, exist_ok=True)
         (stage / EVAL_REPORT).write_text(json.dumps(report, indent=2) + "\n")

@@ -24,7 +24,7 @@ def add_parser(sub) -> list[str]:
     c.add_argument("--calib-count", type=int, default=None, metavar="N", help="quantization calibration windows")
     c.add_argument("--latency-budget-ms", type=float, default=200.0, help="health check: CPU latency per window")
     c.add_argument("--reference-count", type=int, default=None, metavar="N",
-                   help="monitoring reference from the first N calibration windows (default all 128)")  # fmt: skip
+                   help="monitoring reference windows: first N calibration windows (default 128), or N from --annotations (200)")  # fmt: skip
     c.set_defaults(func=run_bundle_create)
     v = bs.add_parser("verify", help="check every hash of a bundle (folder or .tar) and its signature")
     v.add_argument("bundle")
