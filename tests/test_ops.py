@@ -313,7 +313,7 @@ def monitored(release, tmp_path_factory):
     for name, windows in frames.items():
         logs[name] = d / f"{name}.jsonl"
         r = run_cli("camera", "--simulate", str(save_windows(windows, d / name)), "--root", str(root),
-                    "--stats-log", str(logs[name]))  # fmt: skip
+                    "--stats-log", str(logs[name]), "--window-size", "96")  # fmt: skip
         assert r.returncode == 0, r.stderr
         assert f"appended {len(windows)} frames" in r.stdout
     return {"root": root, "logs": logs, "dir": d}

@@ -16,6 +16,7 @@ drift statistics (:mod:`picosam2.ops.stats`) to a size-capped, rotated JSON-line
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -236,6 +237,7 @@ def slot_runner(slot_dir: Path):
         logits, scores = net(win)
         return [logits[0]] if scores is None else [logits[0], scores[0]]
 
+    run.config = net.config
     return run
 
 
@@ -298,15 +300,33 @@ def _prompt_args(args):
     prompt = _pair(getattr(args, kind), counts[kind], f"--{kind}") if kind in counts else None
     if args.window_size is not None and args.window_size < 1:
         raise ValueError("--window-size must be positive")
-    return prompt, kind, tuple(int(v) for v in _pair(args.size, 2, "--size")), args.window_size or 96
+    return prompt, kind, tuple(int(v) for v in _pair(args.size, 2, "--size"))
+
+
+def _slot_config(root):
+    """The active slot's network config (for its recommended point window), or None."""
+    from ..models.config import PicoSAM2Config
+    from ..ops.bundle import CONFIG
+
+    try:
+        return PicoSAM2Config.from_dict(json.loads((Path(root) / "active" / CONFIG).read_text()))
+    except (OSError, ValueError):
+        return None
 
 
 def run_ops(args) -> int:
     """``picosam2 camera`` with ``--root`` and/or ``--stats-log``, or ``--simulate`` on a folder."""
-    prompt, kind, size, window_size = _prompt_args(args)
+    from ..predictor import recommended_window_size
+
+    prompt, kind, size = _prompt_args(args)
+
+    def window_size(config):  # --window-size, else what the network recommends
+        return args.window_size if args.window_size is not None else recommended_window_size(config)
+
     if not args.simulate:
+        side = window_size(_slot_config(args.root) if args.root else None)
         return run_camera(
-            args.network, prompt=prompt, kind=kind, frame_size=size, window_size=window_size,
+            args.network, prompt=prompt, kind=kind, frame_size=size, window_size=side,
             threshold=args.threshold, transpose=args.transpose_output, frames=args.frames, snapshot=args.snapshot,
             preview=not args.no_preview, interactive=args.interactive, root=args.root, stats_log=args.stats_log,
         )  # fmt: skip
@@ -319,10 +339,17 @@ def run_ops(args) -> int:
     else:
         from .cli import _window_runner
 
-        run = _window_runner(args.weights)
-        run = run[0] if isinstance(run, tuple) else run
+        run, run.config = _window_runner(args.weights)
     records = simulate_photos(
-        run, photos, prompt, kind, window_size, args.threshold, args.transpose_output, args.stats_log, args.out
+        run,
+        photos,
+        prompt,
+        kind,
+        window_size(run.config),
+        args.threshold,
+        args.transpose_output,
+        args.stats_log,
+        args.out,
     )
     for r in records:
         x, y, w, h = r["roi"]

@@ -6,6 +6,8 @@ Nothing here imports torch or :mod:`picosam2.train` at module level: a camera on
 onnxruntime and (for signed bundles) ``cryptography``.
 """
 
+from ..errors import PicoSAM2Error
 
-class OpsError(ValueError):
+
+class OpsError(PicoSAM2Error, ValueError):
     """A refused bundle, install or monitor input: one line for the user, exit status 2."""

@@ -231,7 +231,7 @@ class Device:
             other = self.other(active)
             man = self.manifest(other)
             if man is None or self.slot_failed(other, man.get("version")):
-                raise RuntimeError(f"the network of active slot {active} does not start ({reason}) and slot "
+                raise OpsError(f"the network of active slot {active} does not start ({reason}) and slot "
                                    f"{other} holds no working bundle") from None  # fmt: skip
             self.record_fallback(active, other, reason)
             print(f"warning: slot {active} does not start ({reason}); running slot {other} ({man.get('version')})",
