@@ -428,3 +428,96 @@ def test_demo_cli_help_and_busy_port(capsys):
         sock.close()
     assert main(["demo", "--no-browser", "--port", "0", "--weights", "/nonexistent/weights"]) == 2
     assert "weights not found" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- scale-aware clicks
+
+
+def quality_model():
+    """A randomly initialised quality-head model (``picosam2-q``) with spread-out logits: its
+    ``iou`` output differs between window sizes, so the choice among them is exercised."""
+    import torch
+
+    from picosam2.models import create_model
+
+    torch.manual_seed(1)
+    m = create_model("picosam2-q").eval()
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.1, 0.1)
+            mod.running_var.uniform_(0.5, 1.5)
+    return contrast_model(m)
+
+
+@pytest.fixture(scope="module")
+def scale_client(tmp_path_factory):
+    predictor = Predictor(quality_model(), point_scales="auto")
+    app = create_app(predictor=predictor, trained=False, model_cache_dir=tmp_path_factory.mktemp("qmodels"))
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        c.predictor = predictor
+        yield c
+
+
+def json_mask(body) -> np.ndarray:
+    import base64
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(body["mask_png"])))) == 255
+
+
+def test_json_answer_names_the_chosen_window_and_score(scale_client, dog_bytes, samples_dir):
+    from picosam2.prompts import auto_point_scales
+
+    r = post(scale_client, dog_bytes, points=json.dumps([DOG_POINT]), format="json")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    ref = scale_client.predictor.predict(load_image(samples_dir / "dog.jpg"), points=[DOG_POINT])
+    (entry,) = body["prompts"]
+    assert entry["reason"] == "score" and entry["kind"] == "point"
+    assert entry["side"] == ref.windows[0].width in auto_point_scales((800, 534))
+    assert entry["window"] == list(ref.windows[0].as_tuple())
+    assert entry["score"] == pytest.approx(float(ref.scores[0]), abs=1e-4)
+    np.testing.assert_array_equal(json_mask(body), ref.union())
+    assert body["mask_pixels"] == int(ref.union().sum()) and body["width"] == 800
+    # the PNG answer names the chosen side too
+    png = post(scale_client, dog_bytes, points=json.dumps([DOG_POINT]))
+    assert png.headers["X-Window-Sides"] == str(entry["side"])
+    np.testing.assert_array_equal(png_mask(png), ref.union())
+
+
+def test_multimask_lists_every_candidate_with_its_score(scale_client, dog_bytes, samples_dir):
+    from picosam2.prompts import auto_point_scales
+
+    points, boxes = [DOG_POINT, [100, 400]], [[480, 130, 670, 270]]
+    r = post(scale_client, dog_bytes, points=json.dumps(points), boxes=json.dumps(boxes), multimask="true")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    sides = auto_point_scales((800, 534))
+    assert [p["kind"] for p in body["prompts"]] == ["point", "point", "box"]
+    for entry in body["prompts"][:2]:
+        scores = [c["score"] for c in entry["candidates"]]
+        assert [c["side"] for c in entry["candidates"]] == sides
+        assert entry["score"] == max(scores) and entry["side"] == sides[int(np.argmax(scores))]
+    assert body["prompts"][2]["reason"] == "box" and len(body["prompts"][2]["candidates"]) == 1
+    # the mask is the same as without multimask: the chosen candidates' union
+    ref = scale_client.predictor.predict(load_image(samples_dir / "dog.jpg"), points=points, boxes=boxes)
+    np.testing.assert_array_equal(json_mask(body), ref.union())
+    assert_json_error(post(scale_client, dog_bytes, points="[[1, 1]]", multimask="maybe"), 422)
+    assert_json_error(post(scale_client, dog_bytes, points="[[1, 1]]", format="xml"), 422)
+
+
+def test_no_quality_head_chooses_by_the_border_rule(trained_like_model, dog_bytes, tmp_path):
+    app = create_app(
+        predictor=Predictor(contrast_model(trained_like_model), point_scales="auto"),
+        trained=False,
+        model_cache_dir=tmp_path,
+    )
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        info = c.get("/api/info").json()
+        assert info["point_scales"] == "auto" and info["auto_scales"]["min_size"] == 96
+        body = post(c, dog_bytes, points=json.dumps([DOG_POINT]), format="json").json()
+    assert body["prompts"][0]["reason"] == "border" and body["prompts"][0]["score"] is None
+
+
+def test_default_predictor_follows_the_weights(client):
+    """The fixture's weights recommend no scales: one window, said so in the answer."""
+    assert client.get("/api/info").json()["point_scales"] is None

@@ -32,7 +32,7 @@ from picosam2.demo.app import VENDOR_DIR, create_app  # noqa: E402
 from picosam2.demo.server import ServerThread  # noqa: E402
 from picosam2.predictor import normalize_batch  # noqa: E402
 from picosam2.prompts import PAD_RGB, box_window, crop_image, paste_logits, point_window  # noqa: E402
-from test_demo_api import DOG_POINT, contrast_model  # noqa: E402
+from test_demo_api import DOG_POINT, contrast_model, quality_model  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -60,6 +60,17 @@ def server_url(predictor, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def scale_server(tmp_path_factory):
+    """A quality-head model with scale-aware clicks; fp32 in the browser, so both sides choose alike."""
+    predictor = Predictor(quality_model(), point_scales="auto")
+    app = create_app(
+        predictor=predictor, trained=False, model_cache_dir=tmp_path_factory.mktemp("qmodels"), browser_model="fp32"
+    )
+    with ServerThread(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
@@ -67,19 +78,24 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, server_url, tmp_path):
+def new_page(browser, url):
     context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server_url)
+    page.goto(url)
     page.wait_for_function("() => window.picosam2Demo && window.picosam2Demo.ready")
     page.errors = errors
+    return context, page
+
+
+@pytest.fixture
+def page(browser, server_url, tmp_path):
+    context, page = new_page(browser, server_url)
     yield page
     context.close()
-    assert not errors, errors
+    assert not page.errors, page.errors
 
 
 def open_sample(page, name="dog"):
@@ -324,3 +340,69 @@ def test_in_browser_model_matches_the_server(page, server_url, samples_dir):
     differing = local ^ remote
     assert differing.sum() <= 0.2 * remote.sum()
     assert "in browser" in page.locator("#latency").inner_text()
+
+
+needs_ort_web = pytest.mark.skipif(
+    not (VENDOR_DIR / "ort.wasm.min.mjs").is_file(),
+    reason="onnxruntime-web is not vendored (run scripts/vendor_onnxruntime_web.sh; needs npm)",
+)
+
+
+@needs_ort_web
+def test_click_while_the_browser_model_loads_uploads_nothing(page):
+    """Issue 12: once "Run in this browser" is ticked, no photo goes to the server, even for a
+    click made at once, while the model is still loading."""
+    open_sample(page, "truck")
+    segments = []
+    page.on("request", lambda req: segments.append(req.url) if "/api/segment" in req.url else None)
+    x, y = image_to_page(page, 200, 300)
+    page.check("#local")
+    page.mouse.click(x, y)  # the model is still being exported / fetched / started
+    page.wait_for_function(
+        "() => (window.picosam2Demo.lastLatency && window.picosam2Demo.lastLatency.mode === 'browser')"
+        " || window.picosam2Demo.lastError"
+    )
+    assert page.evaluate("() => window.picosam2Demo.lastError") is None
+    assert page.evaluate("() => window.picosam2Demo.maskArea()") > 0
+    x, y = image_to_page(page, 600, 500)
+    page.mouse.click(x, y)  # and once it runs
+    page.wait_for_function(
+        "() => window.picosam2Demo.state.prompts[0].x === 600 && window.picosam2Demo.masksShown >= 2"
+    )
+    assert segments == []
+
+
+@needs_ort_web
+def test_scale_aware_click_in_browser_matches_the_server(browser, scale_server):
+    """Auto window sizes: the page shows the chosen window and score in both modes, and the
+    in-browser model (one batch of candidates, chosen by its iou output) picks the server's window."""
+    import httpx
+
+    context, page = new_page(browser, scale_server)
+    try:
+        open_sample(page, "dog")
+        x, y = image_to_page(page, *DOG_POINT)
+        page.mouse.click(x, y)
+        wait_masks(page, 1)
+        (server_choice,) = page.evaluate("() => window.picosam2Demo.lastChoice")
+        answer = httpx.post(
+            scale_server + "api/segment", data={"sample": "dog", "points": json.dumps([DOG_POINT]), "format": "json"}
+        ).json()
+        assert server_choice == answer["prompts"][0] and server_choice["reason"] == "score"
+        status = page.locator("#status").inner_text()
+        assert f"window {server_choice['side']} px, score {server_choice['score']:.2f}" in status
+        remote = page_mask(page)
+        page.check("#local")
+        page.wait_for_function(
+            "() => window.picosam2Demo.lastLatency.mode === 'browser' || window.picosam2Demo.lastError"
+        )
+        assert page.evaluate("() => window.picosam2Demo.lastError") is None
+        (local_choice,) = page.evaluate("() => window.picosam2Demo.lastChoice")
+        assert local_choice["candidates"] > 1 and local_choice["reason"] == "score"
+        assert local_choice["side"] == server_choice["side"] and local_choice["window"] == server_choice["window"]
+        assert local_choice["score"] == pytest.approx(server_choice["score"], abs=2e-3)
+        assert iou(page_mask(page), remote) >= 0.99
+        assert f"window {local_choice['side']} px" in page.locator("#status").inner_text()
+        assert not page.errors, page.errors
+    finally:
+        context.close()

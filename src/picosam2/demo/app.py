@@ -12,7 +12,12 @@ Routes (all JSON errors are ``{"error": "one line"}`` with a 4xx/5xx status):
   photo's name) and ``points`` (JSON ``[[x, y], ...]``) and/or ``boxes`` (JSON
   ``[[x0, y0, x1, y1], ...]``), in pixels of the photo as displayed (EXIF orientation applied).
   Answers the full-size PNG mask (0/255, the union of all prompts' masks) with the timings in
-  ``X-Latency-Ms`` (whole request on the server) and ``X-Inference-Ms`` (the network alone).
+  ``X-Latency-Ms`` (whole request on the server) and ``X-Inference-Ms`` (the network alone) and
+  the chosen window sides in ``X-Window-Sides``. With ``format=json`` (or ``multimask=true``) the
+  answer is JSON: the mask as base64 PNG (``mask_png``), the timings and, per prompt, the chosen
+  window, its side, the reason and the score (:func:`describe_prediction`); ``multimask=true``
+  adds every candidate window with its score. Clicks follow the predictor's scale policy (by
+  default the weights' recommendation: several window sizes, the best-scored one kept).
 * ``GET /model/picosam2-int8.onnx`` (or ``-fp32``): the model for onnxruntime-web, exported on
   the first request and cached on disk (atomically, keyed by a hash of the weights).
 
@@ -23,6 +28,7 @@ static files from Starlette's ``StaticFiles`` (which refuses paths leaving its f
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import hashlib
 import io
@@ -47,7 +53,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ..image_io import ImageError, load_image
-from ..prompts import PAD_RGB, PromptError
+from ..prompts import AUTO_MAX_SCALES, AUTO_SCALE_STEP, MODEL_SIZE, PAD_RGB, PromptError, window_mask
+from ..selection import BORDER_RULE_MAX, choose_candidate
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
@@ -351,6 +358,8 @@ class Segmenter:
         self._lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._multi = copy.copy(predictor)  # the same network, answering every candidate
+        self._multi.multimask = True
 
     def image(self, data: bytes) -> np.ndarray:
         key = hashlib.sha256(data).hexdigest()
@@ -368,42 +377,93 @@ class Segmenter:
                 self._cache.popitem(last=False)
         return arr
 
-    def segment(self, data: bytes, points_text, boxes_text) -> tuple[bytes, dict]:
+    def segment(self, data: bytes, points_text, boxes_text, multimask: bool = False) -> tuple[bytes, dict]:
+        """The PNG mask (union of each prompt's chosen mask) and what the answer reports: sizes,
+        timings and, per prompt, the chosen window, why it was chosen and its score (with
+        ``multimask``: every candidate window and its score too)."""
         image = self.image(data)
         height, width = image.shape[:2]
-        points = _parse_prompt_list(points_text, 2, "points")
-        boxes = _parse_prompt_list(boxes_text, 4, "boxes")
-        if not points and not boxes:
-            raise DemoError(422, "give at least one prompt: points=[[x, y]] and/or boxes=[[x0, y0, x1, y1]]")
-        if len(points) + len(boxes) > MAX_PROMPTS:
-            raise DemoError(422, f"at most {MAX_PROMPTS} prompts per request")
-        for x, y in points:
-            if not (0 <= x < width and 0 <= y < height):
-                raise DemoError(422, f"point ({x:g}, {y:g}) is outside the {width}x{height} image")
-        for x0, y0, x1, y1 in boxes:
-            if not (x0 < x1 and y0 < y1):
-                raise DemoError(422, f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is empty: need x0 < x1 and y0 < y1")
-            if not (
-                -width <= x0 and -height <= y0 and x1 <= 2 * width and y1 <= 2 * height and x0 < width and y0 < height
-            ):
-                raise DemoError(422, f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is not on the {width}x{height} image")
-            if x1 <= 0 or y1 <= 0:
-                raise DemoError(422, f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is not on the {width}x{height} image")
+        points, boxes = _checked_prompts(points_text, boxes_text, width, height)
+        predictor = self._multi if multimask else self.predictor
         try:
             with self._lock:
                 t0 = time.perf_counter()
-                result = self.predictor.predict(image, points=points or None, boxes=boxes or None)
+                result = predictor.predict(image, points=points or None, boxes=boxes or None)
                 inference_ms = (time.perf_counter() - t0) * 1000
         except PromptError as exc:
             raise DemoError(422, str(exc)) from None
-        mask = result.union()
+        chosen, prompts = describe_prediction(result, len(points) + len(boxes), multimask)
+        mask = np.zeros((height, width), bool)
+        for k in chosen:
+            part = window_mask(result.logits[k], result.windows[k], result.image_size, result.threshold)
+            if part is not None:
+                mask[part[0]] |= part[1]
         return encode_mask_png(mask), {
             "width": width,
             "height": height,
-            "prompts": len(points) + len(boxes),
+            "prompts": prompts,
             "mask_pixels": int(mask.sum()),
             "inference_ms": inference_ms,
         }
+
+
+def _checked_prompts(points_text, boxes_text, width: int, height: int):
+    """The request's points and boxes, parsed and checked against the photo; DemoError otherwise."""
+    points = _parse_prompt_list(points_text, 2, "points")
+    boxes = _parse_prompt_list(boxes_text, 4, "boxes")
+    if not points and not boxes:
+        raise DemoError(422, "give at least one prompt: points=[[x, y]] and/or boxes=[[x0, y0, x1, y1]]")
+    if len(points) + len(boxes) > MAX_PROMPTS:
+        raise DemoError(422, f"at most {MAX_PROMPTS} prompts per request")
+    for x, y in points:
+        if not (0 <= x < width and 0 <= y < height):
+            raise DemoError(422, f"point ({x:g}, {y:g}) is outside the {width}x{height} image")
+    for x0, y0, x1, y1 in boxes:
+        if not (x0 < x1 and y0 < y1):
+            raise DemoError(422, f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is empty: need x0 < x1 and y0 < y1")
+        if not (-width <= x0 and -height <= y0 and x1 <= 2 * width and y1 <= 2 * height and x0 < width and y0 < height):
+            raise DemoError(422, f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is not on the {width}x{height} image")
+        if x1 <= 0 or y1 <= 0:
+            raise DemoError(422, f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is not on the {width}x{height} image")
+    return points, boxes
+
+
+def _window_info(result, k: int, reason: str) -> dict:
+    win = result.windows[k]
+    score = None if result.scores is None else round(float(result.scores[k]), 4)
+    return {
+        "kind": result.kinds[k],
+        "window": list(win.as_tuple()),
+        "side": int(win.width),
+        "reason": reason,
+        "score": score,
+    }
+
+
+def describe_prediction(result, n_prompts: int, multimask: bool = False) -> tuple[list[int], list[dict]]:
+    """Which of ``result``'s masks make the answer, and per prompt what was chosen.
+
+    Each prompt's entry: ``kind``, ``window`` (x0, y0, x1, y1 in photo pixels), ``side`` (the
+    window's side in pixels), ``reason`` (``"score"``: highest predicted IoU among the window
+    sizes; ``"border"``: no score, the smallest window whose mask ends inside it; ``"fixed"``:
+    one window; ``"box"``) and ``score`` (predicted IoU, ``null`` without a quality head). For a
+    ``multimask`` prediction (every candidate of each prompt) the choice is made here, by the same
+    rule as :class:`~picosam2.Predictor`, and ``candidates`` lists every window with its score."""
+    if not multimask:
+        return list(range(len(result))), [_window_info(result, k, result.reasons[k]) for k in range(len(result))]
+    index = np.arange(len(result)) if result.prompt_index is None else np.asarray(result.prompt_index)
+    chosen, prompts = [], []
+    for p in range(n_prompts):
+        idx = np.nonzero(index == p)[0]
+        if result.kinds[idx[0]] == "box" or len(idx) == 1:
+            best, why = 0, "box" if result.kinds[idx[0]] == "box" else "fixed"
+        else:
+            best, why = choose_candidate(result.logits[idx], None if result.scores is None else result.scores[idx])
+        chosen.append(int(idx[best]))
+        entry = _window_info(result, int(idx[best]), why)
+        entry["candidates"] = [_window_info(result, int(k), "candidate") for k in idx]
+        prompts.append(entry)
+    return chosen, prompts
 
 
 def _predictor_torch_model(predictor):
@@ -498,6 +558,10 @@ def _add_page_routes(app: FastAPI, predictor, exporter: BrowserModel, weights, t
             "pad_rgb": list(PAD_RGB),
             "window_size": predictor.window_size,
             "point_mode": predictor.point_mode,
+            # scale-aware clicks: "auto", a list of window sides, or null (one window_size window)
+            "point_scales": predictor.point_scales,
+            "auto_scales": {"min_size": MODEL_SIZE, "step": AUTO_SCALE_STEP, "max_count": AUTO_MAX_SCALES},
+            "border_rule_max": BORDER_RULE_MAX,
             "box_padding": predictor.box_padding,
             "threshold": predictor.threshold,
             "max_upload_bytes": max_upload_bytes,
@@ -599,15 +663,50 @@ def _add_segment_route(app: FastAPI, segmenter: Segmenter, max_upload_bytes: int
             return Response(status_code=400)  # nobody is listening
         try:
             data = await _upload_bytes(form, max_upload_bytes)
-            png, meta = await run_in_threadpool(segmenter.segment, data, form.get("points"), form.get("boxes"))
+            multimask = _flag(form.get("multimask"), "multimask")
+            as_json = multimask or _answer_format(form.get("format")) == "json"
+            png, meta = await run_in_threadpool(
+                segmenter.segment, data, form.get("points"), form.get("boxes"), multimask
+            )
         finally:
             await form.close()
         latency_ms = (time.perf_counter() - t0) * 1000
+        if as_json:
+            body = {
+                "width": meta["width"],
+                "height": meta["height"],
+                "mask_png": base64.b64encode(png).decode("ascii"),
+                "mask_pixels": meta["mask_pixels"],
+                "prompts": meta["prompts"],
+                "latency_ms": round(latency_ms, 1),
+                "inference_ms": round(meta["inference_ms"], 1),
+            }
+            return JSONResponse(body, headers={"Cache-Control": "no-store"})
         headers = {
             "X-Latency-Ms": f"{latency_ms:.1f}",
             "X-Inference-Ms": f"{meta['inference_ms']:.1f}",
             "X-Image-Size": f"{meta['width']}x{meta['height']}",
             "X-Mask-Pixels": str(meta["mask_pixels"]),
+            "X-Window-Sides": ",".join(str(p["side"]) for p in meta["prompts"]),
             "Cache-Control": "no-store",
         }
         return Response(png, media_type="image/png", headers=headers)
+
+
+def _flag(value, name: str) -> bool:
+    """A form field holding a yes/no flag (absent: no)."""
+    if value is None:
+        return False
+    if not isinstance(value, str) or value.strip().lower() not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise DemoError(422, f"{name} must be true or false")
+    return value.strip().lower() in ("1", "true", "yes")
+
+
+def _answer_format(value) -> str:
+    """``png`` (the default: the mask as the body) or ``json`` (the mask as base64 PNG plus what
+    was chosen per prompt)."""
+    if value is None:
+        return "png"
+    if not isinstance(value, str) or value.strip().lower() not in ("png", "json"):
+        raise DemoError(422, "format must be png or json")
+    return value.strip().lower()

@@ -47,6 +47,7 @@ const hooks = {
   masksShown: 0,
   lastError: null,
   lastLatency: null,
+  lastChoice: null, // per prompt: {kind, window, side, reason, score} of the mask shown
   state,
   windows,
   maskArea: () => (state.mask ? state.mask.area : 0),
@@ -310,6 +311,16 @@ async function update() {
   }
 }
 
+const REASONS = { score: "best score", border: "mask ends inside", fixed: "one window", box: "box" };
+
+/** " · window 300 px, score 0.82 (best score)" for each point prompt's chosen window. */
+function describeChoice(prompts) {
+  const parts = (prompts || [])
+    .filter((q) => q.kind === "point")
+    .map((q) => `window ${q.side} px${q.score === null || q.score === undefined ? "" : `, score ${q.score.toFixed(2)}`} (${REASONS[q.reason] || q.reason})`);
+  return parts.length ? ` · ${parts.join("; ")}` : "";
+}
+
 function describe(n) {
   return `${n} prompt${n === 1 ? "" : "s"}`;
 }
@@ -327,6 +338,7 @@ async function updateServer(seq) {
   const boxes = state.prompts.filter((q) => q.kind === "box").map((q) => q.box);
   if (points.length) form.append("points", JSON.stringify(points));
   if (boxes.length) form.append("boxes", JSON.stringify(boxes));
+  form.append("format", "json");
   const controller = new AbortController();
   state.controller = controller;
   setStatus("segmenting...");
@@ -350,16 +362,18 @@ async function updateServer(seq) {
     setStatus("");
     return;
   }
-  const png = await resp.blob();
+  const answer = await resp.json();
+  const png = new Blob([Uint8Array.from(atob(answer.mask_png), (c) => c.charCodeAt(0))], { type: "image/png" });
   const data = await decodeMaskPng(png, p.width, p.height);
   if (seq !== state.seq) return;
   const total = performance.now() - t0;
   const area = showMask(data, p.width, p.height, png);
-  const server = Number(resp.headers.get("X-Latency-Ms"));
-  const net = Number(resp.headers.get("X-Inference-Ms"));
+  const server = Number(answer.latency_ms);
+  const net = Number(answer.inference_ms);
   hooks.lastLatency = { mode: "server", total, server, network: net };
+  hooks.lastChoice = answer.prompts;
   el.latency.textContent = `server ${server.toFixed(0)} ms (network ${net.toFixed(0)} ms) · round trip ${total.toFixed(0)} ms`;
-  setStatus(`${describe(state.prompts.length)} · mask ${area.toLocaleString()} px`);
+  setStatus(`${describe(state.prompts.length)} · mask ${area.toLocaleString()} px${describeChoice(answer.prompts)}`);
 }
 
 async function updateLocal(seq) {
@@ -378,8 +392,11 @@ async function updateLocal(seq) {
   const total = performance.now() - t0;
   const area = showMask(result.mask, p.width, p.height, null);
   hooks.lastLatency = { mode: "browser", total, network: result.inferenceMs };
+  hooks.lastChoice = result.prompts;
   el.latency.textContent = `in browser (${state.local.precision}) ${total.toFixed(0)} ms (network ${result.inferenceMs.toFixed(0)} ms)`;
-  setStatus(`${describe(state.prompts.length)} · mask ${area.toLocaleString()} px · the photo stayed on this machine`);
+  setStatus(
+    `${describe(state.prompts.length)} · mask ${area.toLocaleString()} px${describeChoice(result.prompts)} · the photo stayed on this machine`,
+  );
 }
 
 async function maskPngBlob() {

@@ -2,7 +2,7 @@
 // photo never leaves the machine. The runtime is the npm package vendored into
 // /static/vendor/onnxruntime-web/ at build time; the model is exported by the app on first use.
 
-import { MODEL_SIZE, cropImage, normalizeInto, pasteMaskInto, windowForPrompt } from "./windows.js";
+import { MODEL_SIZE, candidateWindows, chooseCandidate, cropImage, normalizeInto, pasteMaskInto } from "./windows.js";
 
 let runtime = null;
 
@@ -62,25 +62,37 @@ export class LocalModel {
     throw lastError || new Error("no browser model offered");
   }
 
-  /** Full-size 0/255 mask (union of all prompts) of an RGBA image, as in POST /api/segment. */
+  /** Full-size 0/255 mask (union of all prompts) of an RGBA image, as in POST /api/segment:
+   * every prompt's candidate windows go through the model as one batch; per point the mask with
+   * the highest `iou` output is kept (the border rule when the model has no `iou` output). */
   async segment(rgba, width, height, prompts, cfg) {
     const size = cfg.input_size || MODEL_SIZE;
+    const plane = 3 * size * size;
     const mask = new Uint8Array(width * height);
-    const inputName = this.session.inputNames[0];
-    const outputName = this.session.outputNames[0];
-    let inferenceMs = 0;
-    // One prompt per run: works whether or not the exported graph has a dynamic batch axis.
-    for (const prompt of prompts) {
-      const win = windowForPrompt(prompt, width, height, cfg);
-      const crop = cropImage(rgba, width, height, win, size, cfg.pad_rgb);
-      const input = new Float32Array(3 * size * size);
-      normalizeInto(input, 0, crop, size, cfg.mean, cfg.std);
-      const t0 = performance.now();
-      const out = await this.session.run({ [inputName]: new this.ort.Tensor("float32", input, [1, 3, size, size]) });
-      inferenceMs += performance.now() - t0;
-      const logits = out[outputName].data;
-      pasteMaskInto(mask, width, height, logits, size, win, cfg.threshold);
-    }
-    return { mask, inferenceMs };
+    const groups = prompts.map((p) => candidateWindows(p, width, height, cfg));
+    const wins = groups.flat();
+    const input = new Float32Array(wins.length * plane);
+    wins.forEach((win, i) => normalizeInto(input, i * plane, cropImage(rgba, width, height, win, size, cfg.pad_rgb), size, cfg.mean, cfg.std));
+    const names = this.session.outputNames;
+    const logitsName = names.includes("mask_logits") ? "mask_logits" : names[0];
+    const t0 = performance.now();
+    const out = await this.session.run({ [this.session.inputNames[0]]: new this.ort.Tensor("float32", input, [wins.length, 3, size, size]) });
+    const inferenceMs = performance.now() - t0;
+    const logits = out[logitsName].data;
+    const iou = names.includes("iou") ? out.iou.data : null;
+    const chosen = [];
+    let start = 0;
+    groups.forEach((group, p) => {
+      const offsets = group.map((_, i) => (start + i) * size * size);
+      const scores = iou ? Array.from(iou.subarray(start, start + group.length)) : null;
+      let [best, reason] = chooseCandidate(logits, offsets, size, scores);
+      if (group.length === 1) reason = prompts[p].kind === "box" ? "box" : "fixed";
+      const win = group[best];
+      pasteMaskInto(mask, width, height, logits.subarray(offsets[best], offsets[best] + size * size), size, win, cfg.threshold);
+      const score = scores ? Math.round(scores[best] * 1e4) / 1e4 : null;
+      chosen.push({ kind: prompts[p].kind, window: [win.x0, win.y0, win.x1, win.y1], side: win.x1 - win.x0, reason, score, candidates: group.length });
+      start += group.length;
+    });
+    return { mask, inferenceMs, prompts: chosen };
   }
 }

@@ -245,3 +245,84 @@ export function windowForPrompt(prompt, width, height, cfg) {
   if (prompt.kind === "point") return pointWindow(prompt.x, prompt.y, width, height, cfg.window_size, cfg.point_mode);
   return boxWindow(prompt.box, width, height, cfg.box_padding);
 }
+
+// ---------------------------------------------------------------- scale-aware clicks
+// Port of prompts.auto_point_scales / point_scales_for and selection.choose_candidate: a click
+// is tried at several centred window sizes (one batch) and the best-scored mask is kept.
+
+export const AUTO_MAX_SCALES = 8;
+export const AUTO_SCALE_STEP = Math.SQRT2;
+export const BORDER_RULE_MAX = 0.05;
+
+/** Python's round(): halves go to the even neighbour. */
+export function roundHalfEven(v) {
+  const f = Math.floor(v);
+  const d = v - f;
+  if (d > 0.5) return f + 1;
+  if (d < 0.5) return f;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/** prompts.auto_point_scales: window sides from minSize up to the image's longer side. */
+export function autoPointScales(width, height, minSize = MODEL_SIZE, step = AUTO_SCALE_STEP, maxCount = AUTO_MAX_SCALES) {
+  const longer = Math.max(Math.trunc(width), Math.trunc(height));
+  if (longer <= minSize) return [Math.trunc(minSize)];
+  let count = roundHalfEven(Math.log(longer / minSize) / Math.log(step)) + 1;
+  count = Math.max(2, Math.min(maxCount, count));
+  const ratio = (longer / minSize) ** (1.0 / (count - 1));
+  const out = [];
+  for (let k = 0; k < count; k++) out.push(roundHalfEven(minSize * ratio ** k));
+  return out;
+}
+
+/** The window sides a click tries (cfg.point_scales: "auto", a list of sides, or null: one
+ * cfg.window_size window), smallest first. */
+export function pointScalesFor(cfg, width, height) {
+  const spec = cfg.point_scales;
+  if (spec === "auto") {
+    const a = cfg.auto_scales || {};
+    return autoPointScales(width, height, a.min_size || MODEL_SIZE, a.step || AUTO_SCALE_STEP, a.max_count || AUTO_MAX_SCALES);
+  }
+  if (Array.isArray(spec) && spec.length) return spec.map((s) => Math.trunc(s));
+  return null;
+}
+
+/** The candidate windows of a prompt: several centred windows for a point under scale-aware
+ * clicks, else the prompt's one window. */
+export function candidateWindows(prompt, width, height, cfg) {
+  const sizes = prompt.kind === "point" ? pointScalesFor(cfg, width, height) : null;
+  if (!sizes) return [windowForPrompt(prompt, width, height, cfg)];
+  return sizes.map((s) => pointWindow(prompt.x, prompt.y, width, height, s, "centered"));
+}
+
+/** selection.border_contact for one size x size logits map (at `offset` in `logits`). */
+export function borderContact(logits, offset, size, threshold = 0) {
+  let n = 0;
+  let hit = 0;
+  const at = (r, c) => logits[offset + r * size + c] > threshold;
+  for (let c = 0; c < size; c++) {
+    hit += at(0, c) + at(size - 1, c);
+    n += 2;
+  }
+  for (let r = 1; r < size - 1; r++) {
+    hit += at(r, 0) + at(r, size - 1);
+    n += 2;
+  }
+  return hit / n;
+}
+
+/** selection.choose_candidate: [index, reason] among candidates ordered small to large. `scores`
+ * (predicted IoU per candidate) or null; `offsets` index each candidate's logits. */
+export function chooseCandidate(logits, offsets, size, scores) {
+  if (scores) {
+    let best = 0;
+    for (let i = 1; i < scores.length; i++) if (scores[i] > scores[best]) best = i;
+    return [best, "score"];
+  }
+  const contact = offsets.map((o) => borderContact(logits, o, size));
+  const inside = contact.findIndex((c) => c < BORDER_RULE_MAX);
+  if (inside >= 0) return [inside, "border"];
+  let least = 0;
+  for (let i = 1; i < contact.length; i++) if (contact[i] < contact[least]) least = i;
+  return [least, "border"];
+}

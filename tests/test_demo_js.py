@@ -1,0 +1,95 @@
+"""The page's JavaScript port of the scale rules (static/windows.js) against the Python it copies:
+auto window sizes (prompts.auto_point_scales), candidate windows and the choice among candidates
+(selection.choose_candidate), run with node (no browser needed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from picosam2.prompts import auto_point_scales, point_scales_for, point_windows
+from picosam2.selection import choose_candidate
+
+NODE = shutil.which("node")
+WINDOWS_JS = Path(__file__).resolve().parents[1] / "src" / "picosam2" / "demo" / "static" / "windows.js"
+pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+
+SIZES = [(1, 1), (96, 96), (97, 40), (100, 20), (135, 136), (136, 100), (192, 192), (320, 240), (640, 480)]
+SIZES += [(800, 534), (534, 800), (1023, 768), (1280, 720), (1920, 1080), (4056, 3040), (12000, 9000)]
+
+
+def run_js(body: str, data) -> object:
+    """Run ``body`` (a JS function body with ``w`` = windows.js and ``data``) in node; its JSON."""
+    script = (
+        f"const w = await import({json.dumps(WINDOWS_JS.as_uri())});\n"
+        "const { readFileSync } = await import('node:fs');\n"
+        "const data = JSON.parse(readFileSync(0, 'utf8'));\n"
+        f"const result = (() => {{ {body} }})();\n"
+        "console.log(JSON.stringify(result));\n"
+    )
+    out = subprocess.run(
+        [NODE, "--input-type=module", "-e", script],
+        input=json.dumps(data),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def test_auto_scales_match_python():
+    rng = np.random.default_rng(0)
+    sizes = SIZES + [tuple(int(v) for v in rng.integers(1, 5000, 2)) for _ in range(300)]
+    js = run_js("return data.map(([wd, ht]) => w.autoPointScales(wd, ht));", sizes)
+    for (wd, ht), got in zip(sizes, js):
+        assert got == auto_point_scales((wd, ht)), (wd, ht)
+    assert js[SIZES.index((640, 480))] == [96, 140, 205, 300, 438, 640]
+
+
+def test_candidate_windows_match_python():
+    cases = [("auto", 570, 200, 800, 534), ([96, 192, 384], 3, 530, 800, 534), ("auto", 0, 0, 50, 40)]
+    js = run_js(
+        "return data.map(([spec, x, y, wd, ht]) => w.candidateWindows({kind: 'point', x, y}, wd, ht,"
+        " {point_scales: spec, window_size: 128, point_mode: 'centered', box_padding: 0.1})"
+        ".map((v) => [v.x0, v.y0, v.x1, v.y1]));",
+        cases,
+    )
+    for (spec, x, y, wd, ht), got in zip(cases, js):
+        want = [list(v.as_tuple()) for v in point_windows(x, y, (wd, ht), point_scales_for(spec, (wd, ht)))]
+        assert got == want
+    fixed = run_js(
+        "return w.candidateWindows({kind: 'point', x: 10, y: 10}, 100, 100, {point_scales: null, window_size: 128,"
+        " point_mode: 'centered'}).map((v) => [v.x0, v.y0, v.x1, v.y1]);",
+        None,
+    )
+    assert fixed == [[-54, -54, 74, 74]]
+
+
+def test_choice_matches_selection_py():
+    rng = np.random.default_rng(1)
+    size = 96
+    cases = []
+    for n in (1, 3, 6):
+        logits = (rng.standard_normal((n, size, size)) * 2).astype(np.float32)
+        cases.append((logits, rng.random(n).astype(np.float32)))
+        cases.append((logits, None))
+    # masks that end inside some windows: the border rule's first branch
+    blob = np.full((4, size, size), -5.0, np.float32)
+    blob[1:, 30:60, 30:60] = 5.0
+    blob[0] = 5.0
+    cases.append((blob, None))
+    data = [[lg.ravel().tolist(), None if sc is None else sc.tolist(), len(lg)] for lg, sc in cases]
+    js = run_js(
+        "return data.map(([lg, sc, n]) => w.chooseCandidate(Float32Array.from(lg),"
+        " Array.from({length: n}, (_, i) => i * 96 * 96), 96, sc));",
+        data,
+    )
+    for (lg, sc), got in zip(cases, js):
+        assert tuple(got) == choose_candidate(lg, sc)
+    assert tuple(js[-1]) == (1, "border")
