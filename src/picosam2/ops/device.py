@@ -240,6 +240,8 @@ class Device:
 
     def status(self) -> dict:
         """Versions of both slots, the active one, the last health result and fallback."""
+        if not self.root.is_dir():
+            raise OpsError(f"no device root at {self.root}")
         active = self.active_slot()
         state = self.state()
         slots = {}
