@@ -179,3 +179,40 @@ def test_imx500_cli_writes_the_sensor_package(tmp_path):
 
     assert zipfile.is_zipfile(out / "packerOut.zip")
     assert not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.imx500
+def test_quality_head_goes_through_mct(tmp_path):
+    """MCT PTQ of a quality-head model: its ONNX has both outputs, the camera loop's backend reads
+    the score, and the quantized scores follow the fp32 ones."""
+    _need(HAVE_MCT, "the imx500 extra")
+    from picosam2.export.imx500 import export_imx500, qat_finetune, run_torch
+    from picosam2.runtime import TorchBackend, load_backend
+
+    model = centred_model(seed=2, arch="picosam2-q")
+    res = export_imx500(model, tmp_path, calib_count=16, convert_model=False)
+    x = to_model_input(load_bundled()[64:96], model.config)
+    ref = TorchBackend(model)(x)
+    out = load_backend(res.onnx_path)(x)
+    assert out.scores is not None and out.scores.shape == (32,)
+    assert np.corrcoef(ref.logits.ravel(), out.logits.ravel())[0, 1] > 0.95
+    assert np.corrcoef(ref.scores, out.scores)[0, 1] > 0.8
+    net = sensor_model(model)
+    data = sensor_input(load_bundled(8), model.config)
+    logits, iou = run_torch(qat_finetune(net, data, steps=2, batch=4, log_every=0), data[:2], scores=True)
+    assert logits.shape == (2, 96, 96) and iou.shape == (2,) and np.isfinite(iou).all()
+
+
+@pytest.mark.slow
+@pytest.mark.imx500
+def test_quality_head_sensor_package_fits(tmp_path):
+    """The converter takes the quality head: two outputs in dnnParams.xml, and the package fits."""
+    _need(HAVE_MCT, "the imx500 extra")
+    _need(HAVE_JAVA, "Java >= 17")
+    from picosam2.camera.core import read_dnn_params
+    from picosam2.export.imx500 import export_imx500
+
+    res = export_imx500(centred_model(seed=2, arch="picosam2-q"), tmp_path, calib_count=8)
+    assert res.memory.fits and res.memory.memory_usage_mb < 8.0
+    outputs = read_dnn_params(tmp_path / "dnnParams.xml")["outputs"]
+    assert len(outputs) == 2 and sorted(outputs[0]["dims"]) == [1, 96, 96] and outputs[1]["dims"] == [1]

@@ -122,3 +122,36 @@ def test_mask_agreement_counts():
     b[0, :1] = 1.0  # 4 of them
     s = mask_agreement(a, b)
     assert s["min_iou"] == pytest.approx(0.5) and s["mean_iou"] == pytest.approx(0.75)  # empty vs empty = 1
+
+
+def test_quality_head_int8_keeps_both_outputs(tmp_path):
+    """A quality-head model: the INT8 file has the ``iou`` output beside the mask, the head stays
+    float (its sigmoid/poolings), masks agree with fp32 and the scores move little and keep their
+    order; the fp32 file matches PyTorch exactly."""
+    import onnx
+
+    from picosam2.export.onnx_int8 import export_onnx_int8, mask_agreement, quality_head_nodes
+    from picosam2.runtime import TorchBackend, load_backend
+
+    model = centred_model(arch="picosam2-q")
+    int8 = export_onnx_int8(model, tmp_path / "q8.onnx", calib_count=24, fp32_path=tmp_path / "q32.onnx")
+    graph = onnx.load(str(int8)).graph
+    assert [o.name for o in graph.output] == ["mask_logits", "iou"]
+    quantized = {i for n in graph.node if n.op_type == "DequantizeLinear" for i in n.output}
+    head = [n for n in graph.node if n.name in quality_head_nodes(tmp_path / "q32.onnx") and n.op_type == "Conv"]
+    assert len(head) == 2 and not any(i in quantized for n in head for i in n.input[:1])  # float inputs
+    x = to_model_input(load_bundled()[64:128], model.config)
+    ref = TorchBackend(model)(x)
+    assert ref.scores.std() > 0.1  # the scores spread, so their errors show
+    fp32 = load_backend(tmp_path / "q32.onnx")(x)
+    np.testing.assert_allclose(fp32.scores, ref.scores, atol=1e-4)
+    out = load_backend(int8)(x)
+    assert out.scores.shape == (64,) and ((out.scores >= 0) & (out.scores <= 1)).all()
+    assert mask_agreement(ref.logits, out.logits)["mean_iou"] > 0.95
+    diff = np.abs(out.scores - ref.scores)
+    print(f"INT8 iou vs fp32: max {diff.max():.4f} mean {diff.mean():.4f}")
+    assert diff.mean() < 0.04 and diff.max() < 0.1, (diff.mean(), diff.max())
+    assert np.corrcoef(out.scores, ref.scores)[0, 1] > 0.98
+    # quantizing the head too is possible, and worse for the score
+    whole = export_onnx_int8(model, tmp_path / "all8.onnx", calib_count=24, quantize_quality_head=True)
+    assert np.abs(load_backend(whole)(x).scores - ref.scores).mean() > diff.mean()

@@ -187,3 +187,36 @@ def test_quality_head_scores_reach_the_prediction(tmp_path):
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
     np.testing.assert_allclose(a.logits, b.logits, atol=1e-3)
     assert Predictor(create_model()).predict(SAMPLES / "dog.jpg", points=[[570, 200]]).scores is None
+
+
+def test_quality_head_runs_on_every_installed_backend(tmp_path):
+    """The ``iou`` output survives each form: ONNX fp32 on onnxruntime and OpenVINO (when installed)
+    and LiteRT (when installed) give the PyTorch scores, and scale-aware clicks choose alike."""
+    pytest.importorskip("onnxruntime")
+    from export_helpers import centred_model
+    from picosam2.export.calibration import load_bundled, to_model_input
+    from picosam2.export.onnx_fp32 import export_onnx
+    from picosam2.predictor import Predictor
+    from picosam2.runtime import TorchBackend, available_backends, load_backend
+
+    model = centred_model(arch="picosam2-q")
+    path = export_onnx(model, tmp_path / "q.onnx")
+    x = to_model_input(load_bundled(16), model.config)
+    ref = TorchBackend(model)(x)
+    forms = {"onnx": path}
+    if "openvino" in available_backends():
+        forms["openvino"] = path
+    if "tflite" in available_backends():
+        from picosam2.export.tflite import export_tflite
+
+        forms["tflite"] = export_tflite(model, tmp_path / "q.tflite")
+    want = Predictor(model, point_scales="auto").predict(SAMPLES / "dog.jpg", points=CLICKS["dog.jpg"])
+    for backend, form in forms.items():
+        out = load_backend(form, backend=backend)(x)
+        assert out.scores is not None and out.scores.shape == (16,), backend
+        np.testing.assert_allclose(out.scores, ref.scores, atol=0.05 if backend == "openvino" else 1e-3)
+        got = Predictor.from_pretrained(form, backend=backend, point_scales="auto").predict(
+            SAMPLES / "dog.jpg", points=CLICKS["dog.jpg"]
+        )
+        assert got.reasons == ["score", "score"], backend
+        assert [w.width for w in got.windows] == [w.width for w in want.windows], backend

@@ -201,9 +201,11 @@ def qat_finetune(
         model, gen, target_platform_capabilities=tpc
     )
     x_all = torch.from_numpy(data)
+    with torch.no_grad():
+        taught = [_split(teacher(x_all[i : i + 32])) for i in range(0, len(x_all), 32)]
+    iou_all = torch.cat([t[1] for t in taught]) if taught[0][1] is not None else None
     if targets is None:
-        with torch.no_grad():
-            y_all = torch.cat([torch.sigmoid(teacher(x_all[i : i + 32])) for i in range(0, len(x_all), 32)])
+        y_all = torch.sigmoid(torch.cat([t[0] for t in taught]))
     else:
         y_all = torch.as_tensor(targets, dtype=torch.float32).reshape(len(x_all), 1, *x_all.shape[-2:])
     params = [p for p in qat_model.parameters() if p.requires_grad]
@@ -212,8 +214,10 @@ def qat_finetune(
     qat_model.train()
     for step in range(steps):
         idx = torch.randint(0, len(x_all), (min(batch, len(x_all)),), generator=g)
-        out = qat_model(x_all[idx])
+        out, iou = _split(qat_model(x_all[idx]))
         loss = nn.functional.binary_cross_entropy_with_logits(out, y_all[idx])
+        if iou is not None and iou_all is not None:  # the quality head follows the fp32 one
+            loss = loss + nn.functional.mse_loss(iou, iou_all[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -238,13 +242,27 @@ def export_mct_onnx(q_model: nn.Module, path: str | os.PathLike, example: np.nda
     return path
 
 
-def run_torch(module: nn.Module, x: np.ndarray, batch: int = 16) -> np.ndarray:
-    """(N, S, S) logits of a (quantized or not) PyTorch module, in small batches."""
-    outs = []
+def _split(out):
+    """A module's output as ``(logits, iou or None)`` (a quality-head model returns both)."""
+    if isinstance(out, (tuple, list)):
+        return out[0], (out[1] if len(out) > 1 else None)
+    return out, None
+
+
+def run_torch(module: nn.Module, x: np.ndarray, batch: int = 16, scores: bool = False):
+    """(N, S, S) logits of a (quantized or not) PyTorch module, in small batches; with ``scores``
+    ``(logits, iou)`` where ``iou`` is (N,) for a quality-head model, else None."""
+    outs, ious = [], []
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            outs.append(module(torch.from_numpy(x[i : i + batch]))[:, 0].float().cpu().numpy())
-    return np.concatenate(outs)
+            logits, iou = _split(module(torch.from_numpy(x[i : i + batch])))
+            outs.append(logits[:, 0].float().cpu().numpy())
+            if iou is not None:
+                ious.append(iou.float().cpu().numpy().reshape(-1))
+    logits = np.concatenate(outs)
+    if not scores:
+        return logits
+    return logits, (np.concatenate(ious) if ious else None)
 
 
 # -- converter ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime import OnnxBackend, TorchBackend, form_metadata, write_onnx_metadata
+from ..runtime import SCORES_NAME, OnnxBackend, TorchBackend, form_metadata, write_onnx_metadata
 from .calibration import get_calibration_windows, to_model_input
 from .onnx_fp32 import export_onnx
 
@@ -60,6 +60,7 @@ def export_onnx_int8(
     method: str = "minmax",
     batch: int = 16,
     fp32_path: str | os.PathLike | None = None,
+    quantize_quality_head: bool = False,
 ) -> Path:
     """Write a static INT8 (QDQ) ONNX model of ``model`` to ``out_path`` and return the path.
 
@@ -68,6 +69,9 @@ def export_onnx_int8(
     ``.npz`` in the bundled format; ``calib_count`` keeps the first N. ``per_channel``: weight
     scales per output channel instead of per tensor. ``method``: activation range estimator,
     one of ``minmax``, ``percentile``, ``entropy``. ``fp32_path``: also keep the fp32 ONNX there.
+    ``quantize_quality_head``: also quantize the quality head (by default its few operations, the
+    sigmoid of the mask, the poolings and two 1x1 layers on 1x1 maps, stay float: 8-bit
+    activations there moved the predicted IoU by up to 0.15 where float keeps it within ~0.01).
     """
     q = _require_ort_quantization()
     if method not in CALIBRATION_METHODS:
@@ -101,6 +105,7 @@ def export_onnx_int8(
             weight_type=q.QuantType.QInt8,
             per_channel=per_channel,
             calibrate_method=calib_method,
+            nodes_to_exclude=[] if quantize_quality_head else quality_head_nodes(prep),
             extra_options={"WeightSymmetric": True, "CalibMovingAverage": False},
         )
         write_onnx_metadata(result, form_metadata(model.config, getattr(model, "weights_info", None)))
@@ -108,6 +113,15 @@ def export_onnx_int8(
         staged.write_bytes(result.read_bytes())
         os.replace(staged, out_path)
     return out_path
+
+
+def quality_head_nodes(path: str | os.PathLike) -> list[str]:
+    """Names of the nodes of the quality head (``/quality/...``) and of the nodes producing the
+    ``iou`` output, in an exported graph."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    return [n.name for n in graph.node if n.name.startswith("/quality/") or SCORES_NAME in n.output]
 
 
 def mask_agreement(logits_a: np.ndarray, logits_b: np.ndarray, threshold: float = 0.0) -> dict:
