@@ -54,6 +54,18 @@ def format_table(r: dict) -> str:
     lines.append(
         "end to end (photo -> full mask): " + ", ".join(f"{k} {v:.1f} ms" for k, v in r["end_to_end_ms"].items())
     )
+    if "auto_click_ms" in r:
+        lines.append(
+            f"auto-scale click ({r['auto_click_candidates']} windows, one batch): "
+            + ", ".join(
+                f"{k} {v:.1f} ms ({r['auto_vs_single_click'][k]:.1f}x one window)"
+                for k, v in r["auto_click_ms"].items()
+            )
+        )
+        if "auto_click_int8_vs_one_int8_window" in r:
+            lines.append(
+                f"auto-scale click on onnx_int8 = {r['auto_click_int8_vs_one_int8_window']:.1f}x one INT8 window (batch 1)"
+            )
     pk = r["peak_gmacs_per_core"]
     lines.append(f"one core's peak: fp32 {pk['fp32_gmacs']:.0f} G MAC/s, int8 {pk['int8_gmacs']:.0f} G MAC/s")
     if "peers" in r:

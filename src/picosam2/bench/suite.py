@@ -112,20 +112,58 @@ def measure_throughput(model, onnx_paths: dict, threads: int, repeats: int) -> d
     return out
 
 
-def measure_end_to_end(model, onnx_paths: dict, repeats: int) -> dict:
-    """ms from a 1800x1200 photo to a full-size mask (window cut + model + paste-back), one thread."""
-    from ..image_io import load_image
-    from ..predictor import Predictor
-    from ..runtime import OnnxBackend
+#: the click the end-to-end figures time, on the bundled 1800 x 1200 truck photo
+CLICK = [[900, 600]]
 
-    _log("end to end: a 1800x1200 photo to a full-size mask (window cut + model + paste-back), one thread")
-    photo = load_image(Path(__file__).resolve().parents[1] / "samples" / "truck.jpg")
-    predictors = {"torch_fp32": Predictor(model)}
+
+def _click_backends(model, onnx_paths: dict) -> dict:
+    """The forms a click is timed on, one thread each: torch, ONNX fp32 / INT8 on onnxruntime and,
+    when installed, on OpenVINO."""
+    from ..runtime import OnnxBackend, OpenVinoBackend, TorchBackend, available_backends
+
+    out = {"torch_fp32": TorchBackend(model)}
     for key in ("onnx_fp32", "onnx_int8"):
         if key in onnx_paths:
-            predictors[key] = Predictor(backend=OnnxBackend(onnx_paths[key], threads=1))
+            out[key] = OnnxBackend(onnx_paths[key], threads=1)
+    if "openvino" in available_backends():
+        for key in ("onnx_fp32", "onnx_int8"):
+            if key in onnx_paths:
+                out[key.replace("onnx_", "openvino_")] = OpenVinoBackend(onnx_paths[key], threads=1)
+    return out
+
+
+def measure_end_to_end(model, onnx_paths: dict, repeats: int) -> dict:
+    """ms from a 1800x1200 photo to the full-size mask of one click, one thread, per form:
+    ``single`` (one point window: cut + model + paste-back) and ``auto`` (scale-aware: every
+    auto window size cut, the candidates through the model as one batch, the best-scored one
+    chosen and pasted back; the border rule for weights without a quality head)."""
+    from ..image_io import load_image
+    from ..predictor import Predictor
+    from ..prompts import auto_point_scales
+
+    _log("end to end: a 1800x1200 photo to a full-size mask, one window and auto scales, one thread")
+    photo = load_image(Path(__file__).resolve().parents[1] / "samples" / "truck.jpg")
+    single, auto = {}, {}
     with torch_threads(1):
-        return {k: median_ms(lambda p=p: p.predict(photo, points=[[900, 600]]), repeats) for k, p in predictors.items()}
+        for key, backend in _click_backends(model, onnx_paths).items():
+            one = Predictor(backend=backend, point_scales=None)
+            scales = Predictor(backend=backend, point_scales="auto")
+            single[key] = median_ms(lambda p=one: p.predict(photo, points=CLICK).union(), repeats)
+            auto[key] = median_ms(lambda p=scales: p.predict(photo, points=CLICK).union(), repeats)
+    return {"single": single, "auto": auto, "candidates": len(auto_point_scales(photo.shape[1::-1]))}
+
+
+def auto_click_rows(e2e: dict, latency: dict) -> dict:
+    """The auto-scale click's cost as ratios measured in this run: to the same form's one-window
+    click, and (the issue's target, at most 5) the INT8 auto click to one INT8 window (batch 1)."""
+    rows = {
+        "auto_click_ms": {k: round(v, 3) for k, v in e2e["auto"].items()},
+        "auto_click_candidates": e2e["candidates"],
+        "auto_vs_single_click": {k: round(v / e2e["single"][k], 2) for k, v in e2e["auto"].items()},
+    }
+    if "onnx_int8" in e2e["auto"] and "onnx_int8" in latency:
+        rows["auto_click_int8_vs_one_int8_window"] = round(e2e["auto"]["onnx_int8"] / latency["onnx_int8"], 2)
+    return rows
 
 
 def run_bench(
@@ -166,7 +204,9 @@ def run_bench(
     result["best_int8"] = best_int8
     thr = measure_throughput(model, onnx_paths, threads, repeats // 4 + 3)
     result["throughput"] = {k: round(v, 1) for k, v in thr.items()}
-    result["end_to_end_ms"] = {k: round(v, 3) for k, v in measure_end_to_end(model, onnx_paths, repeats // 2).items()}
+    e2e = measure_end_to_end(model, onnx_paths, repeats // 2)
+    result["end_to_end_ms"] = {k: round(v, 3) for k, v in e2e["single"].items()}
+    result.update(auto_click_rows(e2e, latency))
     _log("peak MAC rate of one core (fp32 GEMM via torch, u8s8 GEMM via onnxruntime)")
     peaks = {"fp32_gmacs": peak.fp32_peak_gmacs(), "int8_gmacs": peak.int8_peak_gmacs()}
     result["peak_gmacs_per_core"] = {k: round(v, 1) for k, v in peaks.items()}
