@@ -200,3 +200,102 @@ def test_camera_cli_simulate(tmp_path, samples_dir):
     assert Image.open(out).size == Image.open(samples_dir / "dog.jpg").size
     bad = run_cli("camera", "--simulate", str(samples_dir / "dog.jpg"), "--point", "5000,10")
     assert bad.returncode == 2 and "outside" in bad.stderr
+
+
+# ---------------------------------------------------------------- scale-aware point prompts
+
+
+def test_scale_policy_sweeps_keeps_the_best_and_sweeps_again():
+    from picosam2.camera.core import ScalePolicy
+
+    policy = ScalePolicy([96, 192, 384], drop=0.15)
+    flat = np.zeros((96, 96), np.float32)
+    seen = []
+    for score in (0.3, 0.8, 0.5):  # one frame per side
+        side, why = policy.next()
+        seen.append((side, why))
+        policy.update(flat, score)
+    assert seen == [(96, "sweep 1/3 (new prompt)"), (192, "sweep 2/3 (new prompt)"), (384, "sweep 3/3 (new prompt)")]
+    assert policy.next() == (192, "kept: best score of the sweep (0.80)")
+    policy.update(flat, 0.7)  # a small dip keeps the side
+    assert policy.next()[0] == 192 and not policy.sweeping
+    policy.update(flat, 0.6)  # 0.2 below the sweep's best: the scene changed
+    assert policy.next() == (96, "sweep 1/3 (score fell from 0.80 to 0.60)")
+    policy.reset()
+    assert policy.next()[1] == "sweep 1/3 (prompt moved)"
+    assert ScalePolicy([128]).next() == (128, "fixed")
+
+
+def test_scale_policy_without_scores_uses_the_border_rule():
+    from picosam2.camera.core import ScalePolicy
+
+    policy = ScalePolicy([96, 192, 384])
+    full = np.full((96, 96), 5.0, np.float32)  # runs past the window
+    inside = np.full((96, 96), -5.0, np.float32)
+    inside[30:60, 30:60] = 5.0  # ends inside it
+    for logits in (full, inside, inside):
+        policy.next()
+        policy.update(logits, None)
+    assert policy.next() == (192, "kept: smallest window whose mask ends inside it (no score)")
+
+
+def test_camera_point_scales_in_frame_pixels():
+    from picosam2.camera.core import camera_point_scales
+
+    assert camera_point_scales("auto", (640, 480), 128) == [96, 140, 205, 300, 438, 640]
+    assert camera_point_scales("fixed", (640, 480), 128) == camera_point_scales(None, (640, 480), 128) == [128]
+    assert camera_point_scales("300,100", (640, 480), 128) == [100, 300]
+    with pytest.raises(PromptError):
+        camera_point_scales("big", (640, 480), 128)
+
+
+@pytest.fixture(scope="module")
+def quality_weights(tmp_path_factory):
+    from picosam2.models import save_pretrained
+
+    folder = tmp_path_factory.mktemp("qw") / "weights"
+    save_pretrained(centred_model(seed=1, arch="picosam2-q"), folder)
+    return folder
+
+
+def test_simulate_over_photos_sweeps_then_keeps_the_best_scored_window(quality_weights, samples_dir, tmp_path):
+    """Photos play consecutive frames: three frames sweep the sides, then the best-scored side
+    runs; each frame says which window ran, why and its score; the overlay carries the line."""
+    import shutil
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for k in range(5):
+        shutil.copy(samples_dir / "dog.jpg", frames / f"{k:02d}.jpg")
+    out = tmp_path / "out"
+    r = run_cli(
+        "camera", "--simulate", str(frames), "--point", "570,200", "--weights", str(quality_weights),
+        "--point-scales", "96,192,384", "--out", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if "window" in ln]
+    assert len(lines) == 5
+    swept = {}
+    for k, side in enumerate((96, 192, 384)):
+        assert f"window {side} px: sweep {k + 1}/3 (new prompt); score " in lines[k]
+        swept[side] = float(lines[k].rsplit("score ", 1)[1])
+    best = max(swept, key=swept.get)
+    for line in lines[3:]:
+        assert f"window {best} px: kept: best score of the sweep" in line
+        assert f"roi {570 - best // 2}, {200 - best // 2}," in line
+    assert len(list(out.glob("*.png"))) == 5
+
+
+def test_simulate_one_photo_with_auto_scales(quality_weights, samples_dir, tmp_path):
+    png = tmp_path / "o.png"
+    r = run_cli(
+        "camera", "--simulate", str(samples_dir / "dog.jpg"), "--point", "570,200", "--weights", str(quality_weights),
+        "--point-scales", "auto", "--out", str(png),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    frames = [ln for ln in r.stdout.splitlines() if ln.startswith("frame ")]
+    n = len(frames) - 1  # a full sweep of the 800 px frame's sides, then the kept one
+    assert n == 7 and "sweep 7/7" in frames[6] and "kept: best score" in frames[7]
+    assert png.exists()
+    bad = run_cli("camera", "--simulate", str(samples_dir / "dog.jpg"), "--point-scales", "0,5")
+    assert bad.returncode == 2 and "point scales" in bad.stderr

@@ -25,13 +25,17 @@ import numpy as np
 
 from .core import (
     FrameGeometry,
+    ScalePolicy,
+    camera_point_scales,
     decode_output,
     draw_overlay,
     frame_mask,
     frame_window_pixels,
     network_path,
     roi_tuple,
+    scale_text,
     sensor_roi,
+    split_outputs,
 )
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -49,14 +53,6 @@ def _import_picamera2():
     return Picamera2, MappedArray, IMX500
 
 
-def split_outputs(outputs) -> tuple[object, float | None]:
-    """``IMX500.get_outputs`` (or a CPU runner's list) -> (mask tensor, quality score or None):
-    a network with a quality head has a second output holding the predicted IoU."""
-    if isinstance(outputs, (list, tuple)) and len(outputs) == 2:
-        return [outputs[0]], float(np.asarray(outputs[1]).ravel()[0])
-    return outputs, None
-
-
 def _open_stats_log(stats_log):
     if not stats_log:
         return None
@@ -68,14 +64,37 @@ def _open_stats_log(stats_log):
 class _LiveState:
     """Prompt, ROI and latest mask shared by the capture loop and picamera2's callbacks."""
 
-    def __init__(self, imx500, prompt, kind, window_size):
-        self.imx500, self.window_size = imx500, window_size
+    def __init__(self, imx500, prompt, kind, window_size, policy: ScalePolicy | None = None):
+        self.imx500, self.window_size, self.policy = imx500, window_size, policy
         self.prompt, self.kind, self.roi, self.mask, self.geometry = prompt, kind, None, None, None
+        self.scale_why = None  # why the current window side runs
+        if policy is not None and kind != "box":
+            self.window_size, self.scale_why = policy.next()
 
     def set_prompt(self, prompt, kind, geometry):
         self.roi = sensor_roi(prompt, kind, geometry, window_size=self.window_size)
         self.imx500.set_inference_roi_abs(roi_tuple(self.roi))
         self.prompt, self.kind, self.geometry = prompt, kind, geometry
+
+    def move_prompt(self, prompt, kind, geometry):
+        """A new prompt (a click): its window sizes are swept again."""
+        if self.policy is not None:
+            self.policy.reset("prompt moved")
+            self.window_size, self.scale_why = self.policy.next()
+        self.set_prompt(prompt, kind, geometry)
+
+    def after_frame(self, logits, score, geometry) -> str | None:
+        """Feed the frame's result to the scale policy; move the ROI to the next frame's window
+        side. Returns the line saying which window this frame ran and why (None: no policy)."""
+        if self.policy is None or self.kind == "box":
+            return None
+        line = scale_text(self.window_size, self.scale_why, score)
+        self.policy.update(logits, score)
+        side, self.scale_why = self.policy.next()
+        if side != self.window_size:
+            self.window_size = side
+            self.set_prompt(self.prompt, self.kind, geometry)
+        return line
 
 
 def _start_network(IMX500, network, root):
@@ -120,7 +139,7 @@ def _open_window(state):
 
     def on_mouse(event, x, y, *_):
         if event == cv2.EVENT_LBUTTONDOWN and state.geometry is not None:
-            state.set_prompt((x, y), "point", state.geometry)
+            state.move_prompt((x, y), "point", state.geometry)
 
     cv2.setMouseCallback("picosam2", on_mouse)
     return cv2
@@ -143,7 +162,7 @@ def _capture(picam2, imx500, state, frame_size, need_frame):
 
 def _frame_loop(picam2, imx500, state, opts: dict, cv2, log):
     """Capture until ``opts['frames']`` (0: forever), Esc/q or Ctrl-C; returns the last overlay."""
-    n, t0, last = 0, time.perf_counter(), None
+    n, t0, last, last_line = 0, time.perf_counter(), None, None
     need_frame = cv2 is not None or bool(opts["snapshot"]) or log is not None
     while opts["frames"] <= 0 or n < opts["frames"]:
         geometry, outputs, md, frame = _capture(picam2, imx500, state, opts["frame_size"], need_frame)
@@ -152,13 +171,18 @@ def _frame_loop(picam2, imx500, state, opts: dict, cv2, log):
         tensor, score = split_outputs(outputs)
         logits = decode_output(tensor, transpose=opts["transpose"])
         state.mask = frame_mask(logits, state.roi, geometry, opts["threshold"])
+        roi = state.roi
+        line = state.after_frame(logits, score, geometry)  # which window ran, why; the next ROI
+        if line is not None and line != last_line:
+            print(f"frame {n}: {line}", file=sys.stderr)
+        last_line = line
         n += 1
         if log is not None:
             from ..ops.stats import frame_record
 
-            log.write(frame_record(frame_window_pixels(frame, state.roi, geometry), logits, score))
+            log.write(frame_record(frame_window_pixels(frame, roi, geometry), logits, score))
         if frame is not None and (cv2 is not None or opts["snapshot"]):
-            last = draw_overlay(frame, state.mask, state.roi, geometry, state.prompt, state.kind)
+            last = draw_overlay(frame, state.mask, roi, geometry, state.prompt, state.kind, text=line)
             if cv2 is not None:
                 cv2.imshow("picosam2", last[..., ::-1])
                 if cv2.waitKey(1) & 0xFF in (27, ord("q")):
@@ -185,15 +209,20 @@ def run_camera(
     fps: float = 30.0,
     root: str | None = None,
     stats_log: str | None = None,
+    point_scales=None,
 ) -> int:
     """Live segmentation. ``kind``/``prompt``: ``center``, ``point`` (x, y) or ``box``
     (x0, y0, x1, y1), in ``frame_size`` pixels. ``interactive``: an OpenCV window where a left
     click moves the point prompt (needs python3-opencv). ``frames`` > 0 stops after that many
     frames; ``snapshot`` writes the last overlay there as PNG. ``root``: run the active slot of
-    this device root (``network`` is then ignored); ``stats_log``: append per-frame statistics."""
+    this device root (``network`` is then ignored); ``stats_log``: append per-frame statistics.
+    ``point_scales``: ``"auto"`` or window sides (frame pixels) for a point prompt: a
+    :class:`~picosam2.camera.core.ScalePolicy` sweeps them over frames and keeps the best-scored
+    one; each change of window is printed with its reason and written on the overlay."""
     Picamera2, MappedArray, IMX500 = _import_picamera2()
     imx500 = _start_network(IMX500, network, root)
-    state = _LiveState(imx500, prompt, kind, window_size)
+    sides = camera_point_scales(point_scales, tuple(frame_size), window_size)
+    state = _LiveState(imx500, prompt, kind, window_size, ScalePolicy(sides) if len(sides) > 1 else None)
     picam2 = _start_camera(Picamera2, MappedArray, imx500, state, frame_size, fps, preview and not interactive)
     cv2 = _open_window(state) if interactive else None
     log = _open_stats_log(stats_log)
@@ -256,10 +285,12 @@ def photo_list(path) -> list[Path]:
 
 def simulate_photos(
     run_window, photos, prompt=None, kind="center", window_size=96, threshold=0.0, transpose=False,
-    stats_log=None, out=None,
+    stats_log=None, out=None, point_scales=None,
 ) -> list[dict]:  # fmt: skip
-    """The camera loop over photos (each plays one sensor frame) with a CPU ``run_window``;
-    appends each frame's statistics to ``stats_log``; ``out``: overlay PNG (one photo) or folder."""
+    """The camera loop over photos (each plays one sensor frame, in order) with a CPU ``run_window``;
+    appends each frame's statistics to ``stats_log``; ``out``: overlay PNG (one photo) or folder.
+    ``point_scales`` (``"auto"`` or sides): a :class:`~picosam2.camera.core.ScalePolicy` picks each
+    frame's point window (sides from the first photo's size); records say which and why."""
     from ..image_io import load_image, save_png_atomic
     from ..ops.stats import frame_record
     from .core import sensor_window_pixels, simulate_frame
@@ -272,20 +303,28 @@ def simulate_photos(
         tensor, score = split_outputs(run_window(win))
         return tensor
 
+    policy = None
     try:
         for photo in photos:
             image = load_image(photo)
+            if policy is None and kind != "box":
+                policy = ScalePolicy(camera_point_scales(point_scales, image.shape[1::-1], window_size))
+            side, why = policy.next() if policy is not None else (window_size, "box" if kind == "box" else "fixed")
             score = None
             mask, logits, roi, geometry = simulate_frame(
-                runner, image, prompt, kind, window_size=window_size, threshold=threshold, transpose=transpose
+                runner, image, prompt, kind, window_size=side, threshold=threshold, transpose=transpose
             )
+            if policy is not None:
+                policy.update(logits, score)
             rec = frame_record(sensor_window_pixels(image, roi), logits, score)
-            records.append({"photo": str(photo), "roi": roi_tuple(roi), "mask_pixels": int(mask.sum()), **rec})
+            scale = {"window_side": side, "scale_reason": why, "score": score}
+            records.append({"photo": str(photo), "roi": roi_tuple(roi), "mask_pixels": int(mask.sum()), **rec, **scale})
             if log is not None:
                 log.write(rec)
             if out:
                 target = Path(out) / f"{Path(photo).stem}.png" if len(photos) > 1 else Path(out)
-                save_png_atomic(draw_overlay(image, mask, roi, geometry, prompt, kind), target)
+                text = scale_text(side, why, score)
+                save_png_atomic(draw_overlay(image, mask, roi, geometry, prompt, kind, text=text), target)
     finally:
         if log is not None:
             log.close()
@@ -323,12 +362,18 @@ def run_ops(args) -> int:
     def window_size(config):  # --window-size, else what the network recommends
         return args.window_size if args.window_size is not None else recommended_window_size(config)
 
+    def point_scales(config):  # --point-scales, else what the network recommends (unless --window-size)
+        from .cli import point_scales_arg
+
+        return point_scales_arg(args, config)
+
     if not args.simulate:
         side = window_size(_slot_config(args.root) if args.root else None)
         return run_camera(
             args.network, prompt=prompt, kind=kind, frame_size=size, window_size=side,
             threshold=args.threshold, transpose=args.transpose_output, frames=args.frames, snapshot=args.snapshot,
             preview=not args.no_preview, interactive=args.interactive, root=args.root, stats_log=args.stats_log,
+            point_scales=point_scales(_slot_config(args.root) if args.root else None),
         )  # fmt: skip
     photos = photo_list(args.simulate)
     if args.root:
@@ -350,10 +395,12 @@ def run_ops(args) -> int:
         args.transpose_output,
         args.stats_log,
         args.out,
+        point_scales(run.config),
     )
     for r in records:
         x, y, w, h = r["roi"]
-        print(f"{Path(r['photo']).name}: roi {x}, {y}, {w}, {h}; mask pixels: {r['mask_pixels']}")
+        line = scale_text(r["window_side"], r["scale_reason"], r["score"])
+        print(f"{Path(r['photo']).name}: roi {x}, {y}, {w}, {h}; mask pixels: {r['mask_pixels']}; {line}")
     if args.stats_log:
         print(f"appended {len(records)} frames to {args.stats_log}")
     return 0

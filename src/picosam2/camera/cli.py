@@ -40,6 +40,15 @@ def add_parser(sub) -> list[str]:
         help="point window side in preview pixels (default: the model's recommended point_window_size, "
         "from its config or the packerOut.zip.json/network.rpk.json exported beside the package)",
     )
+    p.add_argument(
+        "--point-scales",
+        default=None,
+        help="point window sides to try, in preview pixels: 'auto' (96 px up to the frame's longer side), "
+        "'fixed' (one --window-size window) or sides like 96,192,384. The sensor runs one window per frame: "
+        "the sides are swept over consecutive frames, the best-scored one is kept, and a new prompt or a "
+        "falling score sweeps again; each frame says which side ran and why. Default: the model's "
+        "recommendation (its config's point_scales), one window when --window-size is given",
+    )
     p.add_argument("--threshold", type=float, default=0.0, help="logit threshold (0 = probability 0.5)")
     p.add_argument("--transpose-output", action="store_true", help="swap the output tensor's spatial axes")
     p.add_argument("--frames", type=int, default=0, help="stop after N frames (0: until Ctrl-C)")
@@ -62,8 +71,9 @@ def _window_runner(weights):
 
     backend = load_backend(weights)  # torch weights, plain/INT8 ONNX or the MCT sensor export
 
-    def run(win):
-        return [backend(normalize(win[None], backend.config)).logits]
+    def run(win):  # like IMX500.get_outputs: [mask] or, with a quality head, [mask, iou]
+        out = backend(normalize(win[None], backend.config))
+        return [out.logits] if out.scores is None else [out.logits, out.scores]
 
     return run, backend.config
 
@@ -88,6 +98,46 @@ def _window_size(args, config) -> int:
     return args.window_size if args.window_size is not None else recommended_window_size(config)
 
 
+def point_scales_arg(args, config):
+    """``--point-scales`` (validated), else the model's recommended scales unless ``--window-size`` is given."""
+    from ..predictor import recommended_point_scales
+    from ..prompts import parse_point_scales
+
+    if args.point_scales is not None:
+        return parse_point_scales(args.point_scales)
+    return None if args.window_size is not None else parse_point_scales(recommended_point_scales(config))
+
+
+def _simulate(args, image_path, prompt, kind) -> int:
+    """``--simulate IMAGE``: the camera loop on one photo; with several point scales, enough frames
+    for a sweep and a kept frame (or ``--frames``), one line per frame saying which window ran."""
+    from ..image_io import load_image, save_png_atomic
+    from .core import ScalePolicy, camera_point_scales, draw_overlay, scale_text, simulate_sweep
+
+    image = load_image(image_path)
+    frame_size = (image.shape[1], image.shape[0])
+    runner, config = _window_runner(args.weights)
+    side = _window_size(args, config)
+    sides = camera_point_scales(point_scales_arg(args, config), frame_size, side)
+    frames = args.frames or (len(sides) + 1 if kind != "box" and len(sides) > 1 else 1)
+    results = simulate_sweep(
+        runner, image, prompt, kind, ScalePolicy(sides), frames, frame_size=frame_size, window_size=side,
+        threshold=args.threshold, transpose=args.transpose_output,
+    )  # fmt: skip
+    for k, r in enumerate(results):
+        roi = r["roi"]
+        print(
+            f"frame {k}: roi (sensor x, y, w, h): {roi.x0}, {roi.y0}, {roi.width}, {roi.height}; "
+            f"mask pixels: {int(r['mask'].sum())}; {scale_text(r['side'], r['reason'], r['score'])}"
+        )
+    if args.out:
+        r = results[-1]
+        text = scale_text(r["side"], r["reason"], r["score"])
+        save_png_atomic(draw_overlay(image, r["mask"], r["roi"], r["geometry"], prompt, kind, text=text), args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def run_camera_cmd(args: argparse.Namespace) -> int:
     if args.root or args.stats_log or (args.simulate and os.path.isdir(args.simulate)):
         from .app import run_ops  # device slots, statistics log, folders of photos
@@ -103,27 +153,7 @@ def run_camera_cmd(args: argparse.Namespace) -> int:
     if args.window_size is not None and args.window_size < 1:
         raise ValueError("--window-size must be positive")
     if args.simulate:
-        from ..image_io import load_image, save_png_atomic
-        from .core import draw_overlay, simulate_frame
-
-        image = load_image(args.simulate)
-        frame_size = (image.shape[1], image.shape[0])
-        runner, config = _window_runner(args.weights)
-        mask, _, roi, geometry = simulate_frame(
-            runner,
-            image,
-            prompt,
-            kind,
-            frame_size=frame_size,
-            window_size=_window_size(args, config),
-            threshold=args.threshold,
-            transpose=args.transpose_output,
-        )
-        print(f"roi (sensor x, y, w, h): {roi.x0}, {roi.y0}, {roi.width}, {roi.height}; mask pixels: {int(mask.sum())}")
-        if args.out:
-            save_png_atomic(draw_overlay(image, mask, roi, geometry, prompt, kind), args.out)
-            print(f"wrote {args.out}")
-        return 0
+        return _simulate(args, args.simulate, prompt, kind)
     from .app import run_camera
 
     return run_camera(
@@ -138,4 +168,5 @@ def run_camera_cmd(args: argparse.Namespace) -> int:
         snapshot=args.snapshot,
         preview=not args.no_preview,
         interactive=args.interactive,
+        point_scales=point_scales_arg(args, _network_config(args.network)),
     )

@@ -29,7 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..prompts import MODEL_SIZE, PromptError, Window, box_window, crop_image, paste_logits, point_window
+from ..prompts import (
+    MODEL_SIZE,
+    PromptError,
+    Window,
+    auto_point_scales,
+    box_window,
+    crop_image,
+    parse_point_scales,
+    paste_logits,
+    point_window,
+)
+from ..selection import choose_candidate
 
 #: the IMX500's full pixel array (what picamera2's IMX500.get_full_sensor_resolution() returns)
 SENSOR_SIZE = (4056, 3040)
@@ -160,8 +171,11 @@ def frame_mask(logits: np.ndarray, roi: Window, geometry: FrameGeometry, thresho
     return frame_logits(logits, roi, geometry) > threshold
 
 
-def draw_overlay(frame: np.ndarray, mask: np.ndarray, roi: Window | None = None, geometry=None, prompt=None, kind=None):
-    """RGB frame with the mask tinted, the prompt marked and the sensor ROI outlined."""
+def draw_overlay(
+    frame: np.ndarray, mask: np.ndarray, roi: Window | None = None, geometry=None, prompt=None, kind=None, text=None
+):
+    """RGB frame with the mask tinted, the prompt marked, the sensor ROI outlined and ``text``
+    (e.g. which window size ran and why) written in the top-left corner."""
     from PIL import Image, ImageDraw
 
     from ..image_io import overlay
@@ -172,6 +186,12 @@ def draw_overlay(frame: np.ndarray, mask: np.ndarray, roi: Window | None = None,
     if roi is not None and geometry is not None:
         img = Image.fromarray(out)
         ImageDraw.Draw(img).rectangle(roi_in_frame(roi, geometry), outline=(255, 255, 0), width=1)
+        out = np.asarray(img)
+    if text:
+        img = Image.fromarray(out)
+        draw = ImageDraw.Draw(img)
+        draw.rectangle(draw.textbbox((4, 4), text), fill=(0, 0, 0))
+        draw.text((4, 4), text, fill=(255, 255, 0))
         out = np.asarray(img)
     return out
 
@@ -244,3 +264,110 @@ def frame_window_pixels(frame: np.ndarray, roi: Window, geometry: FrameGeometry,
     the ROI in frame pixels resized to ``size`` (for the drift statistics on a live camera)."""
     x0, y0, x1, y1 = (int(round(v)) for v in roi_in_frame(roi, geometry))
     return crop_image(frame, Window(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)), size)
+
+
+# -- scale-aware point prompts on the sensor ---------------------------------------------------
+# The sensor runs one ROI per frame (the ISP scales any ROI to the network input), so the window
+# sizes a click on a photo tries in one batch are tried here over consecutive frames.
+
+
+def camera_point_scales(spec, frame_size: tuple[int, int], window_size: int) -> list[int]:
+    """Point-window sides, in frame pixels, a prompt's sweep tries: ``"auto"`` (96 px up to the
+    frame's longer side, :func:`picosam2.prompts.auto_point_scales`), sides (``"96,192,384"``)
+    or ``None``/``"fixed"`` (one ``window_size`` window)."""
+    spec = parse_point_scales(spec)
+    if spec is None:
+        return [int(window_size)]
+    return auto_point_scales(frame_size) if spec == "auto" else list(spec)
+
+
+def split_outputs(outputs) -> tuple[object, float | None]:
+    """``IMX500.get_outputs`` (or a CPU runner's list) -> (mask tensor, quality score or None):
+    a network with a quality head has a second output holding the predicted IoU."""
+    if isinstance(outputs, (list, tuple)) and len(outputs) == 2:
+        return [outputs[0]], float(np.asarray(outputs[1]).ravel()[0])
+    return outputs, None
+
+
+class ScalePolicy:
+    """Which point-window side the sensor's one ROI takes on each frame, and why.
+
+    A new prompt starts a *sweep*: one frame per side in ``sides`` (small to large). When the
+    sweep is done the side with the best predicted IoU is kept (a network without a quality head:
+    the border rule of :mod:`picosam2.selection`, on the sweep's masks). While kept, a frame whose
+    score falls more than ``drop`` below the sweep's best starts a new sweep (the scene changed);
+    so does :meth:`reset` (the prompt moved). With one side there is nothing to choose: ``fixed``.
+
+    Use: ``side, why = policy.next()`` before a frame, set the ROI for ``side``, run the frame,
+    then ``policy.update(logits, score)``.
+    """
+
+    def __init__(self, sides, drop: float = 0.15):
+        self.sides = [int(s) for s in sides]
+        if not self.sides or min(self.sides) < 1:
+            raise PromptError(f"point scales must be positive window sides, got {sides!r}")
+        self.drop = float(drop)
+        self.reset("new prompt")
+
+    def reset(self, why: str = "prompt moved") -> None:
+        """Start a new sweep (``why`` is reported with its frames)."""
+        self._why, self._scores, self._logits = why, [], []
+        self.best: int | None = None
+        self.best_score: float | None = None
+        self.rule = ""
+
+    @property
+    def sweeping(self) -> bool:
+        return len(self.sides) > 1 and self.best is None
+
+    def next(self) -> tuple[int, str]:
+        """The side for the coming frame and the reason, in words."""
+        if len(self.sides) == 1:
+            return self.sides[0], "fixed"
+        if self.best is None:
+            k = len(self._scores)
+            return self.sides[k], f"sweep {k + 1}/{len(self.sides)} ({self._why})"
+        if self.rule == "score":
+            return self.sides[self.best], f"kept: best score of the sweep ({self.best_score:.2f})"
+        return self.sides[self.best], "kept: smallest window whose mask ends inside it (no score)"
+
+    def update(self, logits: np.ndarray, score: float | None) -> None:
+        """Record the frame just run at :meth:`next`'s side."""
+        if len(self.sides) == 1:
+            return
+        if self.best is None:
+            self._scores.append(score)
+            self._logits.append(np.asarray(logits, np.float32))
+            if len(self._scores) == len(self.sides):
+                scores = None if any(s is None for s in self._scores) else np.asarray(self._scores, np.float64)
+                self.best, self.rule = choose_candidate(np.stack(self._logits), scores)
+                self.best_score = None if scores is None else float(scores[self.best])
+                self._logits = []
+        elif score is not None and self.best_score is not None and score < self.best_score - self.drop:
+            self.reset(f"score fell from {self.best_score:.2f} to {score:.2f}")
+
+
+def simulate_sweep(run_window, image: np.ndarray, prompt, kind: str, policy: ScalePolicy, frames: int, **kw) -> list:
+    """``frames`` camera frames on a still image (it plays every frame) with ``policy`` choosing the
+    point window each frame; ``kw`` goes to :func:`simulate_frame`. Returns per frame a dict:
+    ``side``, ``reason``, ``score`` (None without a quality head), ``mask``, ``roi``, ``geometry``."""
+    out = []
+    for _ in range(frames):
+        side, why = policy.next() if kind != "box" else (kw.get("window_size", MODEL_SIZE), "box")
+        score = None
+
+        def runner(win):
+            nonlocal score
+            tensor, score = split_outputs(run_window(win))
+            return tensor
+
+        mask, logits, roi, geometry = simulate_frame(runner, image, prompt, kind, **{**kw, "window_size": side})
+        if kind != "box":
+            policy.update(logits, score)
+        out.append({"side": side, "reason": why, "score": score, "mask": mask, "roi": roi, "geometry": geometry})
+    return out
+
+
+def scale_text(side: int, reason: str, score: float | None) -> str:
+    """One line saying which window ran and why (overlay text, log, stderr)."""
+    return f"window {side} px: {reason}" + ("" if score is None else f"; score {score:.2f}")
