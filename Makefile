@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= eval,export,train,demo,imx500,openvino,ops,test
+EXTRAS ?= eval,export,train,demo,imx500,openvino,ops,hub,test
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
 .PHONY: install demo test lint bench clean
