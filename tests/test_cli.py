@@ -92,3 +92,37 @@ def test_predict_bad_input_exit_2_no_file(tmp_path, samples_dir, args, msg):
     assert "Traceback" not in r.stderr
     assert not out.exists() and not (tmp_path / "ov.png").exists()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_error_policy_user_errors_one_line_bugs_traceback(tmp_path, monkeypatch):
+    """PicoSAM2Error and OSError: one line, exit 2; --debug: the traceback; other exceptions are bugs."""
+    from picosam2 import cli
+    from picosam2.errors import PicoSAM2Error, UsageError
+    from picosam2.prompts import PromptError
+
+    assert issubclass(PromptError, PicoSAM2Error) and issubclass(PromptError, ValueError)
+    assert cli.UserError is UsageError
+    r = run_cli("predict", str(tmp_path / "missing.jpg"), "--point", "1,1", "--out", str(tmp_path / "m.png"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    r = run_cli("--debug", "predict", str(tmp_path / "missing.jpg"), "--point", "1,1", "--out", str(tmp_path / "m.png"))
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+    def bug(args):
+        raise KeyError("a bug")
+
+    parser_args = ["predict", "x.jpg", "--point", "1,1", "--out", str(tmp_path / "m.png")]
+    monkeypatch.setattr(cli, "build_parser", _patched_parser(cli.build_parser, bug))
+    with pytest.raises(KeyError, match="a bug"):
+        cli.main(parser_args)
+    assert cli.is_user_error(UsageError("x")) and cli.is_user_error(FileNotFoundError(2, "No such file", "x"))
+    assert not cli.is_user_error(TypeError("x")) and not cli.is_user_error(IndexError("x"))
+
+
+def _patched_parser(build, func):
+    def build_with(*a, **k):
+        parser = build(*a, **k)
+        for action in parser._subparsers._group_actions:
+            action.choices["predict"].set_defaults(func=func)
+        return parser
+
+    return build_with

@@ -8,6 +8,8 @@ import importlib
 import sys
 import warnings
 
+from .errors import PicoSAM2Error, UsageError
+
 #: sub-command name -> module providing add_parser/run. Modules are imported only to build the
 #: parser, so they must not import heavy dependencies at module level.
 COMMANDS = {
@@ -26,8 +28,14 @@ COMMANDS = {
 }
 
 
-class UserError(Exception):
-    """An error caused by the user's input: printed as one line, exit status 2."""
+#: kept importable: an error caused by the user's input (one line, exit status 2)
+UserError = UsageError
+
+#: Transitional: plain ``ValueError``/``RuntimeError`` raised (by that exact class, not a subclass)
+#: in rooms whose user errors are not yet :class:`PicoSAM2Error` are still printed as one line.
+#: Library and numpy errors of other classes (TypeError, KeyError, IndexError, JSONDecodeError...)
+#: are bugs and keep their traceback.
+LEGACY_USER_ERRORS = (ValueError, RuntimeError)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -42,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = OneLineErrorParser(prog="picosam2", description="Promptable in-sensor segmentation (PicoSAM2).")
     parser.add_argument("--version", action="version", version=f"picosam2 {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print the full traceback of any error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     seen = set()
@@ -57,7 +66,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the user's to fix (printed as one line, exit 2) rather than a bug:
+    a :class:`PicoSAM2Error`, an ``OSError`` on a file (missing, unreadable, disk full), or a
+    plain ``ValueError``/``RuntimeError`` (see :data:`LEGACY_USER_ERRORS`)."""
+    return isinstance(exc, (PicoSAM2Error, OSError)) or type(exc) in LEGACY_USER_ERRORS
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``picosam2`` command.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 2 for a user error (one line on stderr; ``--debug`` gives
+        the traceback), 130 when interrupted; a bug raises with its traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.simplefilter("default")
@@ -67,8 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (UserError, ValueError, FileNotFoundError, RuntimeError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:
+        if args.debug or not is_user_error(exc):
+            raise
+        text = str(exc).strip()
+        if isinstance(exc, OSError) and exc.strerror and exc.filename:
+            text = f"{exc.strerror}: {exc.filename}"
+        msg = text.splitlines()[0] if text else type(exc).__name__
         print(f"picosam2 {args.command}: error: {msg}", file=sys.stderr)
         return 2
 

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from .errors import UsageError
 from .runtime import BACKENDS
 
 
@@ -105,7 +106,7 @@ def run_predict(args) -> int:
     try:
         return _predict(args)
     except MemoryError:
-        raise RuntimeError("out of memory: use a smaller image (--max-pixels) or fewer prompts") from None
+        raise UsageError("out of memory: use a smaller image (--max-pixels) or fewer prompts") from None
 
 
 def _predict(args) -> int:
@@ -115,21 +116,21 @@ def _predict(args) -> int:
     from .predictor import MAX_PROMPTS, Predictor
 
     if not args.point and not args.box:
-        raise ValueError("give at least one --point X,Y or --box X0,Y0,X1,Y1")
+        raise UsageError("give at least one --point X,Y or --box X0,Y0,X1,Y1")
     max_prompts = MAX_PROMPTS if args.max_prompts is None else args.max_prompts
     if max_prompts < 1:
-        raise ValueError(f"--max-prompts must be at least 1, got {max_prompts}")
+        raise UsageError(f"--max-prompts must be at least 1, got {max_prompts}")
     if len(args.point) + len(args.box) > max_prompts:
-        raise ValueError(f"{len(args.point) + len(args.box)} prompts: at most {max_prompts} (raise with --max-prompts)")
+        raise UsageError(f"{len(args.point) + len(args.box)} prompts: at most {max_prompts} (raise with --max-prompts)")
     if args.max_pixels is not None and not 1 <= args.max_pixels < 1e15:
-        raise ValueError(f"--max-pixels must be a positive number of pixels, got {args.max_pixels:g}")
+        raise UsageError(f"--max-pixels must be a positive number of pixels, got {args.max_pixels:g}")
     max_pixels = MAX_PIXELS if args.max_pixels is None else int(args.max_pixels)
     out = Path(args.out)
     targets = [out.with_name(f"{out.stem}-{k}.png") for k in range(len(args.point) + len(args.box))]
     targets = targets if args.per_prompt else [out]
     for target in targets + ([Path(args.overlay)] if args.overlay else []):
         if target.suffix.lower() != ".png":
-            raise ValueError(f"output files are PNG: {target} does not end in .png")
+            raise UsageError(f"output files are PNG: {target} does not end in .png")
         check_output_path(target)
     image = load_image(args.image, max_pixels=max_pixels)
     predictor = Predictor.from_pretrained(

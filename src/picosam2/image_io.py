@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import PicoSAM2Error
+
 #: Largest image (width x height) read by default: 50 megapixels, about 150 MB as RGB and
 #: under 1.5 GB for a whole ``predict`` with overlay. Decided from the file header, before any
 #: pixel is decoded, so a small file that claims a huge size costs nothing. Pillow's own
@@ -16,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 50_000_000
 
 
-class ImageError(ValueError):
+class ImageError(PicoSAM2Error, ValueError):
     """An image that cannot be read or understood."""
 
 
@@ -145,7 +147,7 @@ def _mask_parts(masks, shape):
         yield (slice(y0, y1), slice(x0, x1)), grown
 
 
-class OutputError(ValueError):
+class OutputError(PicoSAM2Error, ValueError):
     """An output file that cannot be written (folder missing or read-only, a folder in the way,
     disk full...)."""
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from .errors import PicoSAM2Error
+
 MODEL_SIZE = 96
 #: Windows up to this many pixels or the image's size (and any window inside the image) are cut
 #: whole and resized by Pillow; larger ones are resampled from their part inside the image.
@@ -40,7 +42,7 @@ PAD_RGB = (124, 116, 104)
 POINT_MODES = ("centered", "paper")
 
 
-class PromptError(ValueError):
+class PromptError(PicoSAM2Error, ValueError):
     """A prompt that cannot be turned into a window (outside the image, malformed...)."""
 
 

@@ -28,7 +28,9 @@ def run(args) -> int:
     from .suite import run_bench
 
     if args.threads is not None and args.threads < 1:
-        raise ValueError("--threads must be at least 1")
+        from ..errors import UsageError
+
+        raise UsageError("--threads must be at least 1")
     result = run_bench(weights=args.weights, threads=args.threads, quick=args.quick, peers=not args.no_peers)
     text = json.dumps(result)
     if args.out:

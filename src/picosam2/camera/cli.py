@@ -6,14 +6,16 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..errors import UsageError
+
 
 def _pair(text: str, n: int, what: str) -> tuple[float, ...]:
     try:
         vals = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(f"{what} must be {n} comma-separated numbers, got {text!r}") from None
+        raise UsageError(f"{what} must be {n} comma-separated numbers, got {text!r}") from None
     if len(vals) != n:
-        raise ValueError(f"{what} must be {n} comma-separated numbers, got {text!r}")
+        raise UsageError(f"{what} must be {n} comma-separated numbers, got {text!r}")
     return vals
 
 
@@ -151,7 +153,7 @@ def run_camera_cmd(args: argparse.Namespace) -> int:
         prompt, kind = None, "center"
     size = tuple(int(v) for v in _pair(args.size, 2, "--size"))
     if args.window_size is not None and args.window_size < 1:
-        raise ValueError("--window-size must be positive")
+        raise UsageError("--window-size must be positive")
     if args.simulate:
         return _simulate(args, args.simulate, prompt, kind)
     from .app import run_camera

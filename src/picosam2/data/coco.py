@@ -18,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import PicoSAM2Error
+
 SIZE_SMALL = 32**2
 SIZE_MEDIUM = 96**2
 
 
-class DataError(ValueError):
+class DataError(PicoSAM2Error, ValueError):
     """Annotations or images that cannot be used."""
 
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import PicoSAM2Error
 
-class EmptyMaskError(ValueError):
+
+class EmptyMaskError(PicoSAM2Error, ValueError):
     """The mask has no pixel: no point prompt can be drawn from it."""
 
 

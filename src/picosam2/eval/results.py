@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import InstanceSet
+from ..data.coco import DataError
 from ..io_utils import write_json_atomic
 from ..prompts import MODEL_SIZE, crop_mask
 from . import metrics
@@ -57,7 +58,7 @@ def results_entries(result: EvalResult) -> list[dict]:
     out = []
     for s in result.samples:
         if s.rle is None:
-            raise ValueError("this evaluation kept no masks: run it with keep_rle=True")
+            raise DataError("this evaluation kept no masks: run it with keep_rle=True")
         entry = {
             "image_id": s.image_id,
             "category_id": s.category_id,
@@ -75,13 +76,13 @@ def results_entries(result: EvalResult) -> list[dict]:
 def load_results(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"results file not found: {path}")
+        raise DataError(f"results file not found: {path}")
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read results file {path}: {exc}") from None
+        raise DataError(f"cannot read results file {path}: {exc}") from None
     if not isinstance(data, list):
-        raise ValueError(f"{path} is not a COCO results file (a JSON list of entries)")
+        raise DataError(f"{path} is not a COCO results file (a JSON list of entries)")
     return data
 
 
@@ -104,9 +105,9 @@ def score_results(
     counts = Counter()
     for k, e in enumerate(entries):
         if not isinstance(e, dict) or "segmentation" not in e:
-            raise ValueError(f"results entry {k} has no 'segmentation'")
+            raise DataError(f"results entry {k} has no 'segmentation'")
         if "annotation_id" not in e:
-            raise ValueError(f"results entry {k} has no 'annotation_id' (which instance it answers)")
+            raise DataError(f"results entry {k} has no 'annotation_id' (which instance it answers)")
         ann_id = int(e["annotation_id"])
         if ann_id not in wanted:
             counts["unmatched_predictions"] += 1
@@ -133,9 +134,9 @@ def score_results(
             try:
                 pred = decode_rle(entry["segmentation"])
             except Exception as exc:  # noqa: BLE001 - any undecodable entry is the file's fault
-                raise ValueError(f"results entry for annotation {inst.ann_id}: bad segmentation: {exc}") from None
+                raise DataError(f"results entry for annotation {inst.ann_id}: bad segmentation: {exc}") from None
             if pred.shape != gt.shape:
-                raise ValueError(
+                raise DataError(
                     f"results entry for annotation {inst.ann_id}: mask is {pred.shape[1]}x{pred.shape[0]}, "
                     f"image is {width}x{height}"
                 )

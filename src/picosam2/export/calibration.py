@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.coco import DataError
+from ..errors import UsageError
 from ..prompts import MODEL_SIZE, crop_image, point_window
 
 BUNDLED_PATH = Path(__file__).resolve().parents[1] / "calibration" / "coco_windows.npz"
@@ -39,7 +41,7 @@ def load_bundled(count: int | None = None, path: str | os.PathLike = BUNDLED_PAT
     """The bundled calibration windows, (N, 96, 96, 3) uint8 (the first ``count`` of them)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"bundled calibration set missing: {path}")
+        raise DataError(f"calibration set not found: {path}")
     with np.load(path) as z:
         offsets = z["offsets"]
         n = len(offsets) - 1 if count is None else min(int(count), len(offsets) - 1)
@@ -77,7 +79,7 @@ def windows_from_coco(
     if split_filter:
         insts = [i for i in insts if split_filter in iset.coco.imgs[i.image_id].get("coco_url", split_filter)]
     if not insts:
-        raise ValueError(f"no usable instances with images in {annotations} (check --calib-images)")
+        raise DataError(f"no usable instances with images in {annotations} (check the image folders)")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(insts))
     windows, info = [], {"image_ids": [], "ann_ids": [], "points": [], "modes": []}
@@ -155,7 +157,7 @@ def get_calibration_windows(
     (N, 96, 96, 3) uint8 array, or the path of an ``.npz`` in the bundled format."""
     if calibration is None and annotations is not None:
         if not image_dirs:
-            raise ValueError("--calib-annotations needs --calib-images DIR")
+            raise UsageError("calibration annotations need the folders of their images")
         windows = windows_from_coco(annotations, image_dirs, count=count or DEFAULT_COUNT, seed=seed)
     elif calibration is None:
         windows = load_bundled(count)
@@ -166,9 +168,9 @@ def get_calibration_windows(
         if count is not None:
             windows = windows[:count]
     if windows.ndim != 4 or windows.shape[-1] != 3 or windows.dtype != np.uint8:
-        raise ValueError(f"calibration windows must be (N, H, W, 3) uint8, got {windows.shape} {windows.dtype}")
+        raise DataError(f"calibration windows must be (N, H, W, 3) uint8, got {windows.shape} {windows.dtype}")
     if len(windows) == 0:
-        raise ValueError("no calibration windows")
+        raise DataError("no calibration windows")
     return windows
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from ..runtime import form_metadata, write_onnx_metadata, write_sidecar
 from .calibration import get_calibration_windows, to_model_input
 from .mct_compat import EXTRA_HINT, MissingExtraError, import_mct, legacy_onnx_export
@@ -371,7 +372,7 @@ def export_imx500(
     ``convert_model=False`` stops after the quantized ONNX (no Java needed)."""
     check_prerequisites(need_converter=convert_model)
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
-        raise ValueError(f"network name {name!r}: use letters, digits, '-' and '_' only")
+        raise UsageError(f"network name {name!r}: use letters, digits, '-' and '_' only")
     windows = get_calibration_windows(calibration, calib_count, calib_annotations, calib_images)
     net = sensor_model(model, normalize_in_model)
     data = sensor_input(windows, model.config, normalize_in_model)

@@ -27,12 +27,14 @@ import importlib.util
 import sys
 import types
 
+from ..errors import BackendError
+
 #: version the stand-in claims (edgemdt_cl requires torchvision>=0.18)
 STANDIN_VERSION = "0.28.0"
 EXTRA_HINT = "pip install 'picosam2[imx500]'"
 
 
-class MissingExtraError(RuntimeError):
+class MissingExtraError(BackendError):
     """An optional dependency of an export format is not installed."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import BackendError, UsageError
 from ..runtime import SCORES_NAME, OnnxBackend, TorchBackend, form_metadata, write_onnx_metadata
 from .calibration import get_calibration_windows, to_model_input
 from .onnx_fp32 import export_onnx
@@ -28,7 +29,7 @@ def _require_ort_quantization():
     try:
         from onnxruntime import quantization
     except ImportError:
-        raise RuntimeError("onnx-int8 export needs onnx and onnxruntime: pip install 'picosam2[export]'") from None
+        raise BackendError("onnx-int8 export needs onnx and onnxruntime: pip install 'picosam2[export]'") from None
     return quantization
 
 
@@ -75,7 +76,7 @@ def export_onnx_int8(
     """
     q = _require_ort_quantization()
     if method not in CALIBRATION_METHODS:
-        raise ValueError(f"unknown calibration method {method!r}; use one of {CALIBRATION_METHODS}")
+        raise UsageError(f"unknown calibration method {method!r}; use one of {CALIBRATION_METHODS}")
     windows = get_calibration_windows(calibration, calib_count, calib_annotations, calib_images)
     data = to_model_input(windows, model.config)
     out_path = Path(out_path)

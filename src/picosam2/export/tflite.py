@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import BackendError
 from ..runtime import form_metadata, write_sidecar
 from .calibration import get_calibration_windows, to_model_input
 
@@ -33,7 +34,7 @@ def litert_available() -> bool:
 
 def _require():
     if not litert_available():
-        raise RuntimeError(f"tflite export needs litert-torch: {EXTRA_HINT}")
+        raise BackendError(f"tflite export needs litert-torch: {EXTRA_HINT}")
     import litert_torch
 
     return litert_torch
