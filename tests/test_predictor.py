@@ -86,13 +86,23 @@ def test_image_modes_are_converted(tmp_path):
 
 def test_exif_orientation_is_honoured(tmp_path):
     img = Image.new("RGB", (40, 20), (0, 0, 0))
-    img.putpixel((0, 0), (255, 255, 255))
+    img.paste((255, 255, 255), (0, 0, 8, 8))  # a marker in the stored top-left corner
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 CW on display
     p = tmp_path / "rot.jpg"
     img.save(p, exif=exif, quality=100)
     arr = load_image(p)
     assert arr.shape == (40, 20, 3)
+    # turned 90 degrees clockwise, the stored top-left corner is the displayed top-right one
+    corners = {
+        "top-left": arr[:8, :8],
+        "top-right": arr[:8, -8:],
+        "bottom-left": arr[-8:, :8],
+        "bottom-right": arr[-8:, -8:],
+    }
+    bright = {name: float(c.mean()) for name, c in corners.items()}
+    assert max(bright, key=bright.get) == "top-right", bright
+    assert bright["top-right"] > 200 and bright["top-left"] < 50
 
 
 def test_corrupt_and_missing_images(tmp_path):

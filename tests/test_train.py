@@ -205,7 +205,18 @@ def test_shipped_weights_are_trained_and_recommend_their_point_window():
     meta = weights_metadata()
     assert meta["trained"] == "true" and int(meta["steps"]) > 0
     model = from_pretrained()
-    assert not model.training  # BN in eval mode
+    # ready for inference: a forward pass leaves the BN running statistics alone (train mode would
+    # update them, and normalise with the batch's own statistics)
+    import torch
+
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    stats = bn.running_mean.clone()
+    with torch.no_grad():
+        x = torch.randn(2, 3, model.config.input_size, model.config.input_size)
+        a = model(x)
+        b = model(x[:1])
+    assert torch.equal(bn.running_mean, stats)
+    torch.testing.assert_close(a[:1], b, atol=1e-5, rtol=1e-4)  # no batch statistics involved
     rec = model.config.extra.get("point_window_size")
     pred = Predictor.from_pretrained()
     assert pred.window_size == (rec or MODEL_SIZE)

@@ -1,7 +1,7 @@
 """The PicoSAM2 network: a depthwise-separable U-Net that segments the object at the centre
 of a 96 x 96 window.
 
-Layout (see REFERENCE.md in the project docs):
+Layout (as in the paper, arXiv 2506.18807, and its public code):
 
 * encoder: separable blocks at widths 48, 96, 160, 256 (at 96, 48, 24, 12 px), a full 3x3
   stride-2 convolution between stages, a 320-wide bottleneck block at 6 px;

@@ -31,7 +31,7 @@ class DataConfig:
     #: COCO/LVIS-format json of the training instances and the folders holding its images.
     train_annotations: str = ""
     train_images: list[str] = field(default_factory=list)
-    #: folder of packed crops (``picosam2 train-pack`` / :func:`build_packed`); when set, training
+    #: folder of packed crops (``picosam2 train --pack-only`` / :func:`build_packed`); when set, training
     #: reads it instead of decoding images. Built on first use when missing.
     packed: str | None = None
     #: windows per instance in the packed set (each a fresh random point and scale).
