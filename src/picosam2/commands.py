@@ -23,6 +23,13 @@ def parse_numbers(text: str, count: int, what: str) -> list[float]:
 
 
 def add_parser(sub) -> list[str]:
+    """Register ``predict`` and ``info`` on the ``picosam2`` sub-parsers; returns their names."""
+    _add_predict_parser(sub)
+    _add_info_parser(sub)
+    return ["predict", "info"]
+
+
+def _add_predict_parser(sub) -> None:
     p = sub.add_parser(
         "predict",
         help="segment the object at a point or in a box",
@@ -47,6 +54,27 @@ def add_parser(sub) -> list[str]:
         metavar="X0,Y0,X1,Y1",
         help="a box, in image pixels (repeatable)",
     )
+    add_model_arguments(p)
+    p.add_argument(
+        "--window-size",
+        type=int,
+        default=None,
+        help="one point window of this side in image pixels (default: scale-aware clicks when the weights "
+        "recommend them, else their recommended point_window_size, else the input size)",
+    )
+    p.add_argument(
+        "--point-scales",
+        default=None,
+        metavar="auto|fixed|N[,N...]",
+        help="try each point at these window sides and keep the mask with the best predicted quality "
+        "(auto: 96 px up to the image's longer side; fixed: one window; default: what the weights recommend)",
+    )
+    _add_output_arguments(p)
+    p.set_defaults(func=run_predict)
+
+
+def add_model_arguments(p) -> None:
+    """``--weights``, ``--revision``, ``--backend`` and ``--threads``: which model form runs, and how."""
     p.add_argument(
         "--weights",
         default=None,
@@ -62,20 +90,9 @@ def add_parser(sub) -> list[str]:
         "tflite for .tflite)",
     )
     p.add_argument("--threads", type=int, default=None, help="runtime threads (default: the runtime's own)")
-    p.add_argument(
-        "--window-size",
-        type=int,
-        default=None,
-        help="one point window of this side in image pixels (default: scale-aware clicks when the weights "
-        "recommend them, else their recommended point_window_size, else the input size)",
-    )
-    p.add_argument(
-        "--point-scales",
-        default=None,
-        metavar="auto|fixed|N[,N...]",
-        help="try each point at these window sides and keep the mask with the best predicted quality "
-        "(auto: 96 px up to the image's longer side; fixed: one window; default: what the weights recommend)",
-    )
+
+
+def _add_output_arguments(p) -> None:
     p.add_argument("--out", required=True, help="mask PNG to write")
     p.add_argument("--overlay", default=None, help="also write the photo with the mask drawn on it")
     p.add_argument("--per-prompt", action="store_true", help="one mask file per prompt instead of the union")
@@ -91,15 +108,15 @@ def add_parser(sub) -> list[str]:
         default=None,
         help="most prompts per call (default 1000; time grows by the model's cost per prompt, memory does not)",
     )
-    p.set_defaults(func=run_predict)
 
+
+def _add_info_parser(sub) -> None:
     q = sub.add_parser("info", help="parameters, MACs and input size of a model")
     q.add_argument("--weights", default=None, help="weights folder, .safetensors, shipped or Hub name")
     q.add_argument("--revision", default=None, help="Hub revision for an owner/name")
     q.add_argument("--list", action="store_true", help="print the names of the shipped weights")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=run_info)
-    return ["predict", "info"]
 
 
 def run_predict(args) -> int:

@@ -86,21 +86,8 @@ def load_results(path: str | os.PathLike) -> list[dict]:
     return data
 
 
-def score_results(
-    dataset: InstanceSet,
-    entries: list[dict],
-    protocol: str = "paper",
-    prompt: str = "point",
-    limit: int | None = None,
-    progress: bool = True,
-) -> EvalResult:
-    """Per-instance IoUs of a results file's masks under a protocol (no images needed)."""
-    from tqdm import tqdm
-
-    check_protocol(protocol, prompt)
-    t0 = time.perf_counter()
-    instances = instance_list(dataset, protocol, limit)
-    wanted = {i.ann_id for i in instances}
+def _match_entries(entries: list[dict], wanted: set) -> tuple[dict[int, dict], Counter]:
+    """Results entries by annotation id (the best-scored of duplicates), and what did not match."""
     by_ann: dict[int, dict] = {}
     counts = Counter()
     for k, e in enumerate(entries):
@@ -117,39 +104,59 @@ def score_results(
             if float(e.get("score", 0)) <= float(by_ann[ann_id].get("score", 0)):
                 continue
         by_ann[ann_id] = e
+    return by_ann, counts
+
+
+def _entry_iou(entry: dict | None, ann_id: int, gt: np.ndarray, win, protocol: str) -> float:
+    """IoU of one results entry (``None``: no prediction, an empty mask) under ``protocol``."""
+    height, width = gt.shape
+    pred = None
+    if entry is not None:
+        try:
+            pred = decode_rle(entry["segmentation"])
+        except Exception as exc:  # noqa: BLE001 - any undecodable entry is the file's fault
+            raise DataError(f"results entry for annotation {ann_id}: bad segmentation: {exc}") from None
+        if pred.shape != gt.shape:
+            raise DataError(
+                f"results entry for annotation {ann_id}: mask is {pred.shape[1]}x{pred.shape[0]}, "
+                f"image is {width}x{height}"
+            )
+    if protocol != "paper":
+        return metrics.iou(pred if pred is not None else np.zeros_like(gt), gt)
+    gt_win = crop_mask(gt, win, MODEL_SIZE)
+    if pred is None:
+        return metrics.iou(np.zeros_like(gt_win), gt_win)
+    if entry.get("window_segmentation") and list(entry.get("window", ())) == list(win.as_tuple()):
+        return metrics.iou(decode_rle(entry["window_segmentation"]), gt_win)
+    return metrics.iou(crop_mask(pred, win, MODEL_SIZE), gt_win)
+
+
+def score_results(
+    dataset: InstanceSet,
+    entries: list[dict],
+    protocol: str = "paper",
+    prompt: str = "point",
+    limit: int | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Per-instance IoUs of a results file's masks under a protocol (no images needed)."""
+    from tqdm import tqdm
+
+    check_protocol(protocol, prompt)
+    t0 = time.perf_counter()
+    instances = instance_list(dataset, protocol, limit)
+    by_ann, counts = _match_entries(entries, {i.ann_id for i in instances})
     result = EvalResult(protocol=protocol, prompt=prompt, requested=len(instances))
     for inst in tqdm(instances, desc=f"score {protocol}", unit="inst", file=sys.stderr, disable=not progress):
         prepared = prepare_instance(dataset, inst, protocol, prompt, result.skipped)
         if prepared is None:
             continue
         gt, value, win = prepared
-        height, width = gt.shape
         entry = by_ann.get(inst.ann_id)
-        score = 0.0
         if entry is None:
             counts["missing_predictions"] += 1
-            pred = None
-        else:
-            score = float(entry.get("score", 0.0))
-            try:
-                pred = decode_rle(entry["segmentation"])
-            except Exception as exc:  # noqa: BLE001 - any undecodable entry is the file's fault
-                raise DataError(f"results entry for annotation {inst.ann_id}: bad segmentation: {exc}") from None
-            if pred.shape != gt.shape:
-                raise DataError(
-                    f"results entry for annotation {inst.ann_id}: mask is {pred.shape[1]}x{pred.shape[0]}, "
-                    f"image is {width}x{height}"
-                )
-        if protocol == "paper":
-            gt_win = crop_mask(gt, win, MODEL_SIZE)
-            if pred is None:
-                value_iou = metrics.iou(np.zeros_like(gt_win), gt_win)
-            elif entry.get("window_segmentation") and list(entry.get("window", ())) == list(win.as_tuple()):
-                value_iou = metrics.iou(decode_rle(entry["window_segmentation"]), gt_win)
-            else:
-                value_iou = metrics.iou(crop_mask(pred, win, MODEL_SIZE), gt_win)
-        else:
-            value_iou = metrics.iou(pred if pred is not None else np.zeros_like(gt), gt)
+        value_iou = _entry_iou(entry, inst.ann_id, gt, win, protocol)
+        score = 0.0 if entry is None else float(entry.get("score", 0.0))
         result.samples.append(Sample.of(inst, value, win, value_iou, score))
     for key in SKIP_KEYS:
         result.skipped.setdefault(key, 0)

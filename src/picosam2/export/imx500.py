@@ -354,6 +354,15 @@ class Imx500Export:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 
+def _install(files: list[Path], out_dir: Path) -> None:
+    """Copy ``files`` into ``out_dir``, each through a temporary name and a rename."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        staged = out_dir / f".{f.name}.tmp"
+        shutil.copyfile(f, staged)
+        os.replace(staged, out_dir / f.name)
+
+
 def export_imx500(
     model: nn.Module,
     out_dir: str | os.PathLike,
@@ -398,11 +407,7 @@ def export_imx500(
             seconds["imxconv"] = time.perf_counter() - t0
             files += [p for p in conv_dir.iterdir() if p.is_file()]
             files.append(write_sidecar(conv_dir / "packerOut.zip", meta))
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for f in files:
-            staged = out_dir / f".{f.name}.tmp"
-            shutil.copyfile(f, staged)
-            os.replace(staged, out_dir / f.name)
+        _install(files, out_dir)
     result = Imx500Export(
         out_dir=out_dir,
         packer_zip=out_dir / "packerOut.zip",
