@@ -173,6 +173,23 @@ def _missing(what: str, extra: str) -> BackendError:
     return BackendError(f"{what} needs an optional dependency: pip install 'picosam2[{extra}]'")
 
 
+def _runtime(module: str, backend: str):
+    """Import a backend's runtime module, or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise _missing(f"the {backend} backend", _EXTRAS[backend]) from None
+
+
+def _model_file(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise BackendError(f"model not found: {path}")
+    return path
+
+
 # -- backends --------------------------------------------------------------------------------------
 
 
@@ -215,11 +232,8 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, path: str | os.PathLike, config: PicoSAM2Config | None = None, threads: int | None = None):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise _missing("the onnx backend", _EXTRAS["onnx"]) from None
-        self.path = Path(path)
+        ort = _runtime("onnxruntime", "onnx")
+        self.path = _model_file(path)
         self.session = self._session(ort, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -238,8 +252,6 @@ class OnnxBackend:
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             return opts
 
-        if not self.path.is_file():
-            raise BackendError(f"ONNX model not found: {self.path}")
         try:
             return ort.InferenceSession(
                 str(self.path), options(ort.SessionOptions()), providers=["CPUExecutionProvider"]
@@ -304,13 +316,8 @@ class OpenVinoBackend:
         threads: int | None = None,
         batch_size: int | None = None,
     ):
-        try:
-            import openvino as ov
-        except ImportError:
-            raise _missing("the openvino backend", _EXTRAS["openvino"]) from None
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise BackendError(f"model not found: {self.path}")
+        ov = _runtime("openvino", "openvino")
+        self.path = _model_file(path)
         core = ov.Core()
         try:
             model = core.read_model(str(self.path))
@@ -350,16 +357,11 @@ class LiteRTBackend:
     name = "tflite"
 
     def __init__(self, path: str | os.PathLike, config: PicoSAM2Config | None = None, threads: int | None = None):
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            raise _missing("the tflite backend", _EXTRAS["tflite"]) from None
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise BackendError(f"model not found: {self.path}")
+        interpreter = _runtime("ai_edge_litert.interpreter", "tflite")
+        self.path = _model_file(path)
         self.metadata = read_sidecar(self.path) or {}
         self.config = _resolve_config(self.metadata, config, str(self.path))
-        self.interp = Interpreter(model_path=str(self.path), num_threads=threads)
+        self.interp = interpreter.Interpreter(model_path=str(self.path), num_threads=threads)
         self.interp.allocate_tensors()
         self.inp = self.interp.get_input_details()[0]
         self.outs = self.interp.get_output_details()

@@ -20,17 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import IMAGENET_MEAN, IMAGENET_STD, PicoSAM2Config
-
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "PicoSAM2",
-    "PicoSAM2Config",
-    "QualityHead",
-    "SeparableBlock",
-    "split_outputs",
-]
+from .config import PicoSAM2Config
 
 
 class SeparableBlock(nn.Sequential):

@@ -41,24 +41,6 @@ DEFAULT_WEIGHTS_DIR = PRETRAINED[DEFAULT_PRETRAINED]
 
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
-__all__ = [
-    "ARCHITECTURES",
-    "DEFAULT_PRETRAINED",
-    "DEFAULT_WEIGHTS_DIR",
-    "PRETRAINED",
-    "WeightsError",
-    "create_model",
-    "from_pretrained",
-    "is_trained",
-    "list_models",
-    "list_pretrained",
-    "push_to_hub",
-    "resolve_weights",
-    "save_pretrained",
-    "weights_info",
-    "weights_metadata",
-]
-
 
 def list_models() -> list[str]:
     """Names of the architectures :func:`create_model` builds."""
