@@ -62,7 +62,7 @@ def test_windows_from_coco_follow_prompts(fixtures_dir):
 def test_calibration_argument_errors():
     with pytest.raises(ValueError, match="uint8"):
         get_calibration_windows(np.zeros((2, 96, 96, 3), np.float32))
-    with pytest.raises(ValueError, match="calib-images"):
+    with pytest.raises(ValueError, match="folders of their images"):
         get_calibration_windows(None, annotations="x.json")
     assert get_calibration_windows(None, count=3).shape == (3, 96, 96, 3)
 

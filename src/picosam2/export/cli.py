@@ -74,6 +74,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--qat-steps must be >= 0")
     if args.calib_images and not args.calib_annotations:
         raise UsageError("--calib-images needs --calib-annotations JSON")
+    if args.calib_annotations and not args.calib_images:
+        raise UsageError("--calib-annotations needs --calib-images DIR")
 
 
 def run_export(args: argparse.Namespace) -> int:
