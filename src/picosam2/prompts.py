@@ -452,3 +452,17 @@ def mask_box(logits: np.ndarray, win: Window, threshold: float = 0.0) -> tuple[f
     x0, y0 = win.to_image_coords(cols[0], rows[0], size)
     x1, y1 = win.to_image_coords(cols[-1] + 1, rows[-1] + 1, size)
     return (x0, y0, x1, y1)
+
+
+def refine_window(logits: np.ndarray, win: Window, image_size: tuple[int, int], padding: float = 0.1) -> Window | None:
+    """Coarse to fine: the box window (:func:`box_window`) around a window mask's extent, so a
+    large window's mask is looked at again with the object filling the model input. None when
+    the mask is empty or its box leaves the image."""
+    box = mask_box(logits, win)
+    if box is None:
+        return None
+    width, height = image_size
+    x0, y0, x1, y1 = max(box[0], 0.0), max(box[1], 0.0), min(box[2], float(width)), min(box[3], float(height))
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        return None
+    return box_window((x0, y0, x1, y1), image_size, padding=padding)

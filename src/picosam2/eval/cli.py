@@ -34,6 +34,12 @@ def add_parser(sub) -> list[str]:
         "longer side) and keep the best-scored mask; the report adds the oracle, fixed-window figures and "
         "the score's Spearman correlation (default: one 96 px window)",
     )
+    p.add_argument(
+        "--refine",
+        action="store_true",
+        help="with --point-scales: look at the chosen mask again in its box window (coarse to fine) and keep "
+        "whichever has the higher predicted IoU",
+    )
     p.add_argument("--limit", type=int, default=None, help="instances to score (paper default 1000, full default all)")
     p.add_argument(
         "--weights", default=None, help="weights folder/.safetensors (default: shipped), or .onnx with --backend onnx"
@@ -150,6 +156,7 @@ def run_eval(args) -> int:
             keep_rle=bool(args.results_out),
             keep_logits=bool(args.plots),
             point_scales=args.point_scales,
+            refine=args.refine,
         )
     if not result.samples:
         raise RuntimeError(f"no instance could be scored ({dict(result.skipped)})")

@@ -61,6 +61,7 @@ from ..prompts import (
     point_scales_for,
     point_window,
     point_windows,
+    refine_window,
 )
 from ..selection import choose_candidate
 from . import metrics
@@ -322,26 +323,55 @@ def _score_single(model, image, ready, result: EvalResult, keep_rle: bool, kept_
             kept_logits.append(lg.astype(np.float16))
 
 
-def _score_multiscale(model, image, ready, spec, result: EvalResult, keep_rle: bool, kept_logits) -> None:
+def _refine(model, image, lg, wins, best, scores):
+    """Coarse to fine: the chosen candidates' masks looked at again in their box windows; a
+    refined mask replaces the chosen one when its predicted IoU is higher. Returns, per click,
+    None or ``(logits, window, score)`` of the refined mask that wins."""
+    height, width = image.shape[:2]
+    boxes = [refine_window(lg[b], wins[b], (width, height)) for b in best]
+    todo = [i for i, w in enumerate(boxes) if w is not None]
+    out = [None] * len(best)
+    if not todo or scores is None:
+        return out
+    r_logits, r_scores = window_outputs(model, image, [boxes[i] for i in todo])
+    for j, i in enumerate(todo):
+        if r_scores[j] > scores[best[i]]:
+            out[i] = (r_logits[j], boxes[i], float(r_scores[j]))
+    return out
+
+
+def _score_multiscale(model, image, ready, spec, result: EvalResult, keep_rle: bool, kept_logits, refine=False):
     """Several centred windows per click in one batch; the chosen one is scored."""
     height, width = image.shape[:2]
     sizes = point_scales_for(spec, (width, height))
     wins = [w for (_, _, value, _) in ready for w in point_windows(value[0], value[1], (width, height), sizes)]
     logits, scores = window_outputs(model, image, wins)
     k = len(sizes)
+    best = [
+        i * k
+        + choose_candidate(logits[i * k : (i + 1) * k], None if scores is None else scores[i * k : (i + 1) * k])[0]
+        for i in range(len(ready))
+    ]
+    refined = _refine(model, image, logits, wins, best, scores) if refine else [None] * len(ready)
     for i, (inst, gt, value, _) in enumerate(ready):
         lg, sc = logits[i * k : (i + 1) * k], None if scores is None else scores[i * k : (i + 1) * k]
         fulls = [paste_mask(g, w, (width, height)) for g, w in zip(lg, wins[i * k : (i + 1) * k])]
         ious = [metrics.iou(f, gt) for f in fulls]
-        best, _ = choose_candidate(lg, sc)
+        b = best[i] - i * k
         cand_scores = sc if sc is not None else [_score_from_logits(g, metrics.logits_to_mask(g)) for g in lg]
-        sample = Sample.of(inst, value, wins[i * k + best], ious[best], float(cand_scores[best]))
+        sample = Sample.of(inst, value, wins[best[i]], ious[b], float(cand_scores[b]))
+        if refined[i] is not None:
+            r_lg, r_win, r_score = refined[i]
+            fulls[b] = paste_mask(r_lg, r_win, (width, height))
+            sample = Sample.of(inst, value, r_win, metrics.iou(fulls[b], gt), r_score)
+            lg = lg.copy()
+            lg[b] = r_lg
         sample.candidates = [(int(s), float(v), float(c)) for s, v, c in zip(sizes, ious, cand_scores)]
         if keep_rle:
-            sample.rle = encode_rle(fulls[best])
+            sample.rle = encode_rle(fulls[b])
         result.samples.append(sample)
         if kept_logits is not None:
-            kept_logits.append(lg[best].astype(np.float16))
+            kept_logits.append(lg[b].astype(np.float16))
 
 
 def evaluate(
@@ -355,6 +385,7 @@ def evaluate(
     keep_rle: bool = False,
     keep_logits: bool = False,
     point_scales=None,
+    refine: bool = False,
 ) -> EvalResult:
     """Run a window model under a protocol. ``model.predict_windows(image, windows)`` gives the
     (N, 96, 96) window logits of an HWC uint8 image (``run_windows`` also the quality scores).
@@ -383,7 +414,7 @@ def evaluate(
             if prepared is not None:
                 ready.append((inst, *prepared))
         if ready and spec is not None:
-            _score_multiscale(model, image, ready, spec, result, keep_rle, kept_logits)
+            _score_multiscale(model, image, ready, spec, result, keep_rle, kept_logits, refine)
         elif ready:
             _score_single(model, image, ready, result, keep_rle, kept_logits)
         bar.update(len(group))
