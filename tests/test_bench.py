@@ -57,7 +57,8 @@ def quick_result():
 
 def test_bench_result_is_consistent(quick_result):
     r = quick_result
-    assert r["params"] == 1_262_818 and 315e6 <= r["macs"] <= 345e6
+    # the paper's 1,262,818 parameters, plus the quality head (at most 2 % more) when the weights have one
+    assert 1_262_818 <= r["params"] <= 1.02 * 1_262_818 and 315e6 <= r["macs"] <= 345e6
     sizes = r["sizes_bytes"]
     assert sizes["fp16"] < 0.55 * sizes["fp32"]
     assert sizes["onnx_int8"] < 0.35 * sizes["onnx_fp32"]

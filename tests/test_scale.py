@@ -305,3 +305,18 @@ def test_predict_cli_reports_the_chosen_scale(q_model, tmp_path):
         str(tmp_path / "n.png"),
     )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "n.png").exists()
+
+
+def test_click_on_a_large_object_returns_the_whole_object(samples_dir):
+    """make demo's click (the bowl in dog.jpg) with the shipped weights: the chosen mask ends
+    inside its window (no straight window edge), unlike the fixed 128 px window."""
+    from picosam2.predictor import Predictor
+
+    pred = Predictor.from_pretrained()
+    assert pred.point_scales == "auto"
+    res = pred.predict(samples_dir / "dog.jpg", points=[[570, 200]])
+    assert res.reasons == ["score"] and res.windows[0].width > 128
+    assert border_contact(res.logits)[0] < BORDER_RULE_MAX
+    fixed = Predictor.from_pretrained(point_scales="fixed").predict(samples_dir / "dog.jpg", points=[[570, 200]])
+    assert border_contact(fixed.logits)[0] > BORDER_RULE_MAX  # the old single window cut the bowl
+    assert res.union().sum() > 1.5 * fixed.union().sum()
