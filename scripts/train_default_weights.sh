@@ -4,27 +4,37 @@
 #   stage 1: src/picosam2/train/configs/coco-mini.yaml       (3500 steps x 32, scale-jittered windows)
 #   stage 2: src/picosam2/train/configs/coco-mini-ft96.yaml  (600 steps x 32, fixed 96 px windows only)
 #   stage 3: src/picosam2/train/configs/coco-mini-cont.yaml  (8000 steps x 32, a fresh packed set, seed 2)
+#   stage 4: src/picosam2/train/configs/coco-mini-scale.yaml (2000 steps x 32, quality head, windows up to the
+#            whole image; trains on the fit split of scripts/make_select_split.py, monitors the select split)
 # Needs ../shared/data/coco-mini (annotations/instances_{train,val}.json, images/{train,val}).
 # Stages 1 and 3 first build their packed crops (runs/packs/coco-mini-train-s12{,-seed2}, ~1-3 min, 1.3 GB each).
 # A killed stage continues with:  .venv/bin/python -m picosam2.cli train -c <config> --resume
-# SHIP=0 skips copying the result into the package.
+# SHIP=0 skips copying the final result into the package (stage 3 is always copied: stage 4 starts from it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 $PY -m picosam2.cli train --config src/picosam2/train/configs/coco-mini.yaml
 $PY -m picosam2.cli train --config src/picosam2/train/configs/coco-mini-ft96.yaml
 $PY -m picosam2.cli train --config src/picosam2/train/configs/coco-mini-cont.yaml
-if [ "${SHIP:-1}" = "1" ]; then
-  $PY - <<'PYEOF'
+ship() {  # ship SRC RECIPE: copy a run's weights into the package (stage 4 starts from the shipped ones)
+  $PY - "$1" "$2" <<'PYEOF'
+import sys
+
 from picosam2.models import from_pretrained, save_pretrained, weights_metadata
 
-src = "runs/coco-mini-cont/weights"
+src, recipe = sys.argv[1], sys.argv[2]
 meta = weights_metadata(src)
-meta.update(
-    recipe="coco-mini.yaml (3500 steps) + coco-mini-ft96.yaml (600) + coco-mini-cont.yaml (8000)",
-    data_split="coco-mini train",
-)
+meta.update(recipe=recipe, data_split="coco-mini train (stage 4: the fit split; the select split held out)")
 save_pretrained(from_pretrained(src).eval(), "src/picosam2/weights/picosam2-coco-mini", metadata=meta)
 print("shipped:", meta)
 PYEOF
+}
+R3="coco-mini.yaml (3500 steps) + coco-mini-ft96.yaml (600) + coco-mini-cont.yaml (8000)"
+ship runs/coco-mini-cont/weights "$R3"
+$PY scripts/make_select_split.py --annotations ../shared/data/coco-mini/annotations/instances_train.json --out-dir runs/splits
+$PY -m picosam2.cli train --config src/picosam2/train/configs/coco-mini-scale.yaml
+if [ "${SHIP:-1}" = "1" ]; then
+  ship runs/coco-mini-scale/weights "$R3 + coco-mini-scale.yaml (2000, quality head, windows up to the whole image)"
+else
+  git checkout -- src/picosam2/weights/picosam2-coco-mini  # SHIP=0: leave the package as it was
 fi
