@@ -262,6 +262,51 @@ def _atomic_savez(path: Path, **arrays) -> None:
     os.replace(tmp, path)
 
 
+def _pack_shard(instance_set, insts, samples_per_instance, policy, rng, fmt, jpeg_quality) -> dict:
+    """The arrays of one packed shard: ``samples_per_instance`` windows of each instance."""
+    rows = {k: [] for k in ("image", "mask", "ann_id", "image_id", "point", "window", "rule", "area", "outside")}
+    cur_img_id, image = None, None
+    for inst in insts:
+        try:
+            mask = instance_set.mask(inst)
+            if not mask.any():
+                continue
+            if inst.image_id != cur_img_id:
+                image, cur_img_id = load_image(inst.image_path), inst.image_id
+        except (DataError, ImageError):
+            continue  # an undecodable mask, or an unreadable / too large image
+        for _ in range(samples_per_instance):
+            pt, win, rule = draw_window(mask, inst.bbox, policy, rng)
+            crop = crop_image(image, win)
+            rows["image"].append(_encode_jpeg(crop, jpeg_quality) if fmt == "jpeg" else crop)
+            rows["mask"].append(np.packbits(crop_mask(mask, win).reshape(-1)))
+            rows["ann_id"].append(inst.ann_id)
+            rows["image_id"].append(inst.image_id)
+            rows["point"].append(pt)
+            rows["window"].append(win.as_tuple())
+            rows["rule"].append(("paper", "interior", "random").index(rule))
+            rows["area"].append(inst.area)
+            rows["outside"].append(outside_pixels(mask, win))
+    n = len(rows["ann_id"])
+    arrays = {
+        "mask": np.stack(rows["mask"]) if n else np.zeros((0, MASK_BYTES), np.uint8),
+        "ann_id": np.asarray(rows["ann_id"], np.int64),
+        "image_id": np.asarray(rows["image_id"], np.int64),
+        "point": np.asarray(rows["point"], np.int32).reshape(n, 2),
+        "window": np.asarray(rows["window"], np.int32).reshape(n, 4),
+        "rule": np.asarray(rows["rule"], np.uint8),
+        "area": np.asarray(rows["area"], np.float32),
+        "outside": np.asarray(rows["outside"], np.float32),
+    }
+    if fmt == "jpeg":
+        lengths = np.asarray([len(b) for b in rows["image"]], np.int64)
+        arrays["jpeg"] = np.frombuffer(b"".join(rows["image"]), np.uint8)
+        arrays["jpeg_offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    else:
+        arrays["image"] = np.stack(rows["image"]) if n else np.zeros((0, MODEL_SIZE, MODEL_SIZE, 3), np.uint8)
+    return arrays
+
+
 def build_packed(
     instance_set: InstanceSet,
     out_dir: str | os.PathLike,
@@ -320,50 +365,16 @@ def build_packed(
                 total += len(z["ann_id"])
             bar.update(1)
             continue
-        rng = np.random.default_rng([seed, 3, s])
-        rows = {k: [] for k in ("image", "mask", "ann_id", "image_id", "point", "window", "rule", "area", "outside")}
-        cur_img_id, image = None, None
-        for inst in insts[s * shard_instances : (s + 1) * shard_instances]:
-            try:
-                mask = instance_set.mask(inst)
-                if not mask.any():
-                    continue
-            except DataError:
-                continue
-            if inst.image_id != cur_img_id:
-                try:
-                    image, cur_img_id = load_image(inst.image_path), inst.image_id
-                except ImageError:  # unreadable or too large: its instances are left out
-                    continue
-            for _ in range(samples_per_instance):
-                pt, win, rule = draw_window(mask, inst.bbox, policy, rng)
-                crop = crop_image(image, win)
-                rows["image"].append(_encode_jpeg(crop, jpeg_quality) if fmt == "jpeg" else crop)
-                rows["mask"].append(np.packbits(crop_mask(mask, win).reshape(-1)))
-                rows["ann_id"].append(inst.ann_id)
-                rows["image_id"].append(inst.image_id)
-                rows["point"].append(pt)
-                rows["window"].append(win.as_tuple())
-                rows["rule"].append(("paper", "interior", "random").index(rule))
-                rows["area"].append(inst.area)
-                rows["outside"].append(outside_pixels(mask, win))
-        n = len(rows["ann_id"])
-        arrays = {
-            "mask": np.stack(rows["mask"]) if n else np.zeros((0, MASK_BYTES), np.uint8),
-            "ann_id": np.asarray(rows["ann_id"], np.int64),
-            "image_id": np.asarray(rows["image_id"], np.int64),
-            "point": np.asarray(rows["point"], np.int32).reshape(n, 2),
-            "window": np.asarray(rows["window"], np.int32).reshape(n, 4),
-            "rule": np.asarray(rows["rule"], np.uint8),
-            "area": np.asarray(rows["area"], np.float32),
-            "outside": np.asarray(rows["outside"], np.float32),
-        }
-        if fmt == "jpeg":
-            lengths = np.asarray([len(b) for b in rows["image"]], np.int64)
-            arrays["jpeg"] = np.frombuffer(b"".join(rows["image"]), np.uint8)
-            arrays["jpeg_offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        else:
-            arrays["image"] = np.stack(rows["image"]) if n else np.zeros((0, MODEL_SIZE, MODEL_SIZE, 3), np.uint8)
+        arrays = _pack_shard(
+            instance_set,
+            insts[s * shard_instances : (s + 1) * shard_instances],
+            samples_per_instance,
+            policy,
+            np.random.default_rng([seed, 3, s]),
+            fmt,
+            jpeg_quality,
+        )
+        n = len(arrays["ann_id"])
         _atomic_savez(path, **arrays)
         total += n
         bar.update(1)

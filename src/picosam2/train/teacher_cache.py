@@ -178,6 +178,52 @@ def _inputs(args):
     return packed, iset
 
 
+def _open_cache(out: Path, settings: dict) -> Path | None:
+    """The cache's metadata path after checking a partial cache was made the same way; None when
+    the cache is already complete."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta_path = out / CACHE_META
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if old.get("settings") != settings:
+            raise ValueError(f"{out} holds a teacher cache made with other settings; use another folder")
+        if old.get("complete"):
+            return None
+    meta_path.write_text(json.dumps({"settings": settings, "complete": False}, indent=1))
+    return meta_path
+
+
+def _progress_bar(total: int):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="teacher cache", unit="shard")
+
+
+def _run_parallel(devices: int, args: dict) -> None:
+    import torch
+
+    if not torch.cuda.is_available() or torch.cuda.device_count() < devices:
+        raise RuntimeError(f"--devices {devices} needs that many CUDA GPUs")
+    if args["teacher"] is None:
+        raise ValueError("several devices need the teacher as a path or hub id")
+    import torch.multiprocessing as mp
+
+    mp.spawn(_worker, args=(devices, args), nprocs=devices, join=True)
+
+
+def _run_local(teacher, args, device, dtype, batch_size, packed_set, out, n_shards, shard_size, n, mode, iset, step):
+    if args["teacher"] is not None:
+        from ..teacher import Sam2Teacher
+
+        t = Sam2Teacher.from_pretrained(args["teacher"], device=_device(device), dtype=_dtype(dtype))
+    else:
+        t = teacher
+    t.batch_size = batch_size
+    _run_shards(t, packed_set, out, list(range(n_shards)), shard_size, n, mode, iset, step)
+
+
 def build_teacher_cache(
     packed,
     out,
@@ -222,44 +268,15 @@ def build_teacher_cache(
         "shard_size": shard_size,
         "size": 96,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    meta_path = out / CACHE_META
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        if old.get("settings") != settings:
-            raise ValueError(f"{out} holds a teacher cache made with other settings; use another folder")
-        if old.get("complete"):
-            return out
-    meta_path.write_text(json.dumps({"settings": settings, "complete": False}, indent=1))
-
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=n_shards, desc="teacher cache", unit="shard")
-        except ImportError:
-            bar = None
+    meta_path = _open_cache(out, settings)
+    if meta_path is None:
+        return out
+    bar = _progress_bar(n_shards) if progress else None
     step = bar.update if bar is not None else (lambda k: None)
     if devices > 1:
-        import torch
-
-        if not torch.cuda.is_available() or torch.cuda.device_count() < devices:
-            raise RuntimeError(f"--devices {devices} needs that many CUDA GPUs")
-        if args["teacher"] is None:
-            raise ValueError("several devices need the teacher as a path or hub id")
-        import torch.multiprocessing as mp
-
-        mp.spawn(_worker, args=(devices, args), nprocs=devices, join=True)
+        _run_parallel(devices, args)
     else:
-        if args["teacher"] is not None:
-            from ..teacher import Sam2Teacher
-
-            t = Sam2Teacher.from_pretrained(args["teacher"], device=_device(device), dtype=_dtype(dtype))
-        else:
-            t = teacher
-        t.batch_size = batch_size
-        _run_shards(t, packed_set, out, list(range(n_shards)), shard_size, n, mode, iset, step)
+        _run_local(teacher, args, device, dtype, batch_size, packed_set, out, n_shards, shard_size, n, mode, iset, step)
     if bar is not None:
         bar.close()
     missing = [s for s in range(n_shards) if not (out / f"shard-{s:05d}.npz").exists()]
