@@ -262,6 +262,22 @@ def _atomic_savez(path: Path, **arrays) -> None:
     os.replace(tmp, path)
 
 
+def open_resumable(out: Path, meta_name: str, settings: dict, what: str) -> Path | None:
+    """Start or continue a sharded build in ``out`` (packed crops, the teacher cache): checks a
+    partial build was made with the same ``settings`` and marks it incomplete. Returns the
+    metadata path, or None when the build is already complete."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta_path = out / meta_name
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if old.get("settings") != settings:
+            raise ValueError(f"{out} holds {what} made with other settings; use another folder")
+        if old.get("complete"):
+            return None
+    meta_path.write_text(json.dumps({"settings": settings, "complete": False}, indent=1))
+    return meta_path
+
+
 def _pack_shard(instance_set, insts, samples_per_instance, policy, rng, fmt, jpeg_quality) -> dict:
     """The arrays of one packed shard: ``samples_per_instance`` windows of each instance."""
     rows = {k: [] for k in ("image", "mask", "ann_id", "image_id", "point", "window", "rule", "area", "outside")}
@@ -347,14 +363,9 @@ def build_packed(
         "shard_instances": shard_instances,
         "instances": len(insts),
     }
-    meta_path = out / PACK_META
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        if old.get("settings") != settings:
-            raise ValueError(f"{out} holds a packed set made with other settings; use another folder")
-        if old.get("complete"):
-            return out
-    meta_path.write_text(json.dumps({"settings": settings, "complete": False}, indent=1))
+    meta_path = open_resumable(out, PACK_META, settings, "a packed set")
+    if meta_path is None:
+        return out
     n_shards = max(1, math.ceil(len(insts) / shard_instances))
     bar = _progress(n_shards, "packing", progress)
     total = 0

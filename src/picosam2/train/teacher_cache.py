@@ -178,21 +178,6 @@ def _inputs(args):
     return packed, iset
 
 
-def _open_cache(out: Path, settings: dict) -> Path | None:
-    """The cache's metadata path after checking a partial cache was made the same way; None when
-    the cache is already complete."""
-    out.mkdir(parents=True, exist_ok=True)
-    meta_path = out / CACHE_META
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        if old.get("settings") != settings:
-            raise ValueError(f"{out} holds a teacher cache made with other settings; use another folder")
-        if old.get("complete"):
-            return None
-    meta_path.write_text(json.dumps({"settings": settings, "complete": False}, indent=1))
-    return meta_path
-
-
 def _progress_bar(total: int):
     try:
         from tqdm import tqdm
@@ -268,7 +253,9 @@ def build_teacher_cache(
         "shard_size": shard_size,
         "size": 96,
     }
-    meta_path = _open_cache(out, settings)
+    from .data import open_resumable
+
+    meta_path = open_resumable(out, CACHE_META, settings, "a teacher cache")
     if meta_path is None:
         return out
     bar = _progress_bar(n_shards) if progress else None
