@@ -81,7 +81,12 @@ def test_from_pretrained_rejects_garbage(tmp_path):
 
 
 def test_default_weights_load():
+    from picosam2.models import split_outputs
+
     m = from_pretrained()
-    assert count_params(m) == 1_262_818
+    head = count_params(m.quality) if m.quality is not None else 0
+    assert count_params(m) - head == 1_262_818  # the paper's network, plus the quality head when present
     with torch.no_grad():
-        assert m(torch.zeros(1, 3, 96, 96)).shape == (1, 1, 96, 96)
+        logits, iou = split_outputs(m(torch.zeros(1, 3, 96, 96)))
+    assert logits.shape == (1, 1, 96, 96)
+    assert iou is None or iou.shape == (1, 1)
