@@ -42,7 +42,7 @@ def test_config_travels_in_the_onnx_metadata(shipped_with_extra):
     meta = read_onnx_metadata(onnx_path)
     assert meta["config"].extra == {"point_window_size": 128}
     assert len(meta["weights"]["sha256"]) == 64 and "recipe" in meta["weights"]
-    assert meta["outputs"] == ["mask_logits"] and meta["input"] == "normalized"
+    assert meta["outputs"] == list(meta["config"].output_names) and meta["input"] == "normalized"
     backend = load_backend(onnx_path)
     assert backend.name == "onnx" and backend.config == meta["config"]
     import onnx
