@@ -186,27 +186,39 @@ _PRECISION_BITS = 22
 _EXACT_AXIS = 1 << 18
 
 
+def _bilinear_support(in_size: int, out_size: int, out_lo: int, out_hi: int):
+    """Pillow's bilinear geometry for outputs ``[out_lo, out_hi)`` of a resize
+    ``in_size -> out_size``: ``(centre, first tap, end tap, filter scale)`` per output."""
+    scale = float(np.float32(in_size)) / out_size
+    filterscale = max(scale, 1.0)
+    center = (np.arange(out_lo, out_hi, dtype=np.float64) + 0.5) * scale
+    xmin = np.maximum(np.trunc(center - filterscale + 0.5), 0).astype(np.int64)
+    xmax = np.minimum(np.trunc(center + filterscale + 0.5).astype(np.int64), in_size)
+    return center, xmin, xmax, filterscale
+
+
+def _bilinear_taps(center, xmin, xmax, filterscale):
+    """Every output's taps ``x`` (n_out, taps) and their normalised weights ``k`` (Pillow's sum order)."""
+    taps = int((xmax - xmin).max(initial=0))
+    x = np.arange(taps)[None, :] + xmin[:, None]
+    w = 1.0 - np.abs((x - center[:, None] + 0.5) * (1.0 / filterscale))
+    w = np.where((w > 0) & (x < xmax[:, None]), w, 0.0)
+    total = np.add.accumulate(w, axis=1)[:, -1] if taps else np.zeros(len(center))
+    k = np.divide(w, total[:, None], out=w.copy(), where=total[:, None] != 0)
+    return x, k
+
+
 def _axis_weights(in_size: int, out_size: int, out_lo: int, out_hi: int, tap_lo: int, tap_hi: int):
     """Bilinear weights of outputs ``[out_lo, out_hi)`` of a resize ``in_size -> out_size`` over the
     input taps ``[tap_lo, tap_hi)`` only: ``(n_out, tap_hi - tap_lo)`` float64, each row normalised
     by its sum over *all* its taps (as Pillow does), plus that row's full sum of 8-bit fixed-point
     weights (for the padding's share)."""
-    scale = float(np.float32(in_size)) / out_size
-    filterscale = max(scale, 1.0)
-    support = filterscale
+    center, xmin, xmax, filterscale = _bilinear_support(in_size, out_size, out_lo, out_hi)
     ss = 1.0 / filterscale
-    center = (np.arange(out_lo, out_hi, dtype=np.float64) + 0.5) * scale
-    xmin = np.maximum(np.trunc(center - support + 0.5), 0).astype(np.int64)
-    xmax = np.minimum(np.trunc(center + support + 0.5).astype(np.int64), in_size)
     n_in = max(tap_hi - tap_lo, 0)
     dense = np.zeros((len(center), n_in), np.float64)
     if in_size <= _EXACT_AXIS:
-        taps = int((xmax - xmin).max(initial=0))
-        x = np.arange(taps)[None, :] + xmin[:, None]
-        w = 1.0 - np.abs((x - center[:, None] + 0.5) * ss)
-        w = np.where((w > 0) & (x < xmax[:, None]), w, 0.0)
-        total = np.add.accumulate(w, axis=1)[:, -1] if taps else np.zeros(len(center))
-        k = np.divide(w, total[:, None], out=w.copy(), where=total[:, None] != 0)
+        x, k = _bilinear_taps(center, xmin, xmax, filterscale)
         fixed_total = np.floor(0.5 + k * (1 << _PRECISION_BITS)).sum(axis=1)
         rows, cols = np.nonzero((x >= tap_lo) & (x < tap_hi) & (x < xmax[:, None]))
         dense[rows, x[rows, cols] - tap_lo] = k[rows, cols]
@@ -294,21 +306,11 @@ def crop_mask(mask: np.ndarray, win: Window, out_size: int = MODEL_SIZE) -> np.n
 def _resample_f32_axis(src: np.ndarray, in_size: int, out_size: int, out_lo: int, out_hi: int, axis: int):
     """Pillow's float-image bilinear pass along ``axis`` (float64 accumulation, tap by tap,
     float32 result), for outputs ``[out_lo, out_hi)`` of a resize ``in_size -> out_size``."""
-    scale = float(np.float32(in_size)) / out_size
-    filterscale = max(scale, 1.0)
-    ss = 1.0 / filterscale
-    center = (np.arange(out_lo, out_hi, dtype=np.float64) + 0.5) * scale
-    xmin = np.maximum(np.trunc(center - filterscale + 0.5), 0).astype(np.int64)
-    xmax = np.minimum(np.trunc(center + filterscale + 0.5).astype(np.int64), in_size)
-    taps = int((xmax - xmin).max(initial=0))
-    x = np.arange(taps)[None, :] + xmin[:, None]
-    w = 1.0 - np.abs((x - center[:, None] + 0.5) * ss)
-    w = np.where((w > 0) & (x < xmax[:, None]), w, 0.0)
-    total = np.add.accumulate(w, axis=1)[:, -1] if taps else np.zeros(len(center))
-    k = np.divide(w, total[:, None], out=w.copy(), where=total[:, None] != 0)
+    x, k = _bilinear_taps(*_bilinear_support(in_size, out_size, out_lo, out_hi))
+    taps = x.shape[1]
     x = np.minimum(x, in_size - 1)
     src = np.moveaxis(src, axis, 0)
-    acc = np.zeros((len(center),) + src.shape[1:], np.float64)
+    acc = np.zeros((x.shape[0],) + src.shape[1:], np.float64)
     expand = (slice(None),) + (None,) * (src.ndim - 1)
     for t in range(taps):
         acc += src[x[:, t]].astype(np.float64) * k[:, t][expand]
