@@ -126,7 +126,7 @@ def scale_summary(samples, spec) -> dict:
     pooled = [(c[2], c[1]) for s in rows for c in s.candidates]
     within = [spearman([c[2] for c in s.candidates], [c[1] for c in s.candidates]) for s in rows]
     within = [v for v in within if np.isfinite(v)]
-    chosen = [int(np.argmin([abs(c[0] - s.window.width) for c in s.candidates])) for s in rows]
+    chosen = [s.chosen_index for s in rows]
     return {
         "point_scales": spec if isinstance(spec, str) else [int(v) for v in spec],
         "oracle": oracle,

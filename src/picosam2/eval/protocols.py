@@ -184,6 +184,8 @@ class Sample:
     window_rle: dict | None = None
     #: scale-aware clicks: every candidate as ``(window side, full-image IoU, score)``
     candidates: list[tuple[int, float, float]] | None = None
+    #: scale-aware clicks: which candidate was chosen (before any coarse-to-fine refinement)
+    chosen_index: int | None = None
 
     @classmethod
     def of(cls, inst: Instance, prompt, window: Window, iou: float, score: float) -> Sample:
@@ -347,31 +349,32 @@ def _score_multiscale(model, image, ready, spec, result: EvalResult, keep_rle: b
     wins = [w for (_, _, value, _) in ready for w in point_windows(value[0], value[1], (width, height), sizes)]
     logits, scores = window_outputs(model, image, wins)
     k = len(sizes)
-    best = [
-        i * k
-        + choose_candidate(logits[i * k : (i + 1) * k], None if scores is None else scores[i * k : (i + 1) * k])[0]
-        for i in range(len(ready))
-    ]
-    refined = _refine(model, image, logits, wins, best, scores) if refine else [None] * len(ready)
+    per_click = logits.reshape(len(ready), k, *logits.shape[1:])
+    click_scores = None if scores is None else scores.reshape(len(ready), k)
+    chosen = [choose_candidate(per_click[i], None if scores is None else click_scores[i])[0] for i in range(len(ready))]
+    flat_best = [i * k + b for i, b in enumerate(chosen)]
+    refined = _refine(model, image, logits, wins, flat_best, scores) if refine else [None] * len(ready)
     for i, (inst, gt, value, _) in enumerate(ready):
-        lg, sc = logits[i * k : (i + 1) * k], None if scores is None else scores[i * k : (i + 1) * k]
+        lg, b = per_click[i], chosen[i]
         fulls = [paste_mask(g, w, (width, height)) for g, w in zip(lg, wins[i * k : (i + 1) * k])]
         ious = [metrics.iou(f, gt) for f in fulls]
-        b = best[i] - i * k
-        cand_scores = sc if sc is not None else [_score_from_logits(g, metrics.logits_to_mask(g)) for g in lg]
-        sample = Sample.of(inst, value, wins[best[i]], ious[b], float(cand_scores[b]))
+        if click_scores is not None:
+            cand_scores = click_scores[i]
+        else:
+            cand_scores = [_score_from_logits(g, metrics.logits_to_mask(g)) for g in lg]
+        best_logits, best_full = lg[b], fulls[b]
+        sample = Sample.of(inst, value, wins[flat_best[i]], ious[b], float(cand_scores[b]))
         if refined[i] is not None:
-            r_lg, r_win, r_score = refined[i]
-            fulls[b] = paste_mask(r_lg, r_win, (width, height))
-            sample = Sample.of(inst, value, r_win, metrics.iou(fulls[b], gt), r_score)
-            lg = lg.copy()
-            lg[b] = r_lg
+            best_logits, r_win, r_score = refined[i]
+            best_full = paste_mask(best_logits, r_win, (width, height))
+            sample = Sample.of(inst, value, r_win, metrics.iou(best_full, gt), r_score)
         sample.candidates = [(int(s), float(v), float(c)) for s, v, c in zip(sizes, ious, cand_scores)]
+        sample.chosen_index = b
         if keep_rle:
-            sample.rle = encode_rle(fulls[b])
+            sample.rle = encode_rle(best_full)
         result.samples.append(sample)
         if kept_logits is not None:
-            kept_logits.append(lg[b].astype(np.float16))
+            kept_logits.append(best_logits.astype(np.float16))
 
 
 def evaluate(
