@@ -49,7 +49,7 @@ from .prompts import (
 )
 from .runtime import Backend, RuntimeOutput, load_backend, normalize
 from .runtime import normalize_batch as normalize_batch  # noqa: F401 - kept importable from here
-from .selection import choose_candidate
+from .selection import ScoreCalibration, choose_candidate
 
 __all__ = ["MAX_PROMPTS", "Prediction", "Predictor", "UntrainedWeightsWarning"]
 
@@ -77,7 +77,8 @@ class Prediction:
         image_size: (width, height) of the image.
         threshold: logit above which a pixel is in a mask.
         scores: (N,) float32 predicted mask IoU in [0, 1] when the weights have a quality head,
-            else ``None``.
+            else ``None``. A scale-aware click's candidates carry the calibrated score
+            (:class:`~picosam2.selection.ScoreCalibration`) when the weights have one.
         prompt_index: (N,) int, the prompt each mask answers (``multimask`` gives several masks
             per point prompt, smallest window first); ``None`` means mask ``k`` answers prompt ``k``.
         reasons: per mask, how its window was chosen: ``"fixed"`` (one window), ``"score"``
@@ -201,6 +202,8 @@ class Predictor:
             point_scales = None if window_size is not None else recommended_point_scales(self.config)
         self.point_scales = parse_point_scales(point_scales)
         self.multimask = bool(multimask)
+        #: turns the network's score of a click's candidates into the one that chooses (None: raw)
+        self.score_calibration = ScoreCalibration.from_config(self.config)
         self._image: np.ndarray | None = None
 
     @classmethod
@@ -329,6 +332,7 @@ class Predictor:
         groups = [point_windows(x, y, size, sizes) for x, y in pts] + [[w] for w in fixed[len(pts) :]]
         flat = [w for g in groups for w in g]
         out = self.run_windows(arr, flat)
+        scores = None if out.scores is None else np.asarray(out.scores, dtype=np.float32).reshape(-1).copy()
         keep, reasons, start = [], [], 0
         for p, group in enumerate(groups):
             idx = np.arange(start, start + len(group))
@@ -336,11 +340,14 @@ class Predictor:
             if kinds[p] == "box":
                 keep.append(idx)
                 reasons.append(["box"])
-            elif self.multimask:
+                continue
+            if scores is not None:
+                scores[idx] = self.click_scores(out.logits[idx], group, size, scores[idx])
+            if self.multimask:
                 keep.append(idx)
                 reasons.append(["candidate"] * len(idx))
             else:
-                best, why = choose_candidate(out.logits[idx], None if out.scores is None else out.scores[idx])
+                best, why = choose_candidate(out.logits[idx], None if scores is None else scores[idx])
                 keep.append(idx[best : best + 1])
                 reasons.append(["fixed" if len(idx) == 1 else why])
         sel = np.concatenate(keep)
@@ -350,10 +357,17 @@ class Predictor:
             kinds=[kinds[p] for p, k in enumerate(keep) for _ in k],
             image_size=size,
             threshold=self.threshold,
-            scores=None if out.scores is None else out.scores[sel],
+            scores=None if scores is None else scores[sel],
             prompt_index=np.concatenate([np.full(len(k), p) for p, k in enumerate(keep)]),
             reasons=[r for rs in reasons for r in rs],
         )
+
+    def click_scores(self, logits, windows, image_size, scores) -> np.ndarray:
+        """The scores that choose among one click's candidate windows: the network's, through
+        the weights' score calibration when they have one."""
+        if self.score_calibration is None or len(windows) < 2:
+            return np.asarray(scores, dtype=np.float32)
+        return self.score_calibration(logits, windows, image_size, scores).astype(np.float32)
 
 
 def recommended_point_scales(config):

@@ -114,6 +114,7 @@ def _simulate(args, image_path, prompt, kind) -> int:
     """``--simulate IMAGE``: the camera loop on one photo; with several point scales, enough frames
     for a sweep and a kept frame (or ``--frames``), one line per frame saying which window ran."""
     from ..image_io import load_image, save_png_atomic
+    from ..selection import ScoreCalibration
     from .core import ScalePolicy, camera_point_scales, draw_overlay, scale_text, simulate_sweep
 
     image = load_image(image_path)
@@ -123,7 +124,8 @@ def _simulate(args, image_path, prompt, kind) -> int:
     sides = camera_point_scales(point_scales_arg(args, config), frame_size, side)
     frames = args.frames or (len(sides) + 1 if kind != "box" and len(sides) > 1 else 1)
     results = simulate_sweep(
-        runner, image, prompt, kind, ScalePolicy(sides), frames, frame_size=frame_size, window_size=side,
+        runner, image, prompt, kind, ScalePolicy(sides, calibration=ScoreCalibration.from_config(config), frame_size=frame_size),
+        frames, frame_size=frame_size, window_size=side,
         threshold=args.threshold, transpose=args.transpose_output,
     )  # fmt: skip
     for k, r in enumerate(results):

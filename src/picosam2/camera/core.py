@@ -302,8 +302,12 @@ class ScalePolicy:
     then ``policy.update(logits, score)``.
     """
 
-    def __init__(self, sides, drop: float = 0.15):
+    def __init__(self, sides, drop: float = 0.15, calibration=None, frame_size: tuple[int, int] | None = None):
         self.sides = [int(s) for s in sides]
+        #: the weights' :class:`~picosam2.selection.ScoreCalibration` (with ``frame_size``): each
+        #: frame's score is recalibrated for its window side before the sweep compares them
+        self.calibration = calibration if frame_size is not None and len(self.sides) > 1 else None
+        self.frame_size = None if frame_size is None else (int(frame_size[0]), int(frame_size[1]))
         if not self.sides or min(self.sides) < 1:
             raise PromptError(f"point scales must be positive window sides, got {sides!r}")
         self.drop = float(drop)
@@ -335,6 +339,8 @@ class ScalePolicy:
         """Record the frame just run at :meth:`next`'s side."""
         if len(self.sides) == 1:
             return
+        if score is not None and self.calibration is not None:
+            score = self._calibrated(logits, score)
         if self.best is None:
             self._scores.append(score)
             self._logits.append(np.asarray(logits, np.float32))
@@ -345,6 +351,13 @@ class ScalePolicy:
                 self._logits = []
         elif score is not None and self.best_score is not None and score < self.best_score - self.drop:
             self.reset(f"score fell from {self.best_score:.2f} to {score:.2f}")
+
+    def _calibrated(self, logits, score: float) -> float:
+        side = self.sides[self.best if self.best is not None else len(self._scores)]
+        width, height = self.frame_size
+        win = Window(0, 0, min(side, width), min(side, height))
+        lg = np.asarray(logits, np.float32).reshape(1, *np.asarray(logits).shape[-2:])
+        return float(self.calibration(lg, [win], self.frame_size, [score])[0])
 
 
 def simulate_sweep(run_window, image: np.ndarray, prompt, kind: str, policy: ScalePolicy, frames: int, **kw) -> list:

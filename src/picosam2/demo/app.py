@@ -562,6 +562,8 @@ def _add_page_routes(app: FastAPI, predictor, exporter: BrowserModel, weights, t
             "point_scales": predictor.point_scales,
             "auto_scales": {"min_size": MODEL_SIZE, "step": AUTO_SCALE_STEP, "max_count": AUTO_MAX_SCALES},
             "border_rule_max": BORDER_RULE_MAX,
+            # the weights' score calibration (selection.ScoreCalibration.to_dict), or null
+            "score_calibration": None if predictor.score_calibration is None else predictor.score_calibration.to_dict(),
             "box_padding": predictor.box_padding,
             "threshold": predictor.threshold,
             "max_upload_bytes": max_upload_bytes,

@@ -40,6 +40,11 @@ def add_parser(sub) -> list[str]:
         help="with --point-scales: look at the chosen mask again in its box window (coarse to fine) and keep "
         "whichever has the higher predicted IoU",
     )
+    p.add_argument(
+        "--no-score-calibration",
+        action="store_true",
+        help="with --point-scales: choose by the network's own score, not through the weights' score calibration",
+    )
     p.add_argument("--limit", type=int, default=None, help="instances to score (paper default 1000, full default all)")
     p.add_argument(
         "--weights", default=None, help="weights folder/.safetensors (default: shipped), or .onnx with --backend onnx"
@@ -102,7 +107,10 @@ def _make_model(args):
     from ..predictor import Predictor
 
     predictor = Predictor.from_pretrained(args.weights, backend=args.backend, batch_size=args.batch_size)
+    if getattr(args, "no_score_calibration", False):
+        predictor.score_calibration = None
     meta = {"model": "picosam2", "weights": str(args.weights or DEFAULT_WEIGHTS_DIR), "backend": args.backend}
+    meta["score_calibration"] = predictor.score_calibration is not None
     if args.backend == "torch":
         meta["weights_metadata"] = weights_metadata(args.weights)
     return predictor, meta

@@ -63,7 +63,7 @@ from ..prompts import (
     point_windows,
     refine_window,
 )
-from ..selection import choose_candidate
+from ..selection import choose_candidate, click_features
 from . import metrics
 
 PROTOCOLS = ("paper", "full")
@@ -186,6 +186,9 @@ class Sample:
     candidates: list[tuple[int, float, float]] | None = None
     #: scale-aware clicks: which candidate was chosen (before any coarse-to-fine refinement)
     chosen_index: int | None = None
+    #: scale-aware clicks, when asked: every candidate's :func:`~picosam2.selection.click_features`
+    #: (the network's own score, before any calibration), (K, F)
+    click_features: np.ndarray | None = None
 
     @classmethod
     def of(cls, inst: Instance, prompt, window: Window, iou: float, score: float) -> Sample:
@@ -214,6 +217,8 @@ class EvalResult:
     logits: np.ndarray | None = None
     #: scale-aware clicks: ``"auto"`` or the window sides tried (None: one window)
     point_scales: str | list[int] | None = None
+    #: keep each click's candidate features on its sample (fitting a score calibration)
+    keep_features: bool = False
 
     @property
     def per_instance(self) -> dict[int, float]:
@@ -350,9 +355,14 @@ def _score_multiscale(model, image, ready, spec, result: EvalResult, keep_rle: b
     logits, scores = window_outputs(model, image, wins)
     k = len(sizes)
     per_click = logits.reshape(len(ready), k, *logits.shape[1:])
-    click_scores = None if scores is None else scores.reshape(len(ready), k)
+    click_scores = None if scores is None else scores.reshape(len(ready), k).copy()
+    calibrate = getattr(model, "click_scores", None)
+    if click_scores is not None and calibrate is not None:
+        for i in range(len(ready)):
+            click_scores[i] = calibrate(per_click[i], wins[i * k : (i + 1) * k], (width, height), click_scores[i])
     chosen = [choose_candidate(per_click[i], None if scores is None else click_scores[i])[0] for i in range(len(ready))]
     flat_best = [i * k + b for i, b in enumerate(chosen)]
+    # refinement weighs the network's own scores (a box window has no click to calibrate against)
     refined = _refine(model, image, logits, wins, flat_best, scores) if refine else [None] * len(ready)
     for i, (inst, gt, value, _) in enumerate(ready):
         lg, b = per_click[i], chosen[i]
@@ -370,6 +380,10 @@ def _score_multiscale(model, image, ready, spec, result: EvalResult, keep_rle: b
             sample = Sample.of(inst, value, r_win, metrics.iou(best_full, gt), r_score)
         sample.candidates = [(int(s), float(v), float(c)) for s, v, c in zip(sizes, ious, cand_scores)]
         sample.chosen_index = b
+        if result.keep_features and scores is not None:
+            sample.click_features = click_features(
+                lg, wins[i * k : (i + 1) * k], (width, height), scores.reshape(-1, k)[i]
+            )
         if keep_rle:
             sample.rle = encode_rle(best_full)
         result.samples.append(sample)
@@ -389,11 +403,13 @@ def evaluate(
     keep_logits: bool = False,
     point_scales=None,
     refine: bool = False,
+    keep_features: bool = False,
 ) -> EvalResult:
     """Run a window model under a protocol. ``model.predict_windows(image, windows)`` gives the
     (N, 96, 96) window logits of an HWC uint8 image (``run_windows`` also the quality scores).
     ``point_scales`` (full protocol, point prompt): ``"auto"`` or window sides for scale-aware
-    clicks; None = one 96 px window. Returns per-instance IoUs and skip counts."""
+    clicks; None = one 96 px window. ``keep_features`` keeps each click's candidate features on its
+    sample. Returns per-instance IoUs and skip counts."""
     from tqdm import tqdm
 
     check_protocol(protocol, prompt)
@@ -402,7 +418,9 @@ def evaluate(
         raise ValueError("point scales apply to the full protocol with point prompts only")
     t0 = time.perf_counter()
     instances = instance_list(dataset, protocol, limit)
-    result = EvalResult(protocol=protocol, prompt=prompt, requested=len(instances), point_scales=spec)
+    result = EvalResult(
+        protocol=protocol, prompt=prompt, requested=len(instances), point_scales=spec, keep_features=keep_features
+    )
     missing = check_images(dataset, instances, skip_missing)
     result.skipped["missing_images"] = len(missing)
     kept_logits = [] if keep_logits else None

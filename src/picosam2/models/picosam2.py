@@ -56,6 +56,15 @@ class QualityHead(nn.Module):
         self.fc2 = nn.Conv2d(hidden, 1, 1)
 
     def forward(self, bottleneck: torch.Tensor, decoded: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return self.predict(self.pooled(bottleneck, decoded, logits))
+
+    def predict(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The predicted IoU (N, 1) of :meth:`pooled` features (N, F, 1, 1)."""
+        return torch.sigmoid(self.fc2(F.relu(self.fc1(pooled)))).flatten(1)
+
+    @staticmethod
+    def pooled(bottleneck: torch.Tensor, decoded: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The head's input vector (N, F, 1, 1): pooled features and mask statistics."""
         p = torch.sigmoid(logits.detach())
         border = torch.cat([p[:, :, :1, :], p[:, :, -1:, :]], 3).mean((2, 3), keepdim=True)
         border = (border + torch.cat([p[:, :, :, :1], p[:, :, :, -1:]], 2).mean((2, 3), keepdim=True)) * 0.5
@@ -67,8 +76,7 @@ class QualityHead(nn.Module):
             border,
             (p * (1.0 - p)).mean((2, 3), keepdim=True) * 4.0,
         ]
-        h = F.relu(self.fc1(torch.cat(feats, 1)))
-        return torch.sigmoid(self.fc2(h)).flatten(1)
+        return torch.cat(feats, 1)
 
 
 class PicoSAM2(nn.Module):

@@ -45,7 +45,29 @@ def add_parser(sub) -> list[str]:
     t.add_argument("--devices", type=int, default=1, help="spread shards over this many GPUs (one process each)")
     t.add_argument("--limit", type=int, default=None, help="only the first N windows (testing)")
     t.set_defaults(func=run_teacher_cache)
-    return ["train", "teacher-cache"]
+
+    c = sub.add_parser(
+        "calibrate-scores",
+        help="fit the score calibration that chooses among a click's window sizes",
+        description=(
+            "Run every click of a held-out annotation file at the weights' scale-aware windows, fit a "
+            "ridge regression from each candidate's features (network score, border contact, coverage, "
+            "uncertainty, window size against the image...) to its real full-image IoU, report "
+            "cross-validated figures against the raw score and, with --write, store it in the weights' "
+            "config.json (extra.score_calibration), which every exported form then carries."
+        ),
+    )
+    c.add_argument("--annotations", required=True, help="COCO instances json held out of training")
+    c.add_argument("--images", nargs="+", required=True, help="image folder(s)")
+    c.add_argument("--weights", "-w", default=None, help="weights folder with a quality head (default: shipped)")
+    c.add_argument("--alpha", type=float, nargs="+", default=[100.0], help="ridge penalties to try (best CV kept)")
+    c.add_argument("--folds", type=int, default=5, help="cross-validation folds of clicks (default 5)")
+    c.add_argument("--limit", type=int, default=None, help="only the first N instances")
+    c.add_argument("--write", action="store_true", help="store the calibration in the weights' config.json")
+    c.add_argument("--out", help="also write the report (figures and calibration) to this JSON file")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=run_calibrate_scores)
+    return ["train", "teacher-cache", "calibrate-scores"]
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -88,4 +110,50 @@ def run_teacher_cache(args: argparse.Namespace) -> int:
         limit=args.limit,
     )
     print(f"teacher cache ready: {out}")
+    return 0
+
+
+def run_calibrate_scores(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from ..data import InstanceSet
+    from ..io_utils import write_json_atomic
+    from ..models.registry import resolve_weights
+    from ..predictor import Predictor
+    from .score_calibration import click_figures, collect, cross_validate, fit_ridge
+
+    if args.folds < 2:
+        raise ValueError("--folds must be at least 2")
+    folder = resolve_weights(args.weights)
+    if args.write and not (folder.is_dir() and (folder / "config.json").is_file()):
+        raise ValueError(f"--write needs a weights folder with a config.json, got {folder}")
+    predictor = Predictor.from_pretrained(args.weights, point_scales="auto")
+    feats, ious = collect(InstanceSet(args.annotations, args.images), predictor, args.limit, not args.quiet)
+    raw = click_figures([(f[:, 0], y) for f, y in zip(feats, ious)])
+    tried = {a: cross_validate(feats, ious, a, args.folds) for a in args.alpha}
+    alpha = max(tried, key=lambda a: tried[a]["miou"])
+    cal = fit_ridge(np.concatenate(feats), np.concatenate(ious), alpha, fitted_on=Path(args.annotations).name)
+    print(f"{len(feats)} clicks, {sum(len(f) for f in feats)} candidates")
+    print(
+        f"network score:         mIoU {raw['miou']:.2f}  Spearman {raw['spearman']:.3f} (within a click {raw['spearman_within_click']:.3f})"
+    )
+    for a, fig in tried.items():
+        mark = " <- kept" if a == alpha else ""
+        print(
+            f"calibrated, alpha {a:g} ({args.folds}-fold CV): mIoU {fig['miou']:.2f}  Spearman {fig['spearman']:.3f} "
+            f"(within a click {fig['spearman_within_click']:.3f}){mark}"
+        )
+    report = {"network_score": raw, "cross_validated": {str(a): f for a, f in tried.items()}, "alpha": alpha}
+    report["calibration"] = cal.to_dict()
+    if args.out:
+        write_json_atomic(report, args.out, indent=2)
+    if args.write:
+        cfile = folder / "config.json"
+        config = json.loads(cfile.read_text())
+        config.setdefault("extra", {})["score_calibration"] = {**cal.to_dict(), "alpha": alpha}
+        write_json_atomic(config, cfile, indent=2)
+        print(f"wrote the calibration into {cfile}")
     return 0

@@ -2,7 +2,7 @@
 // photo never leaves the machine. The runtime is the npm package vendored into
 // /static/vendor/onnxruntime-web/ at build time; the model is exported by the app on first use.
 
-import { MODEL_SIZE, candidateWindows, chooseCandidate, cropImage, normalizeInto, pasteMaskInto } from "./windows.js";
+import { MODEL_SIZE, candidateWindows, chooseCandidate, clickScores, cropImage, normalizeInto, pasteMaskInto } from "./windows.js";
 
 let runtime = null;
 
@@ -64,7 +64,8 @@ export class LocalModel {
 
   /** Full-size 0/255 mask (union of all prompts) of an RGBA image, as in POST /api/segment:
    * every prompt's candidate windows go through the model as one batch; per point the mask with
-   * the highest `iou` output is kept (the border rule when the model has no `iou` output). */
+   * the highest `iou` output (through cfg.score_calibration when the weights have one) is kept
+   * (the border rule when the model has no `iou` output). */
   async segment(rgba, width, height, prompts, cfg) {
     const size = cfg.input_size || MODEL_SIZE;
     const plane = 3 * size * size;
@@ -84,7 +85,8 @@ export class LocalModel {
     let start = 0;
     groups.forEach((group, p) => {
       const offsets = group.map((_, i) => (start + i) * size * size);
-      const scores = iou ? Array.from(iou.subarray(start, start + group.length)) : null;
+      const raw = iou ? Array.from(iou.subarray(start, start + group.length)) : null;
+      const scores = prompts[p].kind === "point" ? clickScores(cfg.score_calibration, logits, offsets, size, group, width, height, raw) : raw;
       let [best, reason] = chooseCandidate(logits, offsets, size, scores);
       if (group.length === 1) reason = prompts[p].kind === "box" ? "box" : "fixed";
       const win = group[best];

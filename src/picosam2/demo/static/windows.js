@@ -326,3 +326,53 @@ export function chooseCandidate(logits, offsets, size, scores) {
   for (let i = 1; i < contact.length; i++) if (contact[i] < contact[least]) least = i;
   return [least, "border"];
 }
+
+// ---------------------------------------------------------------- score calibration
+// Port of selection.click_features / ScoreCalibration: the network's score of a click's
+// candidates, recalibrated with each window's size against the image and its mask's statistics
+// (weights' config extra.score_calibration, served as cfg.score_calibration).
+
+/** selection.click_features of one candidate: [score, border, coverage, uncertainty, |logit|,
+ * log(side / longer image side), mask's share of the image]. */
+export function clickFeatures(logits, offset, size, win, width, height, score) {
+  const n = size * size;
+  let fg = 0;
+  let unc = 0;
+  let abs = 0;
+  for (let i = 0; i < n; i++) {
+    const v = logits[offset + i];
+    if (v > 0) fg++;
+    const p = 1 / (1 + Math.exp(-Math.max(-60, Math.min(60, v))));
+    unc += p * (1 - p);
+    abs += Math.abs(v);
+  }
+  const coverage = fg / n;
+  const w = win.x1 - win.x0;
+  const h = win.y1 - win.y0;
+  return [
+    score,
+    borderContact(logits, offset, size),
+    coverage,
+    (unc / n) * 4,
+    abs / n,
+    Math.log(Math.max(w, h) / Math.max(width, height)),
+    (coverage * w * h) / (width * height),
+  ];
+}
+
+/** ScoreCalibration.predict: the calibrated score in [0, 1] of one feature row. */
+export function calibrateScore(cal, features) {
+  const z = features.map((v, i) => (v - cal.mean[i]) / cal.scale[i]);
+  let y = cal.weights[0];
+  let k = 1;
+  for (let i = 0; i < z.length; i++) y += cal.weights[k++] * z[i];
+  for (let i = 0; i < z.length; i++) for (let j = i; j < z.length; j++) y += cal.weights[k++] * z[i] * z[j];
+  return Math.min(1, Math.max(0, y));
+}
+
+/** Predictor.click_scores: a click's candidate scores through the calibration (when `cal` is
+ * given and the click has more than one window), else as they are. */
+export function clickScores(cal, logits, offsets, size, wins, width, height, scores) {
+  if (!cal || !scores || wins.length < 2) return scores;
+  return offsets.map((o, i) => calibrateScore(cal, clickFeatures(logits, o, size, wins[i], width, height, scores[i])));
+}
