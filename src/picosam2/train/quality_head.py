@@ -142,7 +142,7 @@ def tune_head(
         opt.step()
         sched.step()
     head.eval()
-    return {"mse": float(mse), "listwise": float(rank)}
+    return {"mse": float(mse.detach()), "listwise": float(rank.detach())}
 
 
 def head_scores(head, data: ClickSet) -> np.ndarray:
