@@ -134,3 +134,25 @@ def test_javascript_port_matches(tmp_path):
     )
     want = cal(logits, wins, (800, 534), scores)
     assert np.allclose(got, want, atol=1e-6)
+
+
+def test_camera_photo_loop_sweeps_with_the_calibration(samples_dir):
+    """``picosam2 camera --simulate FOLDER`` path: the weights' calibration reaches the sweep, so
+    the frames report calibrated scores and the kept side is the calibrated best."""
+    from picosam2.camera.app import simulate_photos
+    from picosam2.camera.cli import _window_runner
+
+    run, config = _window_runner(None)
+    cal = ScoreCalibration.from_config(config)
+    assert cal is not None and ScoreCalibration.from_config(config.to_dict()) is not None  # sidecar dicts too
+    photos = [samples_dir / "dog.jpg"] * 9
+    kw = dict(prompt=(570, 200), kind="point", point_scales="auto")
+    plain = simulate_photos(run, photos, **kw)
+    calibrated = simulate_photos(run, photos, calibration=cal, **kw)
+    sweep = [r for r in calibrated if r["scale_reason"].startswith("sweep")]
+    assert len(sweep) >= 2
+    assert [r["score"] for r in sweep] == pytest.approx([r["score"] for r in plain[: len(sweep)]])  # network's
+    assert all(r["scale_score"] == r["score"] for r in plain)
+    assert any(abs(r["scale_score"] - r["score"]) > 1e-3 for r in sweep)
+    kept = [r for r in calibrated if r["scale_reason"].startswith("kept")]
+    assert kept and kept[0]["scale_score"] == pytest.approx(max(r["scale_score"] for r in sweep), abs=1e-5)

@@ -19,6 +19,7 @@ COMMANDS = {
     "train": "picosam2.train.cli",
     "teacher-cache": "picosam2.train.cli",
     "calibrate-scores": "picosam2.train.cli",
+    "tune-quality-head": "picosam2.train.cli",
     "export": "picosam2.export.cli",
     "camera": "picosam2.camera.cli",
     "demo": "picosam2.demo.cli",

@@ -97,7 +97,10 @@ class ScoreCalibration:
 
     @classmethod
     def from_config(cls, config) -> ScoreCalibration | None:
-        spec = (getattr(config, "extra", None) or {}).get("score_calibration")
+        """The calibration a config (a :class:`~picosam2.models.config.PicoSAM2Config` or its dict,
+        as in an exported form's sidecar) carries, or None."""
+        extra = config.get("extra") if isinstance(config, dict) else getattr(config, "extra", None)
+        spec = (extra or {}).get("score_calibration")
         return None if not spec else cls.from_dict(spec)
 
     @classmethod

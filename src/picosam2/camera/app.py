@@ -88,8 +88,8 @@ class _LiveState:
         side. Returns the line saying which window this frame ran and why (None: no policy)."""
         if self.policy is None or self.kind == "box":
             return None
+        score = self.policy.update(logits, score)
         line = scale_text(self.window_size, self.scale_why, score)
-        self.policy.update(logits, score)
         side, self.scale_why = self.policy.next()
         if side != self.window_size:
             self.window_size = side
@@ -210,6 +210,7 @@ def run_camera(
     root: str | None = None,
     stats_log: str | None = None,
     point_scales=None,
+    calibration=None,
 ) -> int:
     """Live segmentation. ``kind``/``prompt``: ``center``, ``point`` (x, y) or ``box``
     (x0, y0, x1, y1), in ``frame_size`` pixels. ``interactive``: an OpenCV window where a left
@@ -218,11 +219,14 @@ def run_camera(
     this device root (``network`` is then ignored); ``stats_log``: append per-frame statistics.
     ``point_scales``: ``"auto"`` or window sides (frame pixels) for a point prompt: a
     :class:`~picosam2.camera.core.ScalePolicy` sweeps them over frames and keeps the best-scored
-    one; each change of window is printed with its reason and written on the overlay."""
+    one; each change of window is printed with its reason and written on the overlay.
+    ``calibration``: the weights' :class:`~picosam2.selection.ScoreCalibration` (the sweep then
+    compares calibrated scores, as the predictor does)."""
     Picamera2, MappedArray, IMX500 = _import_picamera2()
     imx500 = _start_network(IMX500, network, root)
     sides = camera_point_scales(point_scales, tuple(frame_size), window_size)
-    state = _LiveState(imx500, prompt, kind, window_size, ScalePolicy(sides) if len(sides) > 1 else None)
+    policy = ScalePolicy(sides, calibration=calibration, frame_size=tuple(frame_size)) if len(sides) > 1 else None
+    state = _LiveState(imx500, prompt, kind, window_size, policy)
     picam2 = _start_camera(Picamera2, MappedArray, imx500, state, frame_size, fps, preview and not interactive)
     cv2 = _open_window(state) if interactive else None
     log = _open_stats_log(stats_log)
@@ -285,12 +289,13 @@ def photo_list(path) -> list[Path]:
 
 def simulate_photos(
     run_window, photos, prompt=None, kind="center", window_size=96, threshold=0.0, transpose=False,
-    stats_log=None, out=None, point_scales=None,
+    stats_log=None, out=None, point_scales=None, calibration=None,
 ) -> list[dict]:  # fmt: skip
     """The camera loop over photos (each plays one sensor frame, in order) with a CPU ``run_window``;
     appends each frame's statistics to ``stats_log``; ``out``: overlay PNG (one photo) or folder.
     ``point_scales`` (``"auto"`` or sides): a :class:`~picosam2.camera.core.ScalePolicy` picks each
-    frame's point window (sides from the first photo's size); records say which and why."""
+    frame's point window (sides from the first photo's size; ``calibration``, the weights'
+    :class:`~picosam2.selection.ScoreCalibration`, recalibrates its scores); records say which and why."""
     from ..image_io import load_image, save_png_atomic
     from ..ops.stats import frame_record
     from .core import sensor_window_pixels, simulate_frame
@@ -308,22 +313,23 @@ def simulate_photos(
         for photo in photos:
             image = load_image(photo)
             if policy is None and kind != "box":
-                policy = ScalePolicy(camera_point_scales(point_scales, image.shape[1::-1], window_size))
+                size = image.shape[1::-1]
+                sides = camera_point_scales(point_scales, size, window_size)
+                policy = ScalePolicy(sides, calibration=calibration, frame_size=size)
             side, why = policy.next() if policy is not None else (window_size, "box" if kind == "box" else "fixed")
             score = None
             mask, logits, roi, geometry = simulate_frame(
                 runner, image, prompt, kind, window_size=side, threshold=threshold, transpose=transpose
             )
-            if policy is not None:
-                policy.update(logits, score)
+            compared = policy.update(logits, score) if policy is not None else score
             rec = frame_record(sensor_window_pixels(image, roi), logits, score)
-            scale = {"window_side": side, "scale_reason": why, "score": score}
+            scale = {"window_side": side, "scale_reason": why, "score": score, "scale_score": compared}
             records.append({"photo": str(photo), "roi": roi_tuple(roi), "mask_pixels": int(mask.sum()), **rec, **scale})
             if log is not None:
                 log.write(rec)
             if out:
                 target = Path(out) / f"{Path(photo).stem}.png" if len(photos) > 1 else Path(out)
-                text = scale_text(side, why, score)
+                text = scale_text(side, why, compared)
                 save_png_atomic(draw_overlay(image, mask, roi, geometry, prompt, kind, text=text), target)
     finally:
         if log is not None:
@@ -356,6 +362,7 @@ def _slot_config(root):
 def run_ops(args) -> int:
     """``picosam2 camera`` with ``--root`` and/or ``--stats-log``, or ``--simulate`` on a folder."""
     from ..predictor import recommended_window_size
+    from ..selection import ScoreCalibration
 
     prompt, kind, size = _prompt_args(args)
 
@@ -374,6 +381,7 @@ def run_ops(args) -> int:
             threshold=args.threshold, transpose=args.transpose_output, frames=args.frames, snapshot=args.snapshot,
             preview=not args.no_preview, interactive=args.interactive, root=args.root, stats_log=args.stats_log,
             point_scales=point_scales(_slot_config(args.root) if args.root else None),
+            calibration=ScoreCalibration.from_config(_slot_config(args.root) if args.root else None),
         )  # fmt: skip
     photos = photo_list(args.simulate)
     if args.root:
@@ -396,10 +404,11 @@ def run_ops(args) -> int:
         args.stats_log,
         args.out,
         point_scales(run.config),
+        ScoreCalibration.from_config(run.config),
     )
     for r in records:
         x, y, w, h = r["roi"]
-        line = scale_text(r["window_side"], r["scale_reason"], r["score"])
+        line = scale_text(r["window_side"], r["scale_reason"], r["scale_score"])
         print(f"{Path(r['photo']).name}: roi {x}, {y}, {w}, {h}; mask pixels: {r['mask_pixels']}; {line}")
     if args.stats_log:
         print(f"appended {len(records)} frames to {args.stats_log}")

@@ -158,6 +158,7 @@ def run_camera_cmd(args: argparse.Namespace) -> int:
         raise UsageError("--window-size must be positive")
     if args.simulate:
         return _simulate(args, args.simulate, prompt, kind)
+    from ..selection import ScoreCalibration
     from .app import run_camera
 
     return run_camera(
@@ -173,4 +174,5 @@ def run_camera_cmd(args: argparse.Namespace) -> int:
         preview=not args.no_preview,
         interactive=args.interactive,
         point_scales=point_scales_arg(args, _network_config(args.network)),
+        calibration=ScoreCalibration.from_config(_network_config(args.network)),
     )

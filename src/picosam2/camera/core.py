@@ -335,10 +335,11 @@ class ScalePolicy:
             return self.sides[self.best], f"kept: best score of the sweep ({self.best_score:.2f})"
         return self.sides[self.best], "kept: smallest window whose mask ends inside it (no score)"
 
-    def update(self, logits: np.ndarray, score: float | None) -> None:
-        """Record the frame just run at :meth:`next`'s side."""
+    def update(self, logits: np.ndarray, score: float | None) -> float | None:
+        """Record the frame just run at :meth:`next`'s side. Returns the score the sweep compares
+        (the calibrated one when the policy has a calibration, else ``score``)."""
         if len(self.sides) == 1:
-            return
+            return score
         if score is not None and self.calibration is not None:
             score = self._calibrated(logits, score)
         if self.best is None:
@@ -351,6 +352,7 @@ class ScalePolicy:
                 self._logits = []
         elif score is not None and self.best_score is not None and score < self.best_score - self.drop:
             self.reset(f"score fell from {self.best_score:.2f} to {score:.2f}")
+        return score
 
     def _calibrated(self, logits, score: float) -> float:
         side = self.sides[self.best if self.best is not None else len(self._scores)]
@@ -376,7 +378,7 @@ def simulate_sweep(run_window, image: np.ndarray, prompt, kind: str, policy: Sca
 
         mask, logits, roi, geometry = simulate_frame(runner, image, prompt, kind, **{**kw, "window_size": side})
         if kind != "box":
-            policy.update(logits, score)
+            score = policy.update(logits, score)
         out.append({"side": side, "reason": why, "score": score, "mask": mask, "roi": roi, "geometry": geometry})
     return out
 

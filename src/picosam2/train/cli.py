@@ -67,7 +67,32 @@ def add_parser(sub) -> list[str]:
     c.add_argument("--out", help="also write the report (figures and calibration) to this JSON file")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=run_calibrate_scores)
-    return ["train", "teacher-cache", "calibrate-scores"]
+
+    q = sub.add_parser(
+        "tune-quality-head",
+        help="stage 5: refit the quality head on the clicks it ranks (backbone frozen)",
+        description=(
+            "Run every click of a training annotation file at the weights' scale-aware windows, keep "
+            "each candidate's quality-head input and real full-image IoU, refit the quality head alone "
+            "(regression plus a listwise ranking loss per click) and write new weights to --out. The "
+            "masks do not change. The score calibration of the source config is dropped (it was fitted "
+            "on the old head): re-fit it with picosam2 calibrate-scores --weights OUT --write."
+        ),
+    )
+    q.add_argument("--annotations", required=True, help="COCO instances json to tune on (a training split)")
+    q.add_argument("--images", nargs="+", required=True, help="image folder(s)")
+    q.add_argument("--weights", "-w", default=None, help="weights with a quality head (default: shipped)")
+    q.add_argument("--out", required=True, help="folder for the tuned weights (must not be the source)")
+    q.add_argument("--select", help="held-out instances json: report the head's figures before and after")
+    q.add_argument("--clicks", type=int, default=2, help="clicks per instance: the most interior, then random")
+    q.add_argument("--steps", type=int, default=2000)
+    q.add_argument("--lr", type=float, default=3e-3)
+    q.add_argument("--rank-weight", type=float, default=0.5, help="weight of the listwise loss (0: regression only)")
+    q.add_argument("--cache", help="keep the collected clicks in this .npz and reuse it when present")
+    q.add_argument("--limit", type=int, default=None, help="only the first N instances")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=run_tune_quality_head)
+    return ["train", "teacher-cache", "calibrate-scores", "tune-quality-head"]
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -156,4 +181,73 @@ def run_calibrate_scores(args: argparse.Namespace) -> int:
         config.setdefault("extra", {})["score_calibration"] = {**cal.to_dict(), "alpha": alpha}
         write_json_atomic(config, cfile, indent=2)
         print(f"wrote the calibration into {cfile}")
+    return 0
+
+
+def run_tune_quality_head(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+    from pathlib import Path
+
+    from ..data import InstanceSet
+    from ..io_utils import write_json_atomic
+    from ..models.registry import resolve_weights, save_pretrained
+    from ..predictor import Predictor
+    from .quality_head import ClickSet, collect_clicks, figures, tune_head
+
+    if args.clicks < 1 or args.steps < 1 or args.lr <= 0 or args.rank_weight < 0:
+        raise ValueError("--clicks and --steps must be at least 1, --lr positive, --rank-weight not negative")
+    source = resolve_weights(args.weights)
+    if not (source.is_dir() and (source / "config.json").is_file()):
+        raise ValueError(f"--weights must be a weights folder with a config.json, got {source}")
+    out = Path(args.out)
+    if out.resolve() == source.resolve():
+        raise ValueError("--out must differ from the source weights folder")
+    predictor = Predictor.from_pretrained(str(source), point_scales="auto", batch_size=64)
+    model = predictor.backend.model
+    if getattr(model, "quality", None) is None:
+        raise ValueError(f"{source} has no quality head to tune")
+
+    def clicks_of(annotations, clicks, cache=None):
+        if cache and Path(cache).is_file():
+            return ClickSet.load(cache)
+        data = collect_clicks(InstanceSet(annotations, args.images), predictor, clicks, 0, args.limit, not args.quiet)
+        if cache:
+            data.save(cache)
+        return data
+
+    fit = clicks_of(args.annotations, args.clicks, args.cache)
+    select = clicks_of(args.select, 1) if args.select else None
+
+    def report(label):
+        parts = [f"{name} mIoU {f['miou']:.2f} Spearman {f['spearman']:.3f} (within a click {f['spearman_within_click']:.3f})"
+                 for name, f in (("tuning set", figures(model.quality, fit)),
+                                 ("select", figures(model.quality, select) if select else None)) if f]
+        print(f"{label}: " + "; ".join(parts))
+
+    report("head before")
+    losses = tune_head(model.quality, fit, steps=args.steps, lr=args.lr, rank_weight=args.rank_weight)
+    report("head after ")
+    print(f"last losses: mse {losses['mse']:.4f}, listwise {losses['listwise']:.4f}")
+
+    from safetensors import safe_open
+
+    with safe_open(str(source / "model.safetensors"), "pt") as f:
+        meta = dict(f.metadata() or {})
+    meta["quality_head"] = (
+        f"stage 5: head refitted on {len(fit.groups())} clicks of {Path(args.annotations).name} "
+        f"({args.steps} steps, lr {args.lr:g}, rank weight {args.rank_weight:g})"
+    )
+    if out.exists() and not (out / "config.json").is_file():
+        raise ValueError(f"--out {out} exists and is not a weights folder")
+    out.mkdir(parents=True, exist_ok=True)
+    card = source / "README.md"
+    if card.is_file() and not (out / "README.md").exists():
+        shutil.copyfile(card, out / "README.md")
+    save_pretrained(model, out, metadata=meta)
+    config = json.loads((out / "config.json").read_text())
+    if config.get("extra", {}).pop("score_calibration", None) is not None:
+        write_json_atomic(config, out / "config.json", indent=2)
+        print(f"dropped the old score calibration: refit it with picosam2 calibrate-scores --weights {out} --write")
+    print(f"tuned weights: {out}")
     return 0

@@ -26,6 +26,27 @@ class ClickSet:
     iou: np.ndarray
     click: np.ndarray
 
+    def save(self, path) -> None:
+        """Write the set to an ``.npz`` (temporary name, then rename)."""
+        import os
+        import tempfile
+        from pathlib import Path
+
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent or ".")
+        os.close(fd)
+        try:
+            np.savez(tmp, pooled=self.pooled, iou=self.iou, click=self.click)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    @classmethod
+    def load(cls, path) -> ClickSet:
+        with np.load(path) as z:
+            return cls(z["pooled"], z["iou"], z["click"])
+
     def groups(self) -> list[np.ndarray]:
         """Row indices of each click, in click order."""
         bounds = np.flatnonzero(np.diff(self.click)) + 1
