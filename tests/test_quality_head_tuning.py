@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
 
+from conftest import run_cli
 from picosam2.train.quality_head import ClickSet, figures, listwise_loss, tune_head
 
 
@@ -59,8 +59,20 @@ def test_cli_tunes_and_writes_weights_without_the_old_calibration(fixtures_dir, 
     root = fixtures_dir / "coco_tiny"
     out = tmp_path / "tuned"
     r = run_cli(
-        "tune-quality-head", "--annotations", str(root / "instances.json"), "--images", str(root / "images"),
-        "--out", str(out), "--steps", "20", "--clicks", "1", "--cache", str(tmp_path / "clicks.npz"), "--quiet",
+        "tune-quality-head",
+        "--annotations",
+        str(root / "instances.json"),
+        "--images",
+        str(root / "images"),
+        "--out",
+        str(out),
+        "--steps",
+        "20",
+        "--clicks",
+        "1",
+        "--cache",
+        str(tmp_path / "clicks.npz"),
+        "--quiet",
     )
     assert r.returncode == 0, r.stderr
     assert "head after" in r.stdout and (tmp_path / "clicks.npz").is_file()
@@ -72,6 +84,13 @@ def test_cli_tunes_and_writes_weights_without_the_old_calibration(fixtures_dir, 
     changed = {k for k in a if not torch.equal(a[k], b[k])}
     assert changed and all(k.startswith("quality.") for k in changed)
     # refusing to overwrite the source folder, one line
-    r = run_cli("tune-quality-head", "--annotations", str(root / "instances.json"), "--images", str(root / "images"),
-                "--out", str(resolve_weights(None)))
+    r = run_cli(
+        "tune-quality-head",
+        "--annotations",
+        str(root / "instances.json"),
+        "--images",
+        str(root / "images"),
+        "--out",
+        str(resolve_weights(None)),
+    )
     assert r.returncode != 0 and "must differ" in r.stderr and "Traceback" not in r.stderr

@@ -220,9 +220,14 @@ def run_tune_quality_head(args: argparse.Namespace) -> int:
     select = clicks_of(args.select, 1) if args.select else None
 
     def report(label):
-        parts = [f"{name} mIoU {f['miou']:.2f} Spearman {f['spearman']:.3f} (within a click {f['spearman_within_click']:.3f})"
-                 for name, f in (("tuning set", figures(model.quality, fit)),
-                                 ("select", figures(model.quality, select) if select else None)) if f]
+        parts = [
+            f"{name} mIoU {f['miou']:.2f} Spearman {f['spearman']:.3f} (within a click {f['spearman_within_click']:.3f})"
+            for name, f in (
+                ("tuning set", figures(model.quality, fit)),
+                ("select", figures(model.quality, select) if select else None),
+            )
+            if f
+        ]
         print(f"{label}: " + "; ".join(parts))
 
     report("head before")
