@@ -217,6 +217,12 @@ def test_multiscale_eval_reports_oracle_fixed_and_spearman(fixtures_dir, tmp_pat
     assert ps["oracle"]["miou"] >= report["miou"] - 1e-9
     assert ps["oracle"]["miou"] >= max(f["miou"] for f in ps["fixed"]) - 1e-9
     assert sum(ps["chosen_index"].values()) == report["count"]
+    from picosam2.eval.metrics import spearman
+
+    chosen = [s.candidates[s.chosen_index] for s in res.samples]
+    want = spearman([c[2] for c in chosen], [c[1] for c in chosen])
+    got = build_report(res, {"model": "random"})["point_scales"]["spearman_chosen"]
+    assert got == pytest.approx(want, nan_ok=True)
     assert all("score" in e for e in results_entries(res))
     with pytest.raises(ValueError, match="full protocol"):
         evaluate(tiny, pred, "paper", "point", limit=2, progress=False, point_scales="auto")

@@ -112,6 +112,8 @@ def scale_summary(samples, spec) -> dict:
       (the median side when sizes depend on the image, as under ``auto``);
     * ``spearman``: rank correlation of score and real IoU over all candidates pooled, and its
       mean within clicks (how well the score ranks one click's masks);
+    * ``spearman_chosen``: the same over the returned masks only (one per click: how well the
+      score a user sees tells a good mask from a bad one);
     * ``chosen_index``: how often each candidate was chosen.
     """
     rows = [s for s in samples if s.candidates]
@@ -127,11 +129,13 @@ def scale_summary(samples, spec) -> dict:
     within = [spearman([c[2] for c in s.candidates], [c[1] for c in s.candidates]) for s in rows]
     within = [v for v in within if np.isfinite(v)]
     chosen = [s.chosen_index for s in rows]
+    picked = [s.candidates[s.chosen_index] for s in rows if s.chosen_index is not None]
     return {
         "point_scales": spec if isinstance(spec, str) else [int(v) for v in spec],
         "oracle": oracle,
         "fixed": fixed,
         "spearman": spearman([p[0] for p in pooled], [p[1] for p in pooled]),
         "spearman_within_click": float(np.mean(within)) if within else float("nan"),
+        "spearman_chosen": spearman([c[2] for c in picked], [c[1] for c in picked]),
         "chosen_index": {str(k): chosen.count(k) for k in range(k_max)},
     }

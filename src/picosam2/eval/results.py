@@ -240,7 +240,10 @@ def _scale_lines(ps: dict, pct) -> list[str]:
     lines.append("fixed windows: " + ", ".join(f"{f['side']} px {pct(f['miou']).strip()}" for f in ps["fixed"]))
     sp, within = ps.get("spearman"), ps.get("spearman_within_click")
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-    lines.append(f"score vs real IoU: Spearman {fmt(sp)} pooled, {fmt(within)} within a click")
+    chosen = fmt(ps.get("spearman_chosen"))
+    lines.append(
+        f"score vs real IoU: Spearman {fmt(sp)} pooled, {fmt(within)} within a click, {chosen} over returned masks"
+    )
     return lines
 
 
