@@ -223,6 +223,9 @@ def test_multiscale_eval_reports_oracle_fixed_and_spearman(fixtures_dir, tmp_pat
     want = spearman([c[2] for c in chosen], [c[1] for c in chosen])
     got = build_report(res, {"model": "random"})["point_scales"]["spearman_chosen"]
     assert (got is None and not np.isfinite(want)) or got == pytest.approx(want)
+    assert all("score" in e for e in results_entries(res))
+    with pytest.raises(ValueError, match="full protocol"):
+        evaluate(tiny, pred, "paper", "point", limit=2, progress=False, point_scales="auto")
 
 
 def test_spearman_over_returned_masks_uses_the_chosen_candidates():
@@ -238,9 +241,6 @@ def test_spearman_over_returned_masks_uses_the_chosen_candidates():
     ps = scale_summary(rows, "96,192")
     assert ps["spearman_chosen"] == pytest.approx(1.0)
     assert ps["spearman"] < 0.5
-    assert all("score" in e for e in results_entries(res))
-    with pytest.raises(ValueError, match="full protocol"):
-        evaluate(tiny, pred, "paper", "point", limit=2, progress=False, point_scales="auto")
 
 
 # -- predictor ------------------------------------------------------------------------------
