@@ -6,6 +6,7 @@
 #   stage 3: src/picosam2/train/configs/coco-mini-cont.yaml  (8000 steps x 32, a fresh packed set, seed 2)
 #   stage 4: src/picosam2/train/configs/coco-mini-scale.yaml (2000 steps x 32, quality head, windows up to the
 #            whole image; trains on the fit split of scripts/make_select_split.py, monitors the select split)
+#   then:    picosam2 calibrate-scores on the select split (--write: the score calibration in config.json)
 # Needs ../shared/data/coco-mini (annotations/instances_{train,val}.json, images/{train,val}).
 # Stages 1 and 3 first build their packed crops (runs/packs/coco-mini-train-s12{,-seed2}, ~1-3 min, 1.3 GB each).
 # A killed stage continues with:  .venv/bin/python -m picosam2.cli train -c <config> --resume
@@ -37,4 +38,10 @@ if [ "${SHIP:-1}" = "1" ]; then
   ship runs/coco-mini-scale/weights "$R3 + coco-mini-scale.yaml (2000, quality head, windows up to the whole image)"
 else
   git checkout -- src/picosam2/weights/picosam2-coco-mini  # SHIP=0: leave the package as it was
+fi
+# The score calibration that chooses among a click's windows: fitted on the select split (5-fold
+# CV picks the ridge penalty) and written into the weights' config.json
+if [ "${SHIP:-1}" = "1" ]; then
+  $PY -m picosam2.cli calibrate-scores --annotations runs/splits/instances_select.json \
+    --images ../shared/data/coco-mini/images/train --alpha 1 10 100 300 1000 --write
 fi
