@@ -228,3 +228,24 @@ def test_any_window_crops_and_pastes_to_fixed_shapes(size, x0, y0, ww, wh):
     inside = np.zeros((h, w), bool)
     inside[max(y0, 0) : max(min(y0 + wh, h), 0), max(x0, 0) : max(min(x0 + ww, w), 0)] = True
     assert (pasted[inside] == 0).all() and np.isneginf(pasted[~inside]).all()
+
+
+def test_batched_crops_equal_one_by_one():
+    """``crop_images`` (the predictor's path: one Pillow image, Pillow cuts and pads) gives the
+    same bytes as ``crop_image`` per window: inside, across borders, off the image, up to twice
+    the image's pixels (cut whole) and beyond (the bounded path)."""
+    from picosam2.prompts import crop_images
+
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        image, _, _, _ = random_case(rng)
+        h, w = image.shape[:2]
+        wins = []
+        for _ in range(12):
+            side = int(rng.integers(1, 3 * max(h, w)))
+            x0, y0 = (int(v) for v in rng.integers(-side, max(w, h) + 1, 2))
+            wins.append(Window(x0, y0, x0 + side, y0 + side))
+        got = crop_images(image, wins)
+        assert got.shape == (len(wins), 96, 96, 3) and got.dtype == np.uint8
+        for g, win in zip(got, wins):
+            assert np.array_equal(g, crop_image(image, win)), win

@@ -40,7 +40,7 @@ from .prompts import (
     MODEL_SIZE,
     PromptError,
     Window,
-    crop_image,
+    crop_images,
     parse_point_scales,
     point_scales_for,
     point_windows,
@@ -277,7 +277,7 @@ class Predictor:
         size = self.input_size
         outs = []
         for i in range(0, len(windows), self.batch_size):
-            crops = np.stack([crop_image(image, w, size) for w in windows[i : i + self.batch_size]])
+            crops = crop_images(image, windows[i : i + self.batch_size], size)
             outs.append(self.backend(normalize(crops, self.config)))
         if not outs:
             return RuntimeOutput(np.zeros((0, size, size), np.float32))
