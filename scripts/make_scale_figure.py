@@ -50,13 +50,25 @@ def main(argv=None) -> int:
         ax.axis("off")
     for ax, (mask, win, label, score, is_best) in zip(axes.flat, panels):
         ax.imshow(overlay(image, [mask], points=point))
-        ax.add_patch(Rectangle((win.x0, win.y0), win.width, win.height, fill=False, lw=2,
-                               ec="lime" if is_best else "white", ls="-" if is_best else "--"))
+        ax.add_patch(
+            Rectangle(
+                (win.x0, win.y0),
+                win.width,
+                win.height,
+                fill=False,
+                lw=2,
+                ec="lime" if is_best else "white",
+                ls="-" if is_best else "--",
+            )
+        )
         text = f"{label}: {win.width} px" + ("" if score is None else f", score {score:.2f}")
         text += f"\n{int(mask.sum()):,} mask px" + ("  <- returned" if is_best else "")
         ax.set_title(text, fontsize=10, color="green" if is_best else "black")
-    fig.suptitle(f"One click at ({args.point[0]:g}, {args.point[1]:g}): every window size in one batch, "
-                 "the best calibrated score returned", fontsize=12)
+    fig.suptitle(
+        f"One click at ({args.point[0]:g}, {args.point[1]:g}): every window size in one batch, "
+        "the best calibrated score returned",
+        fontsize=12,
+    )
     fig.tight_layout()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
