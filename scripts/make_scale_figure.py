@@ -8,8 +8,6 @@ calibrated score, the chosen one framed in green, beside the single fixed window
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ def main(argv=None) -> int:
 
     from picosam2 import Predictor
     from picosam2.image_io import load_image, overlay
+    from picosam2.io_utils import write_atomic
 
     image = load_image(args.image)
     point = [list(args.point)]
@@ -72,14 +71,7 @@ def main(argv=None) -> int:
     fig.tight_layout()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=80)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(out, lambda tmp: fig.savefig(tmp, dpi=80), suffix=".png")
     print(f"wrote {out}")
     return 0
 

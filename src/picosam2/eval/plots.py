@@ -9,7 +9,6 @@ instances, each tile the image around the window with the prediction (blue), the
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -17,20 +16,13 @@ import numpy as np
 
 from ..data import InstanceSet
 from ..image_io import overlay
+from ..io_utils import write_atomic
 from ..prompts import paste_mask
 from .protocols import EvalResult, Sample, decode_rle, load_dataset_image
 
 
 def _save(fig, path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100), suffix=".png")
 
 
 def _pyplot():

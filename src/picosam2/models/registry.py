@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import WeightsError
+from ..io_utils import write_atomic
 from .config import PicoSAM2Config
 
 WEIGHTS_FILE = "model.safetensors"
@@ -206,25 +207,13 @@ def save_pretrained(model, folder: str | os.PathLike, metadata: dict | None = No
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
-    _write_atomic(folder / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata=meta))
+    write_atomic(folder / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata=meta))
     config_text = json.dumps(model.config.to_dict(), indent=2) + "\n"
-    _write_atomic(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(config_text))
+    write_atomic(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(config_text))
     if card and not (folder / CARD_FILE).exists():
         text = model_card(model.config, meta)
-        _write_atomic(folder / CARD_FILE, lambda tmp: Path(tmp).write_text(text))
+        write_atomic(folder / CARD_FILE, lambda tmp: Path(tmp).write_text(text))
     return folder
-
-
-def _write_atomic(target: Path, write: Callable[[str], object]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def model_card(config: PicoSAM2Config, metadata: dict) -> str:

@@ -28,19 +28,9 @@ class ClickSet:
 
     def save(self, path) -> None:
         """Write the set to an ``.npz`` (temporary name, then rename)."""
-        import os
-        import tempfile
-        from pathlib import Path
+        from ..io_utils import write_atomic
 
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent or ".")
-        os.close(fd)
-        try:
-            np.savez(tmp, pooled=self.pooled, iou=self.iou, click=self.click)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_atomic(path, lambda tmp: np.savez(tmp, pooled=self.pooled, iou=self.iou, click=self.click), ".npz")
 
     @classmethod
     def load(cls, path) -> ClickSet:
