@@ -58,12 +58,9 @@ def test_cli_tunes_and_writes_weights_without_the_old_calibration(fixtures_dir, 
 
     root = fixtures_dir / "coco_tiny"
     out = tmp_path / "tuned"
+    data = ("tune-quality-head", "--annotations", str(root / "instances.json"), "--images", str(root / "images"))
     r = run_cli(
-        "tune-quality-head",
-        "--annotations",
-        str(root / "instances.json"),
-        "--images",
-        str(root / "images"),
+        *data,
         "--out",
         str(out),
         "--steps",
@@ -84,13 +81,5 @@ def test_cli_tunes_and_writes_weights_without_the_old_calibration(fixtures_dir, 
     changed = {k for k in a if not torch.equal(a[k], b[k])}
     assert changed and all(k.startswith("quality.") for k in changed)
     # refusing to overwrite the source folder, one line
-    r = run_cli(
-        "tune-quality-head",
-        "--annotations",
-        str(root / "instances.json"),
-        "--images",
-        str(root / "images"),
-        "--out",
-        str(resolve_weights(None)),
-    )
+    r = run_cli(*data, "--out", str(resolve_weights(None)))
     assert r.returncode != 0 and "must differ" in r.stderr and "Traceback" not in r.stderr

@@ -57,15 +57,11 @@ def add_parser(sub) -> list[str]:
             "config.json (extra.score_calibration), which every exported form then carries."
         ),
     )
-    c.add_argument("--annotations", required=True, help="COCO instances json held out of training")
-    c.add_argument("--images", nargs="+", required=True, help="image folder(s)")
-    c.add_argument("--weights", "-w", default=None, help="weights folder with a quality head (default: shipped)")
+    _click_args(c, "COCO instances json held out of training")
     c.add_argument("--alpha", type=float, nargs="+", default=[100.0], help="ridge penalties to try (best CV kept)")
     c.add_argument("--folds", type=int, default=5, help="cross-validation folds of clicks (default 5)")
-    c.add_argument("--limit", type=int, default=None, help="only the first N instances")
     c.add_argument("--write", action="store_true", help="store the calibration in the weights' config.json")
     c.add_argument("--out", help="also write the report (figures and calibration) to this JSON file")
-    c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=run_calibrate_scores)
 
     q = sub.add_parser(
@@ -79,9 +75,7 @@ def add_parser(sub) -> list[str]:
             "on the old head): re-fit it with picosam2 calibrate-scores --weights OUT --write."
         ),
     )
-    q.add_argument("--annotations", required=True, help="COCO instances json to tune on (a training split)")
-    q.add_argument("--images", nargs="+", required=True, help="image folder(s)")
-    q.add_argument("--weights", "-w", default=None, help="weights with a quality head (default: shipped)")
+    _click_args(q, "COCO instances json to tune on (a training split)")
     q.add_argument("--out", required=True, help="folder for the tuned weights (must not be the source)")
     q.add_argument("--select", help="held-out instances json: report the head's figures before and after")
     q.add_argument("--clicks", type=int, default=2, help="clicks per instance: the most interior, then random")
@@ -89,10 +83,18 @@ def add_parser(sub) -> list[str]:
     q.add_argument("--lr", type=float, default=3e-3)
     q.add_argument("--rank-weight", type=float, default=0.5, help="weight of the listwise loss (0: regression only)")
     q.add_argument("--cache", help="keep the collected clicks in this .npz and reuse it when present")
-    q.add_argument("--limit", type=int, default=None, help="only the first N instances")
-    q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=run_tune_quality_head)
     return ["train", "teacher-cache", "calibrate-scores", "tune-quality-head"]
+
+
+def _click_args(parser, annotations_help: str) -> None:
+    """The arguments of the commands that run clicks of an annotation file at the weights'
+    scale-aware windows (calibrate-scores, tune-quality-head)."""
+    parser.add_argument("--annotations", required=True, help=annotations_help)
+    parser.add_argument("--images", nargs="+", required=True, help="image folder(s)")
+    parser.add_argument("--weights", "-w", default=None, help="weights folder with a quality head (default: shipped)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N instances")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -191,7 +193,7 @@ def run_tune_quality_head(args: argparse.Namespace) -> int:
 
     from ..data import InstanceSet
     from ..io_utils import write_json_atomic
-    from ..models.registry import resolve_weights, save_pretrained
+    from ..models.registry import resolve_weights, save_pretrained, weights_metadata
     from ..predictor import Predictor
     from .quality_head import ClickSet, collect_clicks, figures, tune_head
 
@@ -203,6 +205,8 @@ def run_tune_quality_head(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.resolve() == source.resolve():
         raise ValueError("--out must differ from the source weights folder")
+    if out.exists() and not (out / "config.json").is_file():
+        raise ValueError(f"--out {out} exists and is not a weights folder")
     predictor = Predictor.from_pretrained(str(source), point_scales="auto", batch_size=64)
     model = predictor.backend.model
     if getattr(model, "quality", None) is None:
@@ -235,16 +239,11 @@ def run_tune_quality_head(args: argparse.Namespace) -> int:
     report("head after ")
     print(f"last losses: mse {losses['mse']:.4f}, listwise {losses['listwise']:.4f}")
 
-    from safetensors import safe_open
-
-    with safe_open(str(source / "model.safetensors"), "pt") as f:
-        meta = dict(f.metadata() or {})
+    meta = weights_metadata(source)
     meta["quality_head"] = (
         f"stage 5: head refitted on {len(fit.groups())} clicks of {Path(args.annotations).name} "
         f"({args.steps} steps, lr {args.lr:g}, rank weight {args.rank_weight:g})"
     )
-    if out.exists() and not (out / "config.json").is_file():
-        raise ValueError(f"--out {out} exists and is not a weights folder")
     out.mkdir(parents=True, exist_ok=True)
     card = source / "README.md"
     if card.is_file() and not (out / "README.md").exists():
