@@ -375,13 +375,12 @@ def run_ops(args) -> int:
         return point_scales_arg(args, config)
 
     if not args.simulate:
-        side = window_size(_slot_config(args.root) if args.root else None)
+        config = _slot_config(args.root) if args.root else None
         return run_camera(
-            args.network, prompt=prompt, kind=kind, frame_size=size, window_size=side,
+            args.network, prompt=prompt, kind=kind, frame_size=size, window_size=window_size(config),
             threshold=args.threshold, transpose=args.transpose_output, frames=args.frames, snapshot=args.snapshot,
             preview=not args.no_preview, interactive=args.interactive, root=args.root, stats_log=args.stats_log,
-            point_scales=point_scales(_slot_config(args.root) if args.root else None),
-            calibration=ScoreCalibration.from_config(_slot_config(args.root) if args.root else None),
+            point_scales=point_scales(config), calibration=ScoreCalibration.from_config(config),
         )  # fmt: skip
     photos = photo_list(args.simulate)
     if args.root:

@@ -161,18 +161,19 @@ def run_camera_cmd(args: argparse.Namespace) -> int:
     from ..selection import ScoreCalibration
     from .app import run_camera
 
+    config = _network_config(args.network)
     return run_camera(
         args.network,
         prompt=prompt,
         kind=kind,
         frame_size=size,
-        window_size=_window_size(args, _network_config(args.network)),
+        window_size=_window_size(args, config),
         threshold=args.threshold,
         transpose=args.transpose_output,
         frames=args.frames,
         snapshot=args.snapshot,
         preview=not args.no_preview,
         interactive=args.interactive,
-        point_scales=point_scales_arg(args, _network_config(args.network)),
-        calibration=ScoreCalibration.from_config(_network_config(args.network)),
+        point_scales=point_scales_arg(args, config),
+        calibration=ScoreCalibration.from_config(config),
     )
