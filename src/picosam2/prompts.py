@@ -166,9 +166,11 @@ def _inside(win: Window, width: int, height: int) -> bool:
     return win.x0 >= 0 and win.y0 >= 0 and win.x1 <= width and win.y1 <= height
 
 
-def _direct(win: Window, width: int, height: int) -> bool:
-    """Whether cutting the whole window costs no more than the image (or very little)."""
-    return _inside(win, width, height) or win.width * win.height <= max(DIRECT_CUT_PIXELS, width * height)
+def _direct(win: Window, width: int, height: int, image_multiple: int = 1) -> bool:
+    """Whether cutting the whole window costs no more than ``image_multiple`` times the image (or
+    very little)."""
+    limit = max(DIRECT_CUT_PIXELS, image_multiple * width * height)
+    return _inside(win, width, height) or win.width * win.height <= limit
 
 
 # Large windows that reach outside the image: separable bilinear resampling with Pillow's
@@ -297,7 +299,7 @@ def crop_images(image: np.ndarray, windows, out_size: int = MODEL_SIZE) -> np.nd
     out = np.empty((len(windows), out_size, out_size) + image.shape[2:], np.uint8)
     pil = None
     for i, win in enumerate(windows):
-        if not (pil_ok and win.width * win.height <= max(DIRECT_CUT_PIXELS, _PIL_CUT_FACTOR * width * height)):
+        if not (pil_ok and _direct(win, width, height, _PIL_CUT_FACTOR)):
             out[i] = crop_image(image, win, out_size)
             continue
         if pil is None:
