@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from picosam2.prompts import (
+    AUTO_MAX_SCALES,
     MODEL_SIZE,
     PromptError,
     Window,
@@ -27,7 +28,7 @@ from picosam2.selection import BORDER_RULE_MAX, border_contact, choose_candidate
 def test_auto_scales_run_from_96_to_the_longer_side(size):
     sizes = auto_point_scales(size)
     assert sizes[0] == MODEL_SIZE and sizes[-1] == max(size)
-    assert 2 <= len(sizes) <= 8
+    assert 2 <= len(sizes) <= AUTO_MAX_SCALES
     assert all(b > a for a, b in zip(sizes, sizes[1:]))
     ratios = [b / a for a, b in zip(sizes, sizes[1:])]
     assert max(ratios) / min(ratios) < 1.05  # geometric spacing
@@ -35,8 +36,10 @@ def test_auto_scales_run_from_96_to_the_longer_side(size):
 
 def test_auto_scales_on_small_images_and_640():
     assert auto_point_scales((80, 60)) == [MODEL_SIZE]
-    sizes = auto_point_scales((640, 480))
-    assert len(sizes) == 6 and all(1.3 < b / a < 1.55 for a, b in zip(sizes, sizes[1:]))
+    assert auto_point_scales((640, 480)) == [96, 181, 340, 640]  # about a factor 1.9 apart
+    assert auto_point_scales((200, 150)) == [96, 139, 200]  # sqrt(2) apart where few are needed
+    dense = auto_point_scales((640, 480), max_count=8)  # the denser set, on request
+    assert len(dense) == 6 and all(1.3 < b / a < 1.55 for a, b in zip(dense, dense[1:]))
 
 
 def test_parse_point_scales():

@@ -57,6 +57,8 @@ __all__ = ["MAX_PROMPTS", "Prediction", "Predictor", "UntrainedWeightsWarning"]
 #: ``--max-prompts``). Memory does not grow with the count (masks are made one window at a
 #: time); the cap bounds the time, which is the model's cost per window.
 MAX_PROMPTS = 1000
+#: Default ``reducing_gap`` of :class:`Predictor` (see :func:`~picosam2.prompts.crop_images`).
+REDUCING_GAP: float | None = 2.0
 
 
 class UntrainedWeightsWarning(UserWarning):
@@ -168,6 +170,10 @@ class Predictor:
             ``window_size`` is given (then one window of that size).
         multimask: return every scale's mask with its score (several masks per point, smallest
             window first) instead of the best one.
+        reducing_gap: cut windows more than ``2 * reducing_gap`` times the model input from a
+            box-reduced image (:func:`~picosam2.prompts.crop_images`): a whole-image window
+            costs a few hundred pixels a side instead of the image; ``None`` cuts every window
+            exactly as :func:`~picosam2.prompts.crop_image` (as training does).
     """
 
     def __init__(
@@ -182,6 +188,7 @@ class Predictor:
         max_prompts: int | None = MAX_PROMPTS,
         point_scales="default",
         multimask: bool = False,
+        reducing_gap: float | None = REDUCING_GAP,
     ):
         if backend is None:
             if model is None:
@@ -202,6 +209,7 @@ class Predictor:
             point_scales = None if window_size is not None else recommended_point_scales(self.config)
         self.point_scales = parse_point_scales(point_scales)
         self.multimask = bool(multimask)
+        self.reducing_gap = reducing_gap
         #: turns the network's score of a click's candidates into the one that chooses (None: raw)
         self.score_calibration = ScoreCalibration.from_config(self.config)
         self._image: np.ndarray | None = None
@@ -277,7 +285,7 @@ class Predictor:
         size = self.input_size
         outs = []
         for i in range(0, len(windows), self.batch_size):
-            crops = crop_images(image, windows[i : i + self.batch_size], size)
+            crops = crop_images(image, windows[i : i + self.batch_size], size, self.reducing_gap)
             outs.append(self.backend(normalize(crops, self.config)))
         if not outs:
             return RuntimeOutput(np.zeros((0, size, size), np.float32))

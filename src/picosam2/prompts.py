@@ -286,24 +286,59 @@ def crop_image(image: np.ndarray, win: Window, out_size: int = MODEL_SIZE) -> np
 _PIL_CUT_FACTOR = 2
 
 
-def crop_images(image: np.ndarray, windows, out_size: int = MODEL_SIZE) -> np.ndarray:
+def _reduced_cut(pil: Image.Image, win: Window, out_size: int, factor: int) -> np.ndarray:
+    """A window cut from the image box-reduced by ``factor`` (``Image.reduce`` of the window's
+    part inside the image, on a grid of ``factor`` aligned to the image) and resized to
+    ``out_size`` from its fractional position there: Pillow's ``reducing_gap`` scheme, costing
+    the window's in-image pixels once plus its size divided by ``factor`` squared."""
+    width, height = pil.size
+    fx0, fy0, fx1, fy1 = (v / factor for v in win.as_tuple())
+    cx0, cy0 = math.floor(fx0), math.floor(fy0)
+    cx1, cy1 = max(math.ceil(fx1), cx0 + 1), max(math.ceil(fy1), cy0 + 1)
+    canvas = Image.new("RGB", (cx1 - cx0, cy1 - cy0), tuple(int(v) for v in PAD_RGB))
+    # the reduced pixels the canvas covers that hold image: [rx0, rx1) x [ry0, ry1)
+    rx0, ry0 = max(cx0, 0), max(cy0, 0)
+    rx1, ry1 = min(cx1, -(-width // factor)), min(cy1, -(-height // factor))
+    if rx1 > rx0 and ry1 > ry0:
+        box = (rx0 * factor, ry0 * factor, min(rx1 * factor, width), min(ry1 * factor, height))
+        canvas.paste(pil.reduce(factor, box=box), (rx0 - cx0, ry0 - cy0))
+    box = (fx0 - cx0, fy0 - cy0, fx1 - cx0, fy1 - cy0)
+    return np.asarray(canvas.resize((out_size, out_size), Image.BILINEAR, box=box))
+
+
+def crop_images(image: np.ndarray, windows, out_size: int = MODEL_SIZE, reducing_gap: float | None = None) -> np.ndarray:
     """:func:`crop_image` for several windows of one image, bit-identical and faster: the image
     becomes one Pillow image, each window is cut by Pillow (padding pasted in C, not filled by
     numpy) and resized; windows of up to twice the image's pixels are cut whole, larger ones keep
     :func:`crop_image`'s bounded path. (Between one and two times the image, :func:`crop_image`
     resamples itself with horizontal-then-vertical passes; were Pillow to pick the other order, a
-    pixel could differ by one grey level.) Returns (N, out_size, out_size, C) uint8."""
+    pixel could differ by one grey level.)
+
+    ``reducing_gap`` (e.g. 2.0) trades exactness for speed on large windows, as Pillow's
+    argument of that name does: a window more than ``2 * reducing_gap`` times the model input is
+    cut from the image box-reduced by a power of two that leaves at least ``reducing_gap`` times
+    the output size, then resized. Pixels then differ
+    from :func:`crop_image` by about half a grey level on average; the cost of a whole-image
+    window drops from the image's size to a few hundred pixels a side. Returns
+    (N, out_size, out_size, C) uint8."""
     windows = list(windows)
     height, width = image.shape[:2]
     pil_ok = image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
     out = np.empty((len(windows), out_size, out_size) + image.shape[2:], np.uint8)
     pil = None
     for i, win in enumerate(windows):
-        if not (pil_ok and _direct(win, width, height, _PIL_CUT_FACTOR)):
+        factor = 1
+        if reducing_gap is not None and pil_ok:
+            scale = min(win.width, win.height) / (out_size * float(reducing_gap))
+            factor = 1 << int(math.floor(math.log2(scale))) if scale > 2 else 1
+        if not (pil_ok and (factor > 1 or _direct(win, width, height, _PIL_CUT_FACTOR))):
             out[i] = crop_image(image, win, out_size)
             continue
         if pil is None:
             pil = Image.fromarray(np.ascontiguousarray(image))
+        if factor > 1:
+            out[i] = _reduced_cut(pil, win, out_size, factor)
+            continue
         if _inside(win, width, height):
             patch = pil.crop((win.x0, win.y0, win.x1, win.y1))
         else:
@@ -342,20 +377,6 @@ def crop_mask(mask: np.ndarray, win: Window, out_size: int = MODEL_SIZE) -> np.n
     return patch.astype(bool)
 
 
-def _resample_f32_axis(src: np.ndarray, in_size: int, out_size: int, out_lo: int, out_hi: int, axis: int):
-    """Pillow's float-image bilinear pass along ``axis`` (float64 accumulation, tap by tap,
-    float32 result), for outputs ``[out_lo, out_hi)`` of a resize ``in_size -> out_size``."""
-    x, k = _bilinear_taps(*_bilinear_support(in_size, out_size, out_lo, out_hi))
-    taps = x.shape[1]
-    x = np.minimum(x, in_size - 1)
-    src = np.moveaxis(src, axis, 0)
-    acc = np.zeros((x.shape[0],) + src.shape[1:], np.float64)
-    expand = (slice(None),) + (None,) * (src.ndim - 1)
-    for t in range(taps):
-        acc += src[x[:, t]].astype(np.float64) * k[:, t][expand]
-    return np.moveaxis(acc.astype(np.float32), 0, axis)
-
-
 def _window_logits(logits, win: Window, image_size: tuple[int, int]):
     """The window's logits resized to the window and cut to the image: ``(slices, array)`` with
     ``array`` covering only ``image[slices]``, or ``None`` when the window misses the image."""
@@ -372,12 +393,18 @@ def _window_logits(logits, win: Window, image_size: tuple[int, int]):
     if _direct(win, width, height):  # small enough to resize whole, exactly as Pillow does
         full = np.asarray(Image.fromarray(np.ascontiguousarray(logits)).resize((win.width, win.height), Image.BILINEAR))
         return where, full[sy0 - win.y0 : sy1 - win.y0, sx0 - win.x0 : sx1 - win.x0]
-    # horizontal pass over every logits row, then the vertical pass; each computes only the
-    # outputs that land in the image
+    # larger: Pillow resizes straight to the in-image part. The box (in logits pixels) keeps
+    # every output's filter position and taps those of the whole-window resize, so the part is
+    # that resize cut to the image (to float rounding), at a cost in the part's size only
     lh, lw = logits.shape
-    out = _resample_f32_axis(logits, lw, win.width, sx0 - win.x0, sx1 - win.x0, axis=1)
-    out = _resample_f32_axis(out, lh, win.height, sy0 - win.y0, sy1 - win.y0, axis=0)
-    return where, out
+    box = (
+        (sx0 - win.x0) * lw / win.width,
+        (sy0 - win.y0) * lh / win.height,
+        (sx1 - win.x0) * lw / win.width,
+        (sy1 - win.y0) * lh / win.height,
+    )
+    part = Image.fromarray(np.ascontiguousarray(logits)).resize((sx1 - sx0, sy1 - sy0), Image.BILINEAR, box=box)
+    return where, np.asarray(part)
 
 
 def paste_logits(logits: np.ndarray, win: Window, image_size: tuple[int, int], fill: float = -np.inf) -> np.ndarray:
@@ -391,10 +418,54 @@ def paste_logits(logits: np.ndarray, win: Window, image_size: tuple[int, int], f
     return out
 
 
+def _upsampled_mask(logits: np.ndarray, win: Window, image_size: tuple[int, int], threshold: float):
+    """``window_mask`` for a window at least as large as the logits: Pillow's float bilinear
+    resize (horizontal pass, float32, then vertical pass, float64 sums tap by tap, float32)
+    thresholded without computing every output. An output whose taps are all above (all at or
+    below) the threshold is above (below) it too, since it is their weighted mean; so each band
+    of output rows sharing its taps is filled from its taps' signs, and only the columns where
+    those disagree (the object's edge) are computed. Cost: the window's in-image pixels once as
+    booleans instead of several float passes."""
+    width, height = image_size
+    sx0, sy0 = max(win.x0, 0), max(win.y0, 0)
+    sx1, sy1 = min(win.x1, width), min(win.y1, height)
+    lh, lw = logits.shape
+    xs, kx = _bilinear_taps(*_bilinear_support(lw, win.width, sx0 - win.x0, sx1 - win.x0))
+    ys, ky = _bilinear_taps(*_bilinear_support(lh, win.height, sy0 - win.y0, sy1 - win.y0))
+    xs, ys = np.minimum(xs, lw - 1), np.minimum(ys, lh - 1)
+    rows = np.zeros((lh, len(xs)), np.float64)
+    for t in range(xs.shape[1]):
+        rows += logits[:, xs[:, t]].astype(np.float64) * kx[:, t]
+    rows = rows.astype(np.float32)
+    above = rows > threshold
+    out = np.empty((len(ys), len(xs)), bool)
+    # bands: runs of output rows with the same taps
+    starts = np.flatnonzero(np.r_[True, np.any(ys[1:] != ys[:-1], axis=1)])
+    for r0, r1 in zip(starts, np.r_[starts[1:], len(ys)]):
+        live = np.flatnonzero(np.any(ky[r0:r1] > 0, axis=0))
+        taps = ys[r0, live]
+        pos = above[taps]
+        every = pos.all(axis=0)
+        out[r0:r1] = every
+        cols = np.flatnonzero(pos.any(axis=0) & ~every)
+        if len(cols):
+            acc = np.zeros((r1 - r0, len(cols)), np.float64)
+            for j, t in enumerate(live):
+                acc += rows[taps[j], cols].astype(np.float64)[None, :] * ky[r0:r1, t][:, None]
+            out[r0:r1, cols] = acc.astype(np.float32) > threshold
+    return (slice(sy0, sy1), slice(sx0, sx1)), out
+
+
 def window_mask(logits: np.ndarray, win: Window, image_size: tuple[int, int], threshold: float = 0.0):
     """The part of :func:`paste_mask` inside the window: ``(slices, bool array)`` such that the
     full mask is that array at ``mask[slices]`` and False elsewhere; ``None`` when the window
     misses the image. Costs memory in the window's in-image size, not the image's."""
+    logits = np.asarray(logits, dtype=np.float32)
+    logits = logits.reshape(logits.shape[-2:])
+    width, height = image_size
+    hits = min(win.x1, width) > max(win.x0, 0) and min(win.y1, height) > max(win.y0, 0)
+    if hits and win.width >= logits.shape[1] and win.height >= logits.shape[0] and logits.shape != (win.height, win.width):
+        return _upsampled_mask(logits, win, image_size, threshold)
     part = _window_logits(logits, win, image_size)
     return None if part is None else (part[0], part[1] > threshold)
 
@@ -428,7 +499,7 @@ def window_for_prompt(
 
 # -- scale-aware point prompts ---------------------------------------------------------------
 #: largest number of window sizes one click tries under ``"auto"``.
-AUTO_MAX_SCALES = 8
+AUTO_MAX_SCALES = 4
 #: the ideal ratio between neighbouring window sizes under ``"auto"``.
 AUTO_SCALE_STEP = math.sqrt(2.0)
 

@@ -250,7 +250,7 @@ export function windowForPrompt(prompt, width, height, cfg) {
 // Port of prompts.auto_point_scales / point_scales_for and selection.choose_candidate: a click
 // is tried at several centred window sizes (one batch) and the best-scored mask is kept.
 
-export const AUTO_MAX_SCALES = 8;
+export const AUTO_MAX_SCALES = 4;
 export const AUTO_SCALE_STEP = Math.SQRT2;
 export const BORDER_RULE_MAX = 0.05;
 
