@@ -53,7 +53,13 @@ def test_auto_scales_match_python():
 
 
 def test_candidate_windows_match_python():
-    cases = [("auto", 570, 200, 800, 534), ([96, 192, 384], 3, 530, 800, 534), ("auto", 0, 0, 50, 40)]
+    cases = [
+        ("auto", 570, 200, 800, 534),
+        ("auto:4", 570, 200, 800, 534),
+        ("auto:3", 1700, 10, 1800, 1200),
+        ([96, 192, 384], 3, 530, 800, 534),
+        ("auto", 0, 0, 50, 40),
+    ]
     js = run_js(
         "return data.map(([spec, x, y, wd, ht]) => w.candidateWindows({kind: 'point', x, y}, wd, ht,"
         " {point_scales: spec, window_size: 128, point_mode: 'centered', box_padding: 0.1})"
@@ -63,6 +69,7 @@ def test_candidate_windows_match_python():
     for (spec, x, y, wd, ht), got in zip(cases, js):
         want = [list(v.as_tuple()) for v in point_windows(x, y, (wd, ht), point_scales_for(spec, (wd, ht)))]
         assert got == want
+    assert len(js[1]) == 4 and len(js[2]) == 3
     fixed = run_js(
         "return w.candidateWindows({kind: 'point', x: 10, y: 10}, 100, 100, {point_scales: null, window_size: 128,"
         " point_mode: 'centered'}).map((v) => [v.x0, v.y0, v.x1, v.y1]);",

@@ -36,14 +36,19 @@ def test_auto_scales_run_from_96_to_the_longer_side(size):
 
 def test_auto_scales_on_small_images_and_640():
     assert auto_point_scales((80, 60)) == [MODEL_SIZE]
-    assert auto_point_scales((640, 480)) == [96, 181, 340, 640]  # about a factor 1.9 apart
-    assert auto_point_scales((200, 150)) == [96, 139, 200]  # sqrt(2) apart where few are needed
-    dense = auto_point_scales((640, 480), max_count=8)  # the denser set, on request
-    assert len(dense) == 6 and all(1.3 < b / a < 1.55 for a, b in zip(dense, dense[1:]))
+    sizes = auto_point_scales((640, 480))
+    assert len(sizes) == 6 and all(1.3 < b / a < 1.55 for a, b in zip(sizes, sizes[1:]))
+    # "auto:4", the fast setting: the same span in at most 4 windows
+    assert point_scales_for("auto:4", (640, 480)) == [96, 181, 340, 640]
+    assert point_scales_for("auto:4", (200, 150)) == auto_point_scales((200, 150)) == [96, 139, 200]
 
 
 def test_parse_point_scales():
     assert parse_point_scales("auto") == "auto"
+    assert parse_point_scales(" AUTO:4 ") == "auto:4"
+    for bad in ("auto:1", "auto:x", "auto:", "auto:-3"):
+        with pytest.raises(PromptError, match="auto:N"):
+            parse_point_scales(bad)
     assert parse_point_scales(None) is None and parse_point_scales("fixed") is None
     assert parse_point_scales("384,96,192,96") == [96, 192, 384]
     assert parse_point_scales([128]) == [128]
@@ -292,6 +297,8 @@ def test_scale_aware_click_keeps_the_best_scored_candidate(q_model):
         assert best.scores[p] == pytest.approx(every.scores[k])
         np.testing.assert_allclose(best.logits[p], every.logits[k], atol=1e-5)
     assert best.masks.shape == (3, 300, 400)
+    fast = Predictor(q_model, point_scales="auto:3", multimask=True).predict(img, points=pts[:1])
+    assert [w.width for w in fast.windows] == auto_point_scales((400, 300), max_count=3) and len(fast) == 3
 
 
 def test_predict_cli_reports_the_chosen_scale(q_model, tmp_path):

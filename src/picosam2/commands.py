@@ -65,9 +65,10 @@ def _add_predict_parser(sub) -> None:
     p.add_argument(
         "--point-scales",
         default=None,
-        metavar="auto|fixed|N[,N...]",
+        metavar="auto|auto:N|fixed|N[,N...]",
         help="try each point at these window sides and keep the mask with the best predicted quality "
-        "(auto: 96 px up to the image's longer side; fixed: one window; default: what the weights recommend)",
+        "(auto: 96 px up to the image's longer side, up to 8 windows; auto:4: at most 4 of them, about half the "
+        "time; fixed: one window; default: what the weights recommend)",
     )
     _add_output_arguments(p)
     p.set_defaults(func=run_predict)

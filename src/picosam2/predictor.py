@@ -165,7 +165,7 @@ class Predictor:
         max_prompts: most prompts per call (:data:`MAX_PROMPTS`; ``None``: no cap); more raise
             :class:`~picosam2.prompts.PromptError`.
         point_scales: scale-aware clicks: ``"auto"`` (96 px up to the image's longer side),
-            window sides (``[96, 192, 384]``), or ``None`` for one ``window_size`` window.
+            ``"auto:N"`` (at most N of those sides: ``"auto:4"`` costs about half), window sides (``[96, 192, 384]``), or ``None`` for one ``window_size`` window.
             ``"default"`` follows the weights' ``config.extra["point_scales"]``, unless a
             ``window_size`` is given (then one window of that size).
         multimask: return every scale's mask with its score (several masks per point, smallest
@@ -336,7 +336,7 @@ class Predictor:
         if not fixed:
             raise PromptError("give at least one point or box")
         pts = _as_prompt_array(points, 2, "points")
-        sizes = point_scales_for(self.point_scales, size) if self.point_scales is not None else [self.window_size]
+        sizes = point_scales_for(self.point_scales, size, self.window_size)
         groups = [point_windows(x, y, size, sizes) for x, y in pts] + [[w] for w in fixed[len(pts) :]]
         flat = [w for g in groups for w in g]
         out = self.run_windows(arr, flat)

@@ -499,7 +499,7 @@ def window_for_prompt(
 
 # -- scale-aware point prompts ---------------------------------------------------------------
 #: largest number of window sizes one click tries under ``"auto"``.
-AUTO_MAX_SCALES = 4
+AUTO_MAX_SCALES = 8
 #: the ideal ratio between neighbouring window sizes under ``"auto"``.
 AUTO_SCALE_STEP = math.sqrt(2.0)
 
@@ -524,28 +524,37 @@ def auto_point_scales(
 
 
 def parse_point_scales(spec) -> str | list[int] | None:
-    """``"auto"``, ``None``/``"fixed"`` (one window) or window sides: ``"96,192,384"``, ``[96, 192]``."""
+    """``"auto"``, ``"auto:N"`` (the auto sizes, at most N of them: ``"auto:4"`` is the fast
+    setting), ``None``/``"fixed"`` (one window) or window sides: ``"96,192,384"``, ``[96, 192]``."""
     if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "fixed", "none", "single")):
         return None
-    if isinstance(spec, str) and spec.strip().lower() == "auto":
+    text = spec.strip().lower() if isinstance(spec, str) else None
+    if text == "auto":
         return "auto"
+    if text is not None and text.startswith("auto:"):
+        count = text[5:].strip()
+        if not count.isdigit() or int(count) < 2:
+            raise PromptError(f"'auto:N' takes a window count N of at least 2, got {spec!r}")
+        return f"auto:{int(count)}"
     parts = spec.split(",") if isinstance(spec, str) else list(spec)
     try:
         sizes = [int(float(p)) for p in parts]
     except (TypeError, ValueError):
-        raise PromptError(f"point scales must be 'auto' or window sides like 96,192,384; got {spec!r}") from None
+        raise PromptError(f"point scales must be 'auto', 'auto:N' or window sides like 96,192,384; got {spec!r}") from None
     if not sizes or any(s < 1 for s in sizes):
         raise PromptError(f"point scales must be positive window sides, got {spec!r}")
     return sorted(set(sizes))
 
 
-def point_scales_for(spec, image_size: tuple[int, int]) -> list[int]:
-    """The window sides a click tries on an image of ``image_size`` under a parsed ``spec``."""
+def point_scales_for(spec, image_size: tuple[int, int], default_size: int = MODEL_SIZE) -> list[int]:
+    """The window sides a click tries on an image of ``image_size`` under ``spec``
+    (``default_size`` alone when it asks for one fixed window)."""
     spec = parse_point_scales(spec)
     if spec is None:
-        return [MODEL_SIZE]
-    if spec == "auto":
-        return auto_point_scales(image_size)
+        return [int(default_size)]
+    if isinstance(spec, str):  # "auto" or "auto:N"
+        count = int(spec[5:]) if ":" in spec else AUTO_MAX_SCALES
+        return auto_point_scales(image_size, max_count=count)
     return list(spec)
 
 

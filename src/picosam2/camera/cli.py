@@ -46,7 +46,7 @@ def add_parser(sub) -> list[str]:
         "--point-scales",
         default=None,
         help="point window sides to try, in preview pixels: 'auto' (96 px up to the frame's longer side), "
-        "'fixed' (one --window-size window) or sides like 96,192,384. The sensor runs one window per frame: "
+        "'auto:4' (at most 4 of those: shorter sweeps), 'fixed' (one --window-size window) or sides like 96,192,384. The sensor runs one window per frame: "
         "the sides are swept over consecutive frames, the best-scored one is kept, and a new prompt or a "
         "falling score sweeps again; each frame says which side ran and why. Default: the model's "
         "recommendation (its config's point_scales), one window when --window-size is given",

@@ -33,11 +33,10 @@ from ..prompts import (
     MODEL_SIZE,
     PromptError,
     Window,
-    auto_point_scales,
     box_window,
     crop_image,
-    parse_point_scales,
     paste_logits,
+    point_scales_for,
     point_window,
 )
 from ..selection import choose_candidate
@@ -273,12 +272,10 @@ def frame_window_pixels(frame: np.ndarray, roi: Window, geometry: FrameGeometry,
 
 def camera_point_scales(spec, frame_size: tuple[int, int], window_size: int) -> list[int]:
     """Point-window sides, in frame pixels, a prompt's sweep tries: ``"auto"`` (96 px up to the
-    frame's longer side, :func:`picosam2.prompts.auto_point_scales`), sides (``"96,192,384"``)
-    or ``None``/``"fixed"`` (one ``window_size`` window)."""
-    spec = parse_point_scales(spec)
-    if spec is None:
-        return [int(window_size)]
-    return auto_point_scales(frame_size) if spec == "auto" else list(spec)
+    frame's longer side, :func:`picosam2.prompts.auto_point_scales`), ``"auto:N"`` (at most N of
+    those: fewer frames per sweep), sides (``"96,192,384"``) or ``None``/``"fixed"`` (one
+    ``window_size`` window)."""
+    return point_scales_for(spec, frame_size, window_size)
 
 
 def split_outputs(outputs) -> tuple[object, float | None]:

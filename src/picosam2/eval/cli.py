@@ -29,9 +29,9 @@ def add_parser(sub) -> list[str]:
     p.add_argument(
         "--point-scales",
         default=None,
-        metavar="auto|N[,N...]",
+        metavar="auto|auto:N|N[,N...]",
         help="full protocol, point prompt: try each click at these window sides (auto: 96 px to the image's "
-        "longer side) and keep the best-scored mask; the report adds the oracle, fixed-window figures and "
+        "longer side; auto:N: at most N of those) and keep the best-scored mask; the report adds the oracle, fixed-window figures and "
         "the score's Spearman correlation (default: one 96 px window)",
     )
     p.add_argument(

@@ -250,7 +250,7 @@ export function windowForPrompt(prompt, width, height, cfg) {
 // Port of prompts.auto_point_scales / point_scales_for and selection.choose_candidate: a click
 // is tried at several centred window sizes (one batch) and the best-scored mask is kept.
 
-export const AUTO_MAX_SCALES = 4;
+export const AUTO_MAX_SCALES = 8;
 export const AUTO_SCALE_STEP = Math.SQRT2;
 export const BORDER_RULE_MAX = 0.05;
 
@@ -275,13 +275,14 @@ export function autoPointScales(width, height, minSize = MODEL_SIZE, step = AUTO
   return out;
 }
 
-/** The window sides a click tries (cfg.point_scales: "auto", a list of sides, or null: one
- * cfg.window_size window), smallest first. */
+/** The window sides a click tries (cfg.point_scales: "auto", "auto:N" (at most N of the auto
+ * sides), a list of sides, or null: one cfg.window_size window), smallest first. */
 export function pointScalesFor(cfg, width, height) {
   const spec = cfg.point_scales;
-  if (spec === "auto") {
+  if (typeof spec === "string" && (spec === "auto" || spec.startsWith("auto:"))) {
     const a = cfg.auto_scales || {};
-    return autoPointScales(width, height, a.min_size || MODEL_SIZE, a.step || AUTO_SCALE_STEP, a.max_count || AUTO_MAX_SCALES);
+    const count = spec === "auto" ? a.max_count || AUTO_MAX_SCALES : parseInt(spec.slice(5), 10);
+    return autoPointScales(width, height, a.min_size || MODEL_SIZE, a.step || AUTO_SCALE_STEP, count);
   }
   if (Array.isArray(spec) && spec.length) return spec.map((s) => Math.trunc(s));
   return null;
