@@ -72,11 +72,13 @@ def test_bench_result_is_consistent(quick_result):
     assert r["best_int8"] in r["latency_ms"] and "int8" in r["best_int8"]
     assert all(v > 0 for v in r["throughput"].values())
     assert set(r["end_to_end_ms"]) >= {"torch_fp32", "onnx_int8"}
-    # the auto-scale click, beside the one-window click, on the same forms (no timing targets here)
-    assert set(r["auto_click_ms"]) == set(r["end_to_end_ms"]) == set(r["auto_vs_single_click"])
-    assert r["auto_click_candidates"] == 8  # 96 px up to the photo's 1800 px side, capped at 8
-    ratio = r["auto_click_ms"]["onnx_int8"] / r["latency_ms"]["onnx_int8"]
-    assert r["auto_click_int8_vs_one_int8_window"] == pytest.approx(ratio, rel=0.01)
+    # the scale-aware clicks, beside the one-window click, on the same forms (no timing targets here)
+    assert set(r["auto_click_ms"]) == {"auto", "auto:4"}
+    assert r["auto_click_candidates"] == {"auto": 8, "auto:4": 4}  # 96 px up to the photo's 1800 px side
+    for spec, ms in r["auto_click_ms"].items():
+        assert set(ms) == set(r["end_to_end_ms"]) == set(r["auto_vs_single_click"][spec])
+        ratio = ms["onnx_int8"] / r["latency_ms"]["onnx_int8"]
+        assert r["auto_vs_one_window"][spec]["onnx_int8"] == pytest.approx(ratio, rel=0.01)
     assert r["peak_gmacs_per_core"]["int8_gmacs"] > 0
 
 

@@ -56,18 +56,16 @@ def format_table(r: dict) -> str:
     lines.append(
         "end to end (photo -> full mask): " + ", ".join(f"{k} {v:.1f} ms" for k, v in r["end_to_end_ms"].items())
     )
-    if "auto_click_ms" in r:
+    for spec, ms in r.get("auto_click_ms", {}).items():
         lines.append(
-            f"auto-scale click ({r['auto_click_candidates']} windows, one batch): "
+            f"scale-aware click {spec} ({r['auto_click_candidates'][spec]} windows, one batch): "
             + ", ".join(
-                f"{k} {v:.1f} ms ({r['auto_vs_single_click'][k]:.1f}x one window)"
-                for k, v in r["auto_click_ms"].items()
+                f"{k} {v:.1f} ms ({r['auto_vs_single_click'][spec][k]:.1f}x its one-window click"
+                + (f", {r['auto_vs_one_window'][spec][k]:.1f}x one window through the model" if k in r["auto_vs_one_window"][spec] else "")
+                + ")"
+                for k, v in ms.items()
             )
         )
-        if "auto_click_int8_vs_one_int8_window" in r:
-            lines.append(
-                f"auto-scale click on onnx_int8 = {r['auto_click_int8_vs_one_int8_window']:.1f}x one INT8 window (batch 1)"
-            )
     pk = r["peak_gmacs_per_core"]
     lines.append(f"one core's peak: fp32 {pk['fp32_gmacs']:.0f} G MAC/s, int8 {pk['int8_gmacs']:.0f} G MAC/s")
     if "peers" in r:
@@ -76,5 +74,7 @@ def format_table(r: dict) -> str:
             f"SAM 2.1 Hiera-Tiny: {s['latency_ms']:.0f} ms per prompt ({s.get('macs', 0) / 1e9:.0f} G MACs); "
             f"best INT8 form ({r.get('best_int8')}) is {r.get('speedup_vs_sam2.1_tiny', '?')}x faster"
         )
+        for spec, x in r.get("auto_click_speedup_vs_sam2.1_tiny", {}).items():
+            lines.append(f"  scale-aware click {spec}: " + ", ".join(f"{k} {v:.0f}x faster" for k, v in x.items()))
     lines.append("sizes: " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in r["sizes_bytes"].items()))
     return "\n".join(lines)
