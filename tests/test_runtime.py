@@ -220,3 +220,32 @@ def test_quality_head_runs_on_every_installed_backend(tmp_path):
         )
         assert got.reasons == ["score", "score"], backend
         assert [w.width for w in got.windows] == [w.width for w in want.windows], backend
+
+
+def test_openvino_compiles_each_batch_size_with_a_static_shape(tmp_path):
+    """Without a fixed batch, OpenVINO compiles each batch size it meets with that batch fixed
+    (up to STATIC_BATCHES of them, then the dynamic compilation serves), and every path gives
+    the fixed-batch compilation's logits."""
+    pytest.importorskip("onnxruntime")
+    from picosam2.runtime import available_backends
+
+    if "openvino" not in available_backends():
+        pytest.skip("openvino extra not installed")
+    from export_helpers import centred_model
+    from picosam2.export.calibration import load_bundled, to_model_input
+    from picosam2.export.onnx_fp32 import export_onnx
+    from picosam2.runtime import OpenVinoBackend
+
+    model = centred_model(arch="picosam2-q")
+    path = export_onnx(model, tmp_path / "q.onnx")
+    x = to_model_input(load_bundled(8), model.config)
+    backend = OpenVinoBackend(path, threads=1)
+    backend.STATIC_BATCHES = 2
+    for n in (4, 1, 4, 3):
+        out = backend(x[:n])
+        fixed = OpenVinoBackend(path, threads=1, batch_size=n)(x[:n])
+        assert out.logits.shape == (n, 96, 96)
+        # (kernels differ between compilations: bf16 on AMX machines moves the third decimal)
+        np.testing.assert_allclose(out.logits, fixed.logits, atol=0.05)
+        np.testing.assert_allclose(out.scores, fixed.scores, atol=0.01)
+    assert sorted(backend._static) == [1, 4]  # batch 3 ran on the dynamic compilation
