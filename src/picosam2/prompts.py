@@ -433,26 +433,34 @@ def _upsampled_mask(logits: np.ndarray, win: Window, image_size: tuple[int, int]
     xs, kx = _bilinear_taps(*_bilinear_support(lw, win.width, sx0 - win.x0, sx1 - win.x0))
     ys, ky = _bilinear_taps(*_bilinear_support(lh, win.height, sy0 - win.y0, sy1 - win.y0))
     xs, ys = np.minimum(xs, lw - 1), np.minimum(ys, lh - 1)
-    rows = np.zeros((lh, len(xs)), np.float64)
+    cols64 = logits.T.astype(np.float64)  # gathers of whole logit columns: contiguous
+    acc = np.zeros((len(xs), lh), np.float64)
     for t in range(xs.shape[1]):
-        rows += logits[:, xs[:, t]].astype(np.float64) * kx[:, t]
-    rows = rows.astype(np.float32)
+        acc += cols64[xs[:, t]] * kx[:, t, None]
+    rows = acc.astype(np.float32).T  # (logit rows, output columns): the horizontal pass
     above = rows > threshold
-    out = np.empty((len(ys), len(xs)), bool)
-    # bands: runs of output rows with the same taps
+    # bands: runs of output rows with the same taps; a band's live taps are those any of its
+    # rows weighs (the others stand aside: "all above" ignores them, "any above" too)
     starts = np.flatnonzero(np.r_[True, np.any(ys[1:] != ys[:-1], axis=1)])
-    for r0, r1 in zip(starts, np.r_[starts[1:], len(ys)]):
-        live = np.flatnonzero(np.any(ky[r0:r1] > 0, axis=0))
-        taps = ys[r0, live]
-        pos = above[taps]
-        every = pos.all(axis=0)
-        out[r0:r1] = every
-        cols = np.flatnonzero(pos.any(axis=0) & ~every)
-        if len(cols):
-            acc = np.zeros((r1 - r0, len(cols)), np.float64)
-            for j, t in enumerate(live):
-                acc += rows[taps[j], cols].astype(np.float64)[None, :] * ky[r0:r1, t][:, None]
-            out[r0:r1, cols] = acc.astype(np.float32) > threshold
+    lengths = np.diff(np.r_[starts, len(ys)])
+    taps = ys[starts]  # (bands, taps)
+    live = np.logical_or.reduceat(ky > 0, starts, axis=0)[:, :, None]
+    pos = above[taps]  # (bands, taps, columns)
+    every = np.all(pos | ~live, axis=1)
+    mixed = np.any(pos & live, axis=1) & ~every
+    out = np.repeat(every, lengths, axis=0)
+    band, cols = np.nonzero(mixed)
+    if len(band):  # the edge: every row of each mixed (band, column), bands padded to the longest
+        span = int(lengths.max())
+        offset = np.arange(span)
+        row = starts[band, None] + offset  # (pairs, span)
+        valid = offset < lengths[band, None]
+        row = np.where(valid, row, starts[band, None])
+        acc = np.zeros(row.shape, np.float64)
+        for t in range(taps.shape[1]):
+            k = np.where(live[band, t], ky[row, t], 0.0)
+            acc += np.where(k > 0, rows[taps[band, t], cols].astype(np.float64)[:, None] * k, 0.0)
+        out[row[valid], np.broadcast_to(cols[:, None], row.shape)[valid]] = (acc.astype(np.float32) > threshold)[valid]
     return (slice(sy0, sy1), slice(sx0, sx1)), out
 
 
