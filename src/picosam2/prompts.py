@@ -306,7 +306,9 @@ def _reduced_cut(pil: Image.Image, win: Window, out_size: int, factor: int) -> n
     return np.asarray(canvas.resize((out_size, out_size), Image.BILINEAR, box=box))
 
 
-def crop_images(image: np.ndarray, windows, out_size: int = MODEL_SIZE, reducing_gap: float | None = None) -> np.ndarray:
+def crop_images(
+    image: np.ndarray, windows, out_size: int = MODEL_SIZE, reducing_gap: float | None = None
+) -> np.ndarray:
     """:func:`crop_image` for several windows of one image, bit-identical and faster: the image
     becomes one Pillow image, each window is cut by Pillow (padding pasted in C, not filled by
     numpy) and resized; windows of up to twice the image's pixels are cut whole, larger ones keep
@@ -472,7 +474,12 @@ def window_mask(logits: np.ndarray, win: Window, image_size: tuple[int, int], th
     logits = logits.reshape(logits.shape[-2:])
     width, height = image_size
     hits = min(win.x1, width) > max(win.x0, 0) and min(win.y1, height) > max(win.y0, 0)
-    if hits and win.width >= logits.shape[1] and win.height >= logits.shape[0] and logits.shape != (win.height, win.width):
+    if (
+        hits
+        and win.width >= logits.shape[1]
+        and win.height >= logits.shape[0]
+        and logits.shape != (win.height, win.width)
+    ):
         return _upsampled_mask(logits, win, image_size, threshold)
     part = _window_logits(logits, win, image_size)
     return None if part is None else (part[0], part[1] > threshold)
@@ -548,7 +555,9 @@ def parse_point_scales(spec) -> str | list[int] | None:
     try:
         sizes = [int(float(p)) for p in parts]
     except (TypeError, ValueError):
-        raise PromptError(f"point scales must be 'auto', 'auto:N' or window sides like 96,192,384; got {spec!r}") from None
+        raise PromptError(
+            f"point scales must be 'auto', 'auto:N' or window sides like 96,192,384; got {spec!r}"
+        ) from None
     if not sizes or any(s < 1 for s in sizes):
         raise PromptError(f"point scales must be positive window sides, got {spec!r}")
     return sorted(set(sizes))

@@ -61,7 +61,11 @@ def format_table(r: dict) -> str:
             f"scale-aware click {spec} ({r['auto_click_candidates'][spec]} windows, one batch): "
             + ", ".join(
                 f"{k} {v:.1f} ms ({r['auto_vs_single_click'][spec][k]:.1f}x its one-window click"
-                + (f", {r['auto_vs_one_window'][spec][k]:.1f}x one window through the model" if k in r["auto_vs_one_window"][spec] else "")
+                + (
+                    f", {r['auto_vs_one_window'][spec][k]:.1f}x one window through the model"
+                    if k in r["auto_vs_one_window"][spec]
+                    else ""
+                )
                 + ")"
                 for k, v in ms.items()
             )
