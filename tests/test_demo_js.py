@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from picosam2.prompts import auto_point_scales, point_scales_for, point_windows
 from picosam2.selection import choose_candidate
@@ -100,3 +101,31 @@ def test_choice_matches_selection_py():
     for (lg, sc), got in zip(cases, js):
         assert tuple(got) == choose_candidate(lg, sc)
     assert tuple(js[-1]) == (1, "border")
+
+
+def test_reduced_crops_match_python():
+    """windows.js cuts large windows from a box-reduced image as prompts.crop_images does under
+    the predictor's reducing_gap (so the in-browser model sees the server's pixels), and small
+    windows exactly as crop_image."""
+    from picosam2.prompts import Window, crop_images
+
+    rng = np.random.default_rng(3)
+    h, w = 150, 230
+    coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    image = np.asarray(Image.fromarray(coarse).resize((w, h), Image.BILINEAR)).astype(np.int16)
+    image = np.clip(image + rng.integers(-15, 16, (h, w, 3)), 0, 255).astype(np.uint8)
+    rgba = np.concatenate([image, np.full((h, w, 1), 255, np.uint8)], axis=2)
+    wins = [Window(10, 20, 106, 116), Window(-100, -60, 300, 340), Window(3, -250, 800, 547)]
+    sides = rng.integers([-300, -300, 390], [230, 150, 1500], (9, 3)).tolist()
+    wins += [Window(x, y, x + s, y + s) for x, y, s in sides]
+    js = run_js(
+        "const img = Uint8ClampedArray.from(data.rgba);"
+        "return data.wins.map(([x0, y0, x1, y1]) => Array.from(w.cropImage(img, data.w, data.h, {x0, y0, x1, y1}, 96,"
+        " [124, 116, 104], 2.0)));",
+        {"rgba": rgba.reshape(-1).tolist(), "w": w, "h": h, "wins": [list(v.as_tuple()) for v in wins]},
+    )
+    want = crop_images(image, wins, reducing_gap=2.0)
+    for win, got, ref in zip(wins, js, want):
+        got = np.asarray(got, np.int16).reshape(96, 96, 3)
+        assert np.abs(got - ref).max() <= 1, win
+        assert np.mean(got != ref) < 0.01, win

@@ -556,6 +556,8 @@ def _add_page_routes(app: FastAPI, predictor, exporter: BrowserModel, weights, t
             "mean": list(config.mean),
             "std": list(config.std),
             "pad_rgb": list(PAD_RGB),
+            # large windows are cut from a box-reduced image (prompts.crop_images), or null: exactly
+            "reducing_gap": predictor.reducing_gap,
             "window_size": predictor.window_size,
             "point_mode": predictor.point_mode,
             # scale-aware clicks: "auto", a list of window sides, or null (one window_size window)

@@ -73,7 +73,7 @@ export class LocalModel {
     const groups = prompts.map((p) => candidateWindows(p, width, height, cfg));
     const wins = groups.flat();
     const input = new Float32Array(wins.length * plane);
-    wins.forEach((win, i) => normalizeInto(input, i * plane, cropImage(rgba, width, height, win, size, cfg.pad_rgb), size, cfg.mean, cfg.std));
+    wins.forEach((win, i) => normalizeInto(input, i * plane, cropImage(rgba, width, height, win, size, cfg.pad_rgb, cfg.reducing_gap), size, cfg.mean, cfg.std));
     const names = this.session.outputNames;
     const logitsName = names.includes("mask_logits") ? "mask_logits" : names[0];
     const t0 = performance.now();

@@ -75,16 +75,17 @@ export function cutRGB(rgba, width, height, win, pad) {
 }
 
 // Pillow's resampling coefficients (libImaging/Resample.c, precompute_coeffs) for the bilinear
-// ("triangle") filter: support 1, widened by the scale factor when shrinking.
-function coefficients(inSize, outSize) {
-  const scale = inSize / outSize;
+// ("triangle") filter: support 1, widened by the scale factor when shrinking. [in0, in1) is the
+// source span resized (Image.resize's box; the whole axis by default).
+function coefficients(inSize, outSize, in0 = 0, in1 = inSize) {
+  const scale = (in1 - in0) / outSize;
   const filterscale = Math.max(scale, 1.0);
   const support = 1.0 * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
   const bounds = new Int32Array(outSize * 2);
   const kk = new Float64Array(outSize * ksize);
   for (let xx = 0; xx < outSize; xx++) {
-    const center = (xx + 0.5) * scale;
+    const center = in0 + (xx + 0.5) * scale;
     const ss = 1.0 / filterscale;
     let xmin = Math.trunc(center - support + 0.5);
     if (xmin < 0) xmin = 0;
@@ -121,14 +122,17 @@ function clip8(v) {
   return Math.floor(v / ONE);
 }
 
-/** Pillow's Image.resize((dw, dh), BILINEAR) of a packed 8-bit image with `channels` channels:
- * horizontal pass, then vertical, each rounding to 8 bits as Pillow does. */
-export function resize8(src, sw, sh, channels, dw, dh) {
-  if (sw === dw && sh === dh) return src.slice();
+/** Pillow's Image.resize((dw, dh), BILINEAR, box) of a packed 8-bit image with `channels`
+ * channels (box: [x0, y0, x1, y1] source span, float32 as Pillow reads it; default the whole
+ * image): horizontal pass, then vertical, each rounding to 8 bits as Pillow does. */
+export function resize8(src, sw, sh, channels, dw, dh, box = null) {
+  const [bx0, by0, bx1, by1] = box ? box.map(Math.fround) : [0, 0, sw, sh];
+  const whole = bx0 === 0 && by0 === 0 && bx1 === sw && by1 === sh;
+  if (sw === dw && sh === dh && whole) return src.slice();
   let cur = src;
   let cw = sw;
-  if (dw !== sw) {
-    const { ksize, bounds, kk } = coefficients(sw, dw);
+  if (dw !== sw || bx0 !== 0 || bx1 !== sw) {
+    const { ksize, bounds, kk } = coefficients(sw, dw, bx0, bx1);
     const k = fixedPoint(kk);
     const out = new Uint8Array(dw * sh * channels);
     for (let y = 0; y < sh; y++) {
@@ -145,8 +149,8 @@ export function resize8(src, sw, sh, channels, dw, dh) {
     cur = out;
     cw = dw;
   }
-  if (dh !== sh) {
-    const { ksize, bounds, kk } = coefficients(sh, dh);
+  if (dh !== sh || by0 !== 0 || by1 !== sh) {
+    const { ksize, bounds, kk } = coefficients(sh, dh, by0, by1);
     const k = fixedPoint(kk);
     const out = new Uint8Array(cw * dh * channels);
     for (let yy = 0; yy < dh; yy++) {
@@ -202,10 +206,76 @@ export function resizeFloat(src, sw, sh, dw, dh) {
   return cur;
 }
 
-/** prompts.crop_image: the window as a size x size packed RGB Uint8Array. */
-export function cropImage(rgba, width, height, win, size, pad) {
-  const patch = cutRGB(rgba, width, height, win, pad);
-  return resize8(patch, win.x1 - win.x0, win.y1 - win.y0, 3, size, size);
+/** Pillow's Image.reduce(factor, box) of an RGBA image (box: [x0, y0, x1, y1]), as packed RGB:
+ * each factor x factor block (smaller at the box's right and bottom edges) averaged with
+ * Pillow's rounding, ((sum + n / 2) * multiplier) >> 24. */
+function reduceRGB(rgba, width, box, factor) {
+  const [bx0, by0, bx1, by1] = box;
+  const ow = Math.ceil((bx1 - bx0) / factor);
+  const oh = Math.ceil((by1 - by0) / factor);
+  const out = new Uint8Array(ow * oh * 3);
+  for (let oy = 0; oy < oh; oy++) {
+    const y0 = by0 + oy * factor;
+    const y1 = Math.min(y0 + factor, by1);
+    for (let ox = 0; ox < ow; ox++) {
+      const x0 = bx0 + ox * factor;
+      const x1 = Math.min(x0 + factor, bx1);
+      const n = (y1 - y0) * (x1 - x0);
+      const multiplier = Math.trunc(Math.fround(4294967296 / (256 * n)));
+      const sums = [Math.floor(n / 2), Math.floor(n / 2), Math.floor(n / 2)];
+      for (let y = y0; y < y1; y++) {
+        for (let x = x0, p = (y * width + x0) * 4; x < x1; x++, p += 4) {
+          sums[0] += rgba[p];
+          sums[1] += rgba[p + 1];
+          sums[2] += rgba[p + 2];
+        }
+      }
+      const o = (oy * ow + ox) * 3;
+      for (let c = 0; c < 3; c++) out[o + c] = Math.floor((sums[c] * multiplier) / 16777216);
+    }
+  }
+  return { data: out, width: ow, height: oh };
+}
+
+/** The power-of-two factor prompts.crop_images reduces a window by under `reducingGap` (1: none). */
+export function reductionFactor(win, size, reducingGap) {
+  if (reducingGap == null) return 1;
+  const scale = Math.min(win.x1 - win.x0, win.y1 - win.y0) / (size * reducingGap);
+  return scale > 2 ? 2 ** Math.floor(Math.log2(scale)) : 1;
+}
+
+/** prompts.crop_images for one window: the window as a size x size packed RGB Uint8Array. With
+ * `reducingGap` (the predictor's reducing_gap, e.g. 2), a large window is cut from the image
+ * box-reduced by a power of two and resized from its fractional place there (prompts._reduced_cut);
+ * null cuts it whole (prompts.crop_image). */
+export function cropImage(rgba, width, height, win, size, pad, reducingGap = null) {
+  const factor = reductionFactor(win, size, reducingGap);
+  if (factor === 1) {
+    const patch = cutRGB(rgba, width, height, win, pad);
+    return resize8(patch, win.x1 - win.x0, win.y1 - win.y0, 3, size, size);
+  }
+  const [fx0, fy0, fx1, fy1] = [win.x0 / factor, win.y0 / factor, win.x1 / factor, win.y1 / factor];
+  const cx0 = Math.floor(fx0);
+  const cy0 = Math.floor(fy0);
+  const cx1 = Math.max(Math.ceil(fx1), cx0 + 1);
+  const cy1 = Math.max(Math.ceil(fy1), cy0 + 1);
+  const cw = cx1 - cx0;
+  const ch = cy1 - cy0;
+  const canvas = new Uint8Array(cw * ch * 3);
+  for (let i = 0; i < cw * ch; i++) canvas.set(pad, 3 * i);
+  const rx0 = Math.max(cx0, 0);
+  const ry0 = Math.max(cy0, 0);
+  const rx1 = Math.min(cx1, Math.ceil(width / factor));
+  const ry1 = Math.min(cy1, Math.ceil(height / factor));
+  if (rx1 > rx0 && ry1 > ry0) {
+    const box = [rx0 * factor, ry0 * factor, Math.min(rx1 * factor, width), Math.min(ry1 * factor, height)];
+    const small = reduceRGB(rgba, width, box, factor);
+    for (let y = 0; y < small.height; y++) {
+      const row = small.data.subarray(y * small.width * 3, (y + 1) * small.width * 3);
+      canvas.set(row, ((y + ry0 - cy0) * cw + (rx0 - cx0)) * 3);
+    }
+  }
+  return resize8(canvas, cw, ch, 3, size, size, [fx0 - cx0, fy0 - cy0, fx1 - cx0, fy1 - cy0]);
 }
 
 /** predictor.normalize_batch for one crop: packed RGB uint8 -> float32 CHW, written at `offset`. */
