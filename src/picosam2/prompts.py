@@ -452,17 +452,18 @@ def _upsampled_mask(logits: np.ndarray, win: Window, image_size: tuple[int, int]
     mixed = np.any(pos & live, axis=1) & ~every
     out = np.repeat(every, lengths, axis=0)
     band, cols = np.nonzero(mixed)
-    if len(band):  # the edge: every row of each mixed (band, column), bands padded to the longest
-        span = int(lengths.max())
-        offset = np.arange(span)
-        row = starts[band, None] + offset  # (pairs, span)
-        valid = offset < lengths[band, None]
-        row = np.where(valid, row, starts[band, None])
-        acc = np.zeros(row.shape, np.float64)
+    if len(band):  # the edge: every row of each mixed (band, column)
+        # per band, its rows padded to the longest band by repeating its last row (which then
+        # computes and writes the same value twice), and their weights on the band's live taps
+        ends = starts + lengths
+        band_rows = np.minimum(starts[:, None] + np.arange(int(lengths.max())), ends[:, None] - 1)
+        weights = np.where(live[:, None, :, 0], ky[band_rows], 0.0)  # (bands, rows, taps)
+        acc = np.zeros((len(band), band_rows.shape[1]), np.float64)
+        k = weights[band]  # (pairs, rows, taps)
         for t in range(taps.shape[1]):
-            k = np.where(live[band, t], ky[row, t], 0.0)
-            acc += np.where(k > 0, rows[taps[band, t], cols].astype(np.float64)[:, None] * k, 0.0)
-        out[row[valid], np.broadcast_to(cols[:, None], row.shape)[valid]] = (acc.astype(np.float32) > threshold)[valid]
+            v = rows[taps[band, t], cols].astype(np.float64)[:, None]
+            acc += np.where(k[:, :, t] > 0, v * k[:, :, t], 0.0)
+        out[band_rows[band], cols[:, None]] = acc.astype(np.float32) > threshold
     return (slice(sy0, sy1), slice(sx0, sx1)), out
 
 
