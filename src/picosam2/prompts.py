@@ -284,6 +284,17 @@ def crop_image(image: np.ndarray, win: Window, out_size: int = MODEL_SIZE) -> np
 #: :func:`crop_images` cuts windows of up to this many times the image's pixels whole (Pillow's
 #: padded copy: 4 bytes a pixel), larger ones through the bounded path
 _PIL_CUT_FACTOR = 2
+#: :data:`PAD_RGB` as the fill of a Pillow RGB canvas
+_PAD_FILL = tuple(int(v) for v in PAD_RGB)
+
+
+def _reduction_factor(win: Window, out_size: int, reducing_gap: float | None) -> int:
+    """The power of two :func:`crop_images` box-reduces ``win`` by under ``reducing_gap`` (1: none);
+    ``windows.js`` ``reductionFactor`` is its port."""
+    if reducing_gap is None:
+        return 1
+    scale = min(win.width, win.height) / (out_size * float(reducing_gap))
+    return 1 << int(math.floor(math.log2(scale))) if scale > 2 else 1
 
 
 def _reduced_cut(pil: Image.Image, win: Window, out_size: int, factor: int) -> np.ndarray:
@@ -295,7 +306,7 @@ def _reduced_cut(pil: Image.Image, win: Window, out_size: int, factor: int) -> n
     fx0, fy0, fx1, fy1 = (v / factor for v in win.as_tuple())
     cx0, cy0 = math.floor(fx0), math.floor(fy0)
     cx1, cy1 = max(math.ceil(fx1), cx0 + 1), max(math.ceil(fy1), cy0 + 1)
-    canvas = Image.new("RGB", (cx1 - cx0, cy1 - cy0), tuple(int(v) for v in PAD_RGB))
+    canvas = Image.new("RGB", (cx1 - cx0, cy1 - cy0), _PAD_FILL)
     # the reduced pixels the canvas covers that hold image: [rx0, rx1) x [ry0, ry1)
     rx0, ry0 = max(cx0, 0), max(cy0, 0)
     rx1, ry1 = min(cx1, -(-width // factor)), min(cy1, -(-height // factor))
@@ -319,20 +330,16 @@ def crop_images(
     ``reducing_gap`` (e.g. 2.0) trades exactness for speed on large windows, as Pillow's
     argument of that name does: a window more than ``2 * reducing_gap`` times the model input is
     cut from the image box-reduced by a power of two that leaves at least ``reducing_gap`` times
-    the output size, then resized. Pixels then differ
-    from :func:`crop_image` by about half a grey level on average; the cost of a whole-image
-    window drops from the image's size to a few hundred pixels a side. Returns
-    (N, out_size, out_size, C) uint8."""
+    the output size, then resized. Pixels then differ from :func:`crop_image` by about half a
+    grey level on average; the cost of a whole-image window drops from the image's size to a few
+    hundred pixels a side. Returns (N, out_size, out_size, C) uint8."""
     windows = list(windows)
     height, width = image.shape[:2]
     pil_ok = image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
     out = np.empty((len(windows), out_size, out_size) + image.shape[2:], np.uint8)
     pil = None
     for i, win in enumerate(windows):
-        factor = 1
-        if reducing_gap is not None and pil_ok:
-            scale = min(win.width, win.height) / (out_size * float(reducing_gap))
-            factor = 1 << int(math.floor(math.log2(scale))) if scale > 2 else 1
+        factor = _reduction_factor(win, out_size, reducing_gap) if pil_ok else 1
         if not (pil_ok and (factor > 1 or _direct(win, width, height, _PIL_CUT_FACTOR))):
             out[i] = crop_image(image, win, out_size)
             continue
@@ -344,7 +351,7 @@ def crop_images(
         if _inside(win, width, height):
             patch = pil.crop((win.x0, win.y0, win.x1, win.y1))
         else:
-            patch = Image.new("RGB", (win.width, win.height), tuple(int(v) for v in PAD_RGB))
+            patch = Image.new("RGB", (win.width, win.height), _PAD_FILL)
             sx0, sy0 = max(win.x0, 0), max(win.y0, 0)
             sx1, sy1 = min(win.x1, width), min(win.y1, height)
             if sx1 > sx0 and sy1 > sy0:
