@@ -335,13 +335,10 @@ class OpenVinoBackend:
         if threads:
             self._props.update({"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1})
         self._model = model
-        self.fixed_batch = batch_size or None
+        self.fixed_batch = int(batch_size) if batch_size else None
+        #: the requests compiled for one batch size each (no fixed batch); ``request`` serves the rest
         self._static: dict[int, object] = {}
-        if batch_size:
-            self._static[int(batch_size)] = self._compile(int(batch_size))
-            self.request = self._static[int(batch_size)]
-        else:
-            self.request = self._compile(None)
+        self.request = self._compile(self.fixed_batch)
         self.output_names = [next(iter(o.get_names()), "") for o in self._model.outputs]
 
     def _compile(self, batch: int | None):
@@ -359,7 +356,7 @@ class OpenVinoBackend:
         request = self._static.get(batch)
         if request is None and len(self._static) < self.STATIC_BATCHES:
             request = self._static[batch] = self._compile(batch)
-        return request or self.request
+        return self.request if request is None else request
 
     def _metadata(self, model) -> dict | None:
         if self.path.suffix.lower() == ".onnx":
