@@ -240,7 +240,7 @@ def test_scale_policy_without_scores_uses_the_border_rule():
 
 
 def test_camera_point_scales_in_frame_pixels():
-    from picosam2.camera.core import camera_point_scales
+    from picosam2.prompts import point_scales_for as camera_point_scales
 
     assert camera_point_scales("auto", (640, 480), 128) == [96, 140, 205, 300, 438, 640]
     assert camera_point_scales("fixed", (640, 480), 128) == camera_point_scales(None, (640, 480), 128) == [128]

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..prompts import point_scales_for
 from .core import (
     FrameGeometry,
     ScalePolicy,
-    camera_point_scales,
     decode_output,
     draw_overlay,
     frame_mask,
@@ -224,7 +224,7 @@ def run_camera(
     compares calibrated scores, as the predictor does)."""
     Picamera2, MappedArray, IMX500 = _import_picamera2()
     imx500 = _start_network(IMX500, network, root)
-    sides = camera_point_scales(point_scales, tuple(frame_size), window_size)
+    sides = point_scales_for(point_scales, tuple(frame_size), window_size)
     policy = ScalePolicy(sides, calibration=calibration, frame_size=tuple(frame_size)) if len(sides) > 1 else None
     state = _LiveState(imx500, prompt, kind, window_size, policy)
     picam2 = _start_camera(Picamera2, MappedArray, imx500, state, frame_size, fps, preview and not interactive)
@@ -314,7 +314,7 @@ def simulate_photos(
             image = load_image(photo)
             if policy is None and kind != "box":
                 size = image.shape[1::-1]
-                sides = camera_point_scales(point_scales, size, window_size)
+                sides = point_scales_for(point_scales, size, window_size)
                 policy = ScalePolicy(sides, calibration=calibration, frame_size=size)
             side, why = policy.next() if policy is not None else (window_size, "box" if kind == "box" else "fixed")
             score = None

@@ -114,14 +114,15 @@ def _simulate(args, image_path, prompt, kind) -> int:
     """``--simulate IMAGE``: the camera loop on one photo; with several point scales, enough frames
     for a sweep and a kept frame (or ``--frames``), one line per frame saying which window ran."""
     from ..image_io import load_image, save_png_atomic
+    from ..prompts import point_scales_for
     from ..selection import ScoreCalibration
-    from .core import ScalePolicy, camera_point_scales, draw_overlay, scale_text, simulate_sweep
+    from .core import ScalePolicy, draw_overlay, scale_text, simulate_sweep
 
     image = load_image(image_path)
     frame_size = (image.shape[1], image.shape[0])
     runner, config = _window_runner(args.weights)
     side = _window_size(args, config)
-    sides = camera_point_scales(point_scales_arg(args, config), frame_size, side)
+    sides = point_scales_for(point_scales_arg(args, config), frame_size, side)
     frames = args.frames or (len(sides) + 1 if kind != "box" and len(sides) > 1 else 1)
     results = simulate_sweep(
         runner, image, prompt, kind, ScalePolicy(sides, calibration=ScoreCalibration.from_config(config), frame_size=frame_size),

@@ -36,7 +36,6 @@ from ..prompts import (
     box_window,
     crop_image,
     paste_logits,
-    point_scales_for,
     point_window,
 )
 from ..selection import choose_candidate
@@ -267,15 +266,8 @@ def frame_window_pixels(frame: np.ndarray, roi: Window, geometry: FrameGeometry,
 
 # -- scale-aware point prompts on the sensor ---------------------------------------------------
 # The sensor runs one ROI per frame (the ISP scales any ROI to the network input), so the window
-# sizes a click on a photo tries in one batch are tried here over consecutive frames.
-
-
-def camera_point_scales(spec, frame_size: tuple[int, int], window_size: int) -> list[int]:
-    """Point-window sides, in frame pixels, a prompt's sweep tries: ``"auto"`` (96 px up to the
-    frame's longer side, :func:`picosam2.prompts.auto_point_scales`), ``"auto:N"`` (at most N of
-    those: fewer frames per sweep), sides (``"96,192,384"``) or ``None``/``"fixed"`` (one
-    ``window_size`` window)."""
-    return point_scales_for(spec, frame_size, window_size)
+# sizes a click on a photo tries in one batch (:func:`picosam2.prompts.point_scales_for`, in frame
+# pixels) are tried here over consecutive frames.
 
 
 def split_outputs(outputs) -> tuple[object, float | None]:
