@@ -45,3 +45,14 @@ def run_cli(*args: str):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def coco_mini() -> Path:
+    """coco-mini under the data root (``$PICOSAM2_DATA``); the test is skipped with a reason elsewhere."""
+    import os
+
+    root = os.environ.get("PICOSAM2_DATA")
+    if not root or not (Path(root) / "coco-mini" / "annotations").is_dir():
+        pytest.skip("coco-mini not found: set PICOSAM2_DATA to the folder holding coco-mini/")
+    return Path(root) / "coco-mini"
