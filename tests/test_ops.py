@@ -64,7 +64,7 @@ def test_bundle_holds_what_a_camera_needs_and_verifies(release):
     v1 = release["v1"]
     m = json.loads((v1 / "manifest.json").read_text())
     assert (m["name"], m["version"], m["format"]) == ("picosam2", "1.0.0", "picosam2-bundle/1")
-    assert m["app"]["min_version"] == "0.1.0" and m["app"]["below_version"] == "0.2.0" and m["created"].endswith("Z")
+    assert m["app"]["min_version"] == "1.0.0" and m["app"]["below_version"] == "2.0.0" and m["created"].endswith("Z")
     assert set(m["files"]) == {
         "model/config.json", "model/picosam2-int8.onnx", "eval/report.json", "monitor/reference.json",
         "health/window.png", "health/expected.npy",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
 #: public name -> module it lives in (imported on first access)
 _EXPORTS = {
