@@ -4,6 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 EXTRAS ?= eval,export,train,demo,imx500,openvino,ops,hub,test
+# Extra pip arguments for the torch install. Empty: pip's own configuration decides which build of
+# torch 2.13.0 it gets (on PyPI for Linux that is the large CUDA build). For the CPU build:
+#   make install TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
 .PHONY: install demo test lint bench clean
@@ -13,7 +17,7 @@ $(PY):
 	$(PIP) install --quiet --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml constraints.txt
-	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet $(TORCH_PIP_ARGS) torch==2.13.0
 	$(PIP) install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	bash scripts/install_system_deps.sh
 	bash scripts/vendor_onnxruntime_web.sh
