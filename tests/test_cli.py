@@ -101,11 +101,17 @@ def test_error_policy_user_errors_one_line_bugs_traceback(tmp_path, monkeypatch)
     from picosam2.prompts import PromptError
 
     assert issubclass(PromptError, PicoSAM2Error) and issubclass(PromptError, ValueError)
-    assert cli.UserError is UsageError
     r = run_cli("predict", str(tmp_path / "missing.jpg"), "--point", "1,1", "--out", str(tmp_path / "m.png"))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     r = run_cli("--debug", "predict", str(tmp_path / "missing.jpg"), "--point", "1,1", "--out", str(tmp_path / "m.png"))
     assert r.returncode != 0 and "Traceback" in r.stderr
+    # a wrapped error: one line, and --debug shows the library error it came from
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image at all")
+    r = run_cli("predict", str(bad), "--point", "1,1", "--out", str(tmp_path / "m.png"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot read image" in r.stderr
+    r = run_cli("--debug", "predict", str(bad), "--point", "1,1", "--out", str(tmp_path / "m.png"))
+    assert "UnidentifiedImageError" in r.stderr and "direct cause" in r.stderr and "ImageError" in r.stderr
 
     def bug(args):
         raise KeyError("a bug")

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from model_base import ModelChecks
+from picosam2.errors import UsageError
 from picosam2.models import (
     WeightsError,
     count_macs,
@@ -57,7 +58,7 @@ def test_paper_counts():
 
 def test_registry_lists_paper_network():
     assert "picosam2" in list_models()
-    with pytest.raises(KeyError):
+    with pytest.raises(UsageError, match="unknown model 'nope'; known: picosam2, picosam2-128, picosam2-q$"):
         create_model("nope")
 
 
@@ -84,9 +85,10 @@ def test_default_weights_load():
     from picosam2.models import split_outputs
 
     m = from_pretrained()
-    head = count_params(m.quality) if m.quality is not None else 0
-    assert count_params(m) - head == 1_262_818  # the paper's network, plus the quality head when present
+    assert m.config.quality_head and m.quality is not None  # the shipped weights carry the quality head
+    assert count_params(m) - count_params(m.quality) == 1_262_818  # the paper's network
+    assert count_params(m) == 1_282_259  # plus the head
     with torch.no_grad():
         logits, iou = split_outputs(m(torch.zeros(1, 3, 96, 96)))
     assert logits.shape == (1, 1, 96, 96)
-    assert iou is None or iou.shape == (1, 1)
+    assert iou is not None and iou.shape == (1, 1)

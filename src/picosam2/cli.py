@@ -8,7 +8,7 @@ import importlib
 import sys
 import warnings
 
-from .errors import PicoSAM2Error, UsageError
+from .errors import PicoSAM2Error
 
 #: sub-command name -> module providing add_parser/run. Modules are imported only to build the
 #: parser, so they must not import heavy dependencies at module level.
@@ -21,6 +21,7 @@ COMMANDS = {
     "calibrate-scores": "picosam2.train.cli",
     "tune-quality-head": "picosam2.train.cli",
     "export": "picosam2.export.cli",
+    "convert": "picosam2.models.convert",
     "camera": "picosam2.camera.cli",
     "demo": "picosam2.demo.cli",
     "bench": "picosam2.bench.cli",
@@ -29,9 +30,6 @@ COMMANDS = {
     "monitor": "picosam2.ops.cli",
 }
 
-
-#: kept importable: an error caused by the user's input (one line, exit status 2)
-UserError = UsageError
 
 #: Transitional: plain ``ValueError``/``RuntimeError`` raised (by that exact class, not a subclass)
 #: in rooms whose user errors are not yet :class:`PicoSAM2Error` are still printed as one line.
@@ -55,7 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="print the full traceback of any error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    seen = set()
     for module_name in dict.fromkeys(COMMANDS.values()):
         try:
             module = importlib.import_module(module_name)
@@ -63,8 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name and module_name.startswith(exc.name):
                 continue  # that room is not built yet
             raise
-        for name in module.add_parser(sub):
-            seen.add(name)
+        module.add_parser(sub)
     return parser
 
 

@@ -12,14 +12,14 @@ from .runtime import BACKENDS
 
 
 def parse_numbers(text: str, count: int, what: str) -> list[float]:
-    parts = text.replace(" ", "").split(",")
+    """An argparse ``type``: :func:`picosam2.prompts.parse_numbers` with its error as argparse's."""
+    from .prompts import PromptError
+    from .prompts import parse_numbers as parse
+
     try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) != count:
-        raise argparse.ArgumentTypeError(f"{what} must be {count} comma-separated numbers, got {text!r}")
-    return values
+        return list(parse(text, count, what))
+    except PromptError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def add_parser(sub) -> list[str]:
@@ -123,8 +123,8 @@ def _add_info_parser(sub) -> None:
 def run_predict(args) -> int:
     try:
         return _predict(args)
-    except MemoryError:
-        raise UsageError("out of memory: use a smaller image (--max-pixels) or fewer prompts") from None
+    except MemoryError as exc:
+        raise UsageError("out of memory: use a smaller image (--max-pixels) or fewer prompts") from exc
 
 
 def _predict(args) -> int:

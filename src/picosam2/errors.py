@@ -24,3 +24,24 @@ class BackendError(PicoSAM2Error, RuntimeError):
 
 class UsageError(PicoSAM2Error, ValueError):
     """Arguments that do not fit together (raised by library calls and the CLI alike)."""
+
+
+class ConfigError(UsageError):
+    """A training or evaluation configuration that cannot be used (unknown key, bad value)."""
+
+
+class DataError(PicoSAM2Error, ValueError):
+    """A dataset, annotation, cache or results file that cannot be read or does not fit."""
+
+
+class MissingExtraError(BackendError):
+    """An optional dependency is not installed; the message names the ``pip install`` extra."""
+
+
+class ExportError(PicoSAM2Error, RuntimeError):
+    """An export or conversion step failed (a converter's exit status, an output that does not
+    match the PyTorch network)."""
+
+
+class EmptyResultError(PicoSAM2Error, RuntimeError):
+    """The work ran but had nothing to report (e.g. no instance could be scored)."""

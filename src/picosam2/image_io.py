@@ -80,11 +80,11 @@ def load_image(image, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
         except ImageError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageTooLargeError(f"{path} is refused as a decompression bomb: {exc}") from None
-        except MemoryError:
-            raise ImageTooLargeError(f"not enough memory to decode {path}") from None
+            raise ImageTooLargeError(f"{path} is refused as a decompression bomb: {exc}") from exc
+        except MemoryError as exc:
+            raise ImageTooLargeError(f"not enough memory to decode {path}") from exc
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"cannot read image {path}: {exc}") from None
+            raise ImageError(f"cannot read image {path}: {exc}") from exc
     if isinstance(image, Image.Image):
         check_pixels(image, max_pixels)
         return _to_rgb(image)
@@ -167,7 +167,7 @@ def check_output_path(path: str | os.PathLike) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create the output folder {parent}: {_why(exc)}") from None
+        raise OutputError(f"cannot create the output folder {parent}: {_why(exc)}") from exc
     if not parent.is_dir():
         raise OutputError(f"cannot write {path}: {parent} is not a folder")
     return path
@@ -193,7 +193,7 @@ def write_pngs_atomic(outputs) -> list[Path]:
         return done
     except OSError as exc:
         name = getattr(exc, "filename", None) or (staged[-1][1] if staged else "output")
-        raise OutputError(f"cannot write {name}: {_why(exc)}; no output was written") from None
+        raise OutputError(f"cannot write {name}: {_why(exc)}; no output was written") from exc
     finally:
         if len(done) != len(staged):
             for tmp, _ in staged:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import UsageError
 from .image_io import load_image
 from .prompts import (
     MODEL_SIZE,
@@ -47,7 +48,7 @@ from .prompts import (
     window_for_prompt,
     window_mask,
 )
-from .runtime import Backend, RuntimeOutput, load_backend, normalize
+from .runtime import Backend, RuntimeOutput, concat_outputs, load_backend, run_crops
 from .runtime import normalize_batch as normalize_batch  # noqa: F401 - kept importable from here
 from .selection import ScoreCalibration, choose_candidate
 
@@ -137,8 +138,8 @@ def _as_prompt_array(values, width: int, name: str) -> np.ndarray:
         return np.zeros((0, width), dtype=np.float64)
     try:
         arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise PromptError(f"{name} must be numbers, got {values!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise PromptError(f"{name} must be numbers, got {values!r}") from exc
     if arr.size == 0:
         return np.zeros((0, width), dtype=np.float64)
     if arr.ndim == 1 and arr.shape[0] == width:
@@ -192,7 +193,7 @@ class Predictor:
     ):
         if backend is None:
             if model is None:
-                raise ValueError("give a model or a backend")
+                raise UsageError("give a model or a backend")
             backend = load_backend(model)
         self.backend = backend
         self.config = backend.config
@@ -286,11 +287,8 @@ class Predictor:
         outs = []
         for i in range(0, len(windows), self.batch_size):
             crops = crop_images(image, windows[i : i + self.batch_size], size, self.reducing_gap)
-            outs.append(self.backend(normalize(crops, self.config)))
-        if not outs:
-            return RuntimeOutput(np.zeros((0, size, size), np.float32))
-        scores = None if outs[0].scores is None else np.concatenate([o.scores for o in outs])
-        return RuntimeOutput(np.concatenate([o.logits for o in outs]), scores)
+            outs.append(run_crops(self.backend, crops))
+        return concat_outputs(outs, size)
 
     def predict_windows(self, image: np.ndarray, windows: list[Window]) -> np.ndarray:
         """Window logits (N, S, S) for windows of an (H, W, 3) uint8 image."""

@@ -46,6 +46,23 @@ class PromptError(PicoSAM2Error, ValueError):
     """A prompt that cannot be turned into a window (outside the image, malformed...)."""
 
 
+def parse_numbers(text: str, count: int, what: str = "prompt") -> tuple[float, ...]:
+    """The one parser of comma-separated prompt text: ``"X,Y"`` (``count=2``) or ``"X0,Y0,X1,Y1"``
+    (``count=4``); spaces are ignored. ``what`` names the value in the error message.
+
+    Raises:
+        PromptError: not exactly ``count`` finite numbers.
+    """
+    parts = str(text).replace(" ", "").split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise PromptError(f"{what} must be {count} comma-separated numbers, got {text!r}")
+    return values
+
+
 @dataclass(frozen=True)
 class Window:
     """Integer rectangle ``[x0, x1) x [y0, y1)`` in full-image pixel coordinates."""
@@ -105,8 +122,8 @@ def point_window(
     try:
         if not window_size >= 1 or not math.isfinite(window_size):
             raise PromptError(f"window size must be a positive number, got {window_size}")
-    except TypeError:
-        raise PromptError(f"window size must be a positive number, got {window_size!r}") from None
+    except TypeError as exc:
+        raise PromptError(f"window size must be a positive number, got {window_size!r}") from exc
     window_size = int(min(window_size, MAX_WINDOW_FACTOR * max(width, height)))
     cx, cy = int(math.floor(x)), int(math.floor(y))
     if mode == "centered":
@@ -129,8 +146,8 @@ def box_window(box, image_size: tuple[int, int], padding: float = 0.1, min_size:
     width, height = image_size
     try:
         x0, y0, x1, y1 = (float(v) for v in box)
-    except (TypeError, ValueError):
-        raise PromptError(f"a box needs four numbers x0,y0,x1,y1, got {box!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise PromptError(f"a box needs four numbers x0,y0,x1,y1, got {box!r}") from exc
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
         raise PromptError(f"box {box!r} has a non-finite coordinate")
     if x1 <= x0 or y1 <= y0:
@@ -562,10 +579,10 @@ def parse_point_scales(spec) -> str | list[int] | None:
     parts = spec.split(",") if isinstance(spec, str) else list(spec)
     try:
         sizes = [int(float(p)) for p in parts]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as exc:
         raise PromptError(
             f"point scales must be 'auto', 'auto:N' or window sides like 96,192,384; got {spec!r}"
-        ) from None
+        ) from exc
     if not sizes or any(s < 1 for s in sizes):
         raise PromptError(f"point scales must be positive window sides, got {spec!r}")
     return sorted(set(sizes))

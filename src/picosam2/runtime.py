@@ -85,6 +85,30 @@ def normalize_batch(windows: np.ndarray, mean, std) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
+def run_crops(backend: Backend, crops: np.ndarray, batch_size: int | None = None) -> RuntimeOutput:
+    """The one window runner: uint8 RGB windows (N, S, S, 3) (or one (S, S, 3)) are normalised for
+    ``backend``'s config and run ``batch_size`` at a time (``None``: all at once).
+
+    Returns:
+        A :class:`RuntimeOutput` with (N, S, S) logits and (N,) scores (``None`` without a quality head).
+    """
+    crops = np.asarray(crops)
+    if crops.ndim == 3:
+        crops = crops[None]
+    size = backend.config.input_size
+    step = len(crops) if not batch_size else int(batch_size)
+    outs = [backend(normalize(crops[i : i + step], backend.config)) for i in range(0, len(crops), max(step, 1))]
+    return concat_outputs(outs, size)
+
+
+def concat_outputs(outs: list[RuntimeOutput], size: int) -> RuntimeOutput:
+    """Several batches' :class:`RuntimeOutput` as one (an empty list gives zero windows of side ``size``)."""
+    if not outs:
+        return RuntimeOutput(np.zeros((0, size, size), np.float32))
+    scores = None if outs[0].scores is None else np.concatenate([o.scores for o in outs])
+    return RuntimeOutput(np.concatenate([o.logits for o in outs]), scores)
+
+
 def denormalize_to_pixels(x: np.ndarray, config: PicoSAM2Config) -> np.ndarray:
     """The inverse of :func:`normalize`, for networks that take 0..255 RGB (the IMX500 export)."""
     mean = np.asarray(config.mean, np.float32).reshape(1, -1, 1, 1)
@@ -116,7 +140,7 @@ def parse_form_metadata(text: str | None, source: str) -> dict | None:
         meta = json.loads(text)
         meta["config"] = PicoSAM2Config.from_dict(meta["config"])
     except (ValueError, TypeError, KeyError) as exc:
-        raise BackendError(f"bad PicoSAM2 metadata in {source}: {exc}") from None
+        raise BackendError(f"bad PicoSAM2 metadata in {source}: {exc}") from exc
     return meta
 
 
@@ -179,8 +203,8 @@ def _runtime(module: str, backend: str):
 
     try:
         return importlib.import_module(module)
-    except ImportError:
-        raise _missing(f"the {backend} backend", _EXTRAS[backend]) from None
+    except ImportError as exc:
+        raise _missing(f"the {backend} backend", _EXTRAS[backend]) from exc
 
 
 def _model_file(path: str | os.PathLike) -> Path:
@@ -258,11 +282,11 @@ class OnnxBackend:
             )
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own classes for a bad file
             if "mct_quantizers" not in str(exc):
-                raise BackendError(f"cannot load ONNX model {self.path}: {str(exc).splitlines()[0]}") from None
+                raise BackendError(f"cannot load ONNX model {self.path}: {str(exc).splitlines()[0]}") from exc
         try:
             from mct_quantizers import get_ort_session_options
-        except ImportError:
-            raise _missing("this MCT-quantized (IMX500) ONNX model", _EXTRAS["mct"]) from None
+        except ImportError as exc:
+            raise _missing("this MCT-quantized (IMX500) ONNX model", _EXTRAS["mct"]) from exc
         return ort.InferenceSession(
             str(self.path), options(get_ort_session_options()), providers=["CPUExecutionProvider"]
         )
@@ -279,12 +303,12 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict | None:
     package (no runtime session)."""
     try:
         import onnx
-    except ImportError:
-        raise _missing("reading ONNX metadata", _EXTRAS["onnx"]) from None
+    except ImportError as exc:
+        raise _missing("reading ONNX metadata", _EXTRAS["onnx"]) from exc
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - a bad file is a user error
-        raise BackendError(f"cannot read ONNX model {path}: {exc}") from None
+        raise BackendError(f"cannot read ONNX model {path}: {exc}") from exc
     props = {p.key: p.value for p in proto.metadata_props}
     return parse_form_metadata(props.get(META_KEY), str(path))
 
@@ -326,7 +350,7 @@ class OpenVinoBackend:
         try:
             model = self._core.read_model(str(self.path))
         except Exception as exc:  # noqa: BLE001
-            raise BackendError(f"cannot load {self.path} in OpenVINO: {str(exc).splitlines()[0]}") from None
+            raise BackendError(f"cannot load {self.path} in OpenVINO: {str(exc).splitlines()[0]}") from exc
         self.metadata = self._metadata(model) or {}
         self.config = _resolve_config(self.metadata, config, str(self.path))
         if self.metadata.get("input") == "rgb255":

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import WeightsError
+
 #: largest share of the window border a mask may cover for the no-score rule to accept it.
 BORDER_RULE_MAX = 0.05
 
@@ -86,13 +88,13 @@ class ScoreCalibration:
     def __init__(self, mean, scale, weights, features=CLICK_FEATURES, fitted_on: str | None = None):
         self.features = tuple(features)
         if self.features != CLICK_FEATURES:
-            raise ValueError(f"score calibration features {self.features} are not {CLICK_FEATURES}")
+            raise WeightsError(f"score calibration features {self.features} are not {CLICK_FEATURES}")
         self.mean = np.asarray(mean, dtype=np.float64)
         self.scale = np.asarray(scale, dtype=np.float64)
         self.weights = np.asarray(weights, dtype=np.float64)
         f = len(self.features)
         if self.mean.shape != (f,) or self.scale.shape != (f,) or self.weights.shape != (1 + f + f * (f + 1) // 2,):
-            raise ValueError("score calibration: mean, scale and weights do not fit the feature count")
+            raise WeightsError("score calibration: mean, scale and weights do not fit the feature count")
         self.fitted_on = fitted_on
 
     @classmethod

@@ -9,14 +9,15 @@ after a click on a new photo).
 
 from __future__ import annotations
 
+from ..errors import MissingExtraError
 from .timing import median_ms
 
 
 def sam21_tiny_model(config=None):
     try:
         from transformers import Sam2Config, Sam2Model
-    except ImportError:
-        raise RuntimeError("the SAM 2.1 peer row needs transformers: pip install 'picosam2[train]'") from None
+    except ImportError as exc:
+        raise MissingExtraError("the SAM 2.1 peer row needs transformers: pip install 'picosam2[train]'") from exc
     import torch
 
     torch.manual_seed(0)

@@ -18,14 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PicoSAM2Error
+from ..errors import DataError
 
 SIZE_SMALL = 32**2
 SIZE_MEDIUM = 96**2
-
-
-class DataError(PicoSAM2Error, ValueError):
-    """Annotations or images that cannot be used."""
 
 
 def size_class(area: float) -> str:
@@ -60,8 +56,8 @@ class InstanceSet:
     def __init__(self, annotations: str | os.PathLike, image_dirs=(), quiet: bool = True):
         try:
             from pycocotools.coco import COCO
-        except ImportError:
-            raise DataError("reading COCO data needs pycocotools: pip install 'picosam2[eval]'") from None
+        except ImportError as exc:
+            raise DataError("reading COCO data needs pycocotools: pip install 'picosam2[eval]'") from exc
         path = Path(annotations)
         if not path.exists():
             raise DataError(f"annotation file not found: {path}")
@@ -69,7 +65,7 @@ class InstanceSet:
             with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
                 self.coco = COCO(str(path))
         except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
-            raise DataError(f"cannot read annotations {path}: {type(exc).__name__}: {exc}") from None
+            raise DataError(f"cannot read annotations {path}: {type(exc).__name__}: {exc}") from exc
         if "images" not in self.coco.dataset or "annotations" not in self.coco.dataset:
             raise DataError(f"{path} is not a COCO instances file (needs 'images' and 'annotations')")
         self.path = path
@@ -157,7 +153,7 @@ class InstanceSet:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 m = self.coco.annToMask(ann)
         except Exception as exc:  # noqa: BLE001
-            raise DataError(f"annotation {ann['id']}: cannot decode mask: {exc}") from None
+            raise DataError(f"annotation {ann['id']}: cannot decode mask: {exc}") from exc
         return m.astype(bool)
 
     def missing_images(self, instances: list[Instance]) -> list[Instance]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import UsageError
 from ..models.config import PicoSAM2Config
 from ..prompts import MODEL_SIZE
 from ..runtime import RuntimeOutput
@@ -64,4 +65,4 @@ def baseline_predictor(name: str):
         return Predictor(backend=WholeWindowBackend())
     if name == "disk":
         return Predictor(backend=DiskBackend())
-    raise ValueError(f"unknown baseline {name!r}; use one of {', '.join(BASELINES)}")
+    raise UsageError(f"unknown baseline {name!r}; use one of {', '.join(BASELINES)}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..errors import EmptyResultError, UsageError
+
 DESCRIPTION = """\
 Evaluate a model (default: the shipped weights), a baseline, or the SAM 2.1 teacher on COCO-format
 instance data, or score a COCO results file (--results). Protocols: `paper` = the PicoSAM2 paper's
@@ -127,22 +129,22 @@ def run_eval(args) -> int:
         if v
     ]
     if len(chosen) > 1:
-        raise ValueError(f"{' and '.join(chosen)} exclude each other: evaluate one thing at a time")
+        raise UsageError(f"{' and '.join(chosen)} exclude each other: evaluate one thing at a time")
     if chosen and args.weights:
-        raise ValueError(f"--weights does not go with {chosen[0]}")
+        raise UsageError(f"--weights does not go with {chosen[0]}")
     if args.results and args.results_out:
-        raise ValueError("--results-out does not go with --results (the results file is the input)")
+        raise UsageError("--results-out does not go with --results (the results file is the input)")
     if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
     if args.batch_size < 1:
-        raise ValueError("--batch-size must be at least 1")
+        raise UsageError("--batch-size must be at least 1")
     if not args.results and not args.images:
-        raise ValueError("give --images DIR (where the annotation file's images are), or --results PREDS.json")
+        raise UsageError("give --images DIR (where the annotation file's images are), or --results PREDS.json")
     _check_out(args.out, "--out")
     _check_out(args.results_out, "--results-out")
     for target in (args.out, args.results_out):
         if target and Path(target).exists() and Path(target).is_dir():
-            raise ValueError(f"{target} is a folder, not a file")
+            raise UsageError(f"{target} is a folder, not a file")
 
     dataset = InstanceSet(args.annotations, args.images)
     progress = not args.quiet
@@ -167,7 +169,7 @@ def run_eval(args) -> int:
             refine=args.refine,
         )
     if not result.samples:
-        raise RuntimeError(f"no instance could be scored ({dict(result.skipped)})")
+        raise EmptyResultError(f"no instance could be scored ({dict(result.skipped)})")
     meta.update({"annotations": str(args.annotations), "images": [str(d) for d in args.images], "limit": args.limit})
     report = build_report(result, meta)
     if args.plots:

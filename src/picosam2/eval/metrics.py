@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from ..data.coco import size_class
+from ..errors import UsageError
 
 #: The paper's IoU thresholds 0.50:0.05:0.95 (rounded so that 0.55 is 0.55, not 0.5500000001).
 PAPER_THRESHOLDS = tuple(round(0.5 + 0.05 * k, 2) for k in range(10))
@@ -40,7 +41,7 @@ def iou(pred: np.ndarray, gt: np.ndarray) -> float:
     pred = np.asarray(pred, dtype=bool)
     gt = np.asarray(gt, dtype=bool)
     if pred.shape != gt.shape:
-        raise ValueError(f"mask shapes differ: prediction {pred.shape}, ground truth {gt.shape}")
+        raise UsageError(f"mask shapes differ: prediction {pred.shape}, ground truth {gt.shape}")
     inter = int(np.count_nonzero(pred & gt))
     union = int(np.count_nonzero(pred | gt))
     return 1.0 if union == 0 else inter / union
@@ -51,7 +52,7 @@ def batch_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     pred = np.asarray(pred, dtype=bool)
     gt = np.asarray(gt, dtype=bool)
     if pred.shape != gt.shape:
-        raise ValueError(f"mask shapes differ: prediction {pred.shape}, ground truth {gt.shape}")
+        raise UsageError(f"mask shapes differ: prediction {pred.shape}, ground truth {gt.shape}")
     n = pred.shape[0]
     inter = np.count_nonzero((pred & gt).reshape(n, -1), axis=1)
     union = np.count_nonzero((pred | gt).reshape(n, -1), axis=1)

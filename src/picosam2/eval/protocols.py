@@ -49,6 +49,7 @@ import numpy as np
 from ..data import DataError, InstanceSet, box_prompt, interior_point, paper_point
 from ..data.coco import Instance
 from ..data.prompt_rules import EmptyMaskError
+from ..errors import UsageError
 from ..image_io import ImageError, check_pixels, load_image
 from ..prompts import (
     MODEL_SIZE,
@@ -87,7 +88,7 @@ def load_dataset_image(path) -> np.ndarray:
                 del exif[0x0112]  # the cached EXIF that load_image's exif_transpose reads
             return load_image(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, MemoryError) as exc:
-        raise ImageError(f"cannot read image {path}: {exc}") from None
+        raise ImageError(f"cannot read image {path}: {exc}") from exc
 
 
 def prompt_rule_name(protocol: str, prompt: str) -> str:
@@ -109,9 +110,9 @@ def window_rule(protocol: str, prompt: str) -> str:
 
 def check_protocol(protocol: str, prompt: str) -> None:
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+        raise UsageError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
     if prompt not in PROMPTS:
-        raise ValueError(f"unknown prompt {prompt!r}; use one of {', '.join(PROMPTS)}")
+        raise UsageError(f"unknown prompt {prompt!r}; use one of {', '.join(PROMPTS)}")
 
 
 def make_prompt(protocol: str, prompt: str, mask: np.ndarray, bbox) -> tuple:
@@ -160,7 +161,7 @@ def prepare_instance(dataset: InstanceSet, inst: Instance, protocol: str, prompt
 def instance_list(dataset: InstanceSet, protocol: str, limit: int | None) -> list[Instance]:
     """The instances a protocol scores: paper = first ``limit`` (default 1000), full = all or ``limit``."""
     if limit is not None and limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {limit}")
+        raise UsageError(f"--limit must be at least 1, got {limit}")
     if protocol == "paper" and limit is None:
         limit = PAPER_DEFAULT_N
     return dataset.instances(include_crowd=False, limit=limit)
@@ -415,7 +416,7 @@ def evaluate(
     check_protocol(protocol, prompt)
     spec = parse_point_scales(point_scales)
     if spec is not None and (protocol != "full" or prompt != "point"):
-        raise ValueError("point scales apply to the full protocol with point prompts only")
+        raise UsageError("point scales apply to the full protocol with point prompts only")
     t0 = time.perf_counter()
     instances = instance_list(dataset, protocol, limit)
     result = EvalResult(

@@ -80,7 +80,7 @@ def load_results(path: str | os.PathLike) -> list[dict]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read results file {path}: {exc}") from None
+        raise DataError(f"cannot read results file {path}: {exc}") from exc
     if not isinstance(data, list):
         raise DataError(f"{path} is not a COCO results file (a JSON list of entries)")
     return data
@@ -115,7 +115,7 @@ def _entry_iou(entry: dict | None, ann_id: int, gt: np.ndarray, win, protocol: s
         try:
             pred = decode_rle(entry["segmentation"])
         except Exception as exc:  # noqa: BLE001 - any undecodable entry is the file's fault
-            raise DataError(f"results entry for annotation {ann_id}: bad segmentation: {exc}") from None
+            raise DataError(f"results entry for annotation {ann_id}: bad segmentation: {exc}") from exc
         if pred.shape != gt.shape:
             raise DataError(
                 f"results entry for annotation {ann_id}: mask is {pred.shape[1]}x{pred.shape[0]}, "

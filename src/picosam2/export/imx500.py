@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from ..errors import ExportError, UsageError
 from ..runtime import form_metadata, write_onnx_metadata, write_sidecar
 from .calibration import get_calibration_windows, to_model_input
 from .mct_compat import EXTRA_HINT, MissingExtraError, import_mct, legacy_onnx_export
@@ -295,7 +295,7 @@ _UNITS = {"B": 1 / 2**20, "KB": 1 / 2**10, "MB": 1.0, "GB": 2**10}
 def _mb(text) -> float:
     m = re.fullmatch(r"\s*([\d.]+)\s*([KMG]?B)\s*", str(text))
     if not m:
-        raise ValueError(f"cannot read memory size {text!r}")
+        raise ExportError(f"cannot read memory size {text!r}")
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
@@ -324,10 +324,10 @@ def convert(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, timeout: f
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln or "rror" in ln]
         last = (lines or (proc.stdout + proc.stderr).strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"imxconv-pt failed (exit {proc.returncode}): {last.strip()}")
+        raise ExportError(f"imxconv-pt failed (exit {proc.returncode}): {last.strip()}")
     reports = sorted(out_dir.glob("*_MemoryReport.json"))
     if not (out_dir / "packerOut.zip").exists() or not reports:
-        raise RuntimeError(f"imxconv-pt finished but wrote no packerOut.zip / memory report in {out_dir}")
+        raise ExportError(f"imxconv-pt finished but wrote no packerOut.zip / memory report in {out_dir}")
     return parse_memory_report(reports[0])
 
 

@@ -27,15 +27,11 @@ import importlib.util
 import sys
 import types
 
-from ..errors import BackendError
+from ..errors import MissingExtraError
 
 #: version the stand-in claims (edgemdt_cl requires torchvision>=0.18)
 STANDIN_VERSION = "0.28.0"
 EXTRA_HINT = "pip install 'picosam2[imx500]'"
-
-
-class MissingExtraError(BackendError):
-    """An optional dependency of an export format is not installed."""
 
 
 def _standin_torchvision() -> types.ModuleType:
@@ -62,7 +58,7 @@ def import_mct():
         # edgemdt_cl validates torchvision when imported: import it (cached) with the stand-in...
         import edgemdt_cl.pytorch  # noqa: F401
     except ImportError as exc:
-        raise MissingExtraError(f"cannot import edgemdt_cl ({exc}): {EXTRA_HINT}") from None
+        raise MissingExtraError(f"cannot import edgemdt_cl ({exc}): {EXTRA_HINT}") from exc
     finally:
         # ...and remove it before MCT looks for torchvision itself
         if fake is not None and sys.modules.get("torchvision") is fake:
@@ -70,7 +66,7 @@ def import_mct():
     try:
         import model_compression_toolkit as mct
     except ImportError as exc:
-        raise MissingExtraError(f"cannot import MCT ({exc}): {EXTRA_HINT}") from None
+        raise MissingExtraError(f"cannot import MCT ({exc}): {EXTRA_HINT}") from exc
     return mct
 
 

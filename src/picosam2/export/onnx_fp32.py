@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import ExportError
 from ..runtime import LOGITS_NAME, OnnxBackend, TorchBackend, form_metadata, write_onnx_metadata
 
 INPUT_NAME = "image"
@@ -42,7 +43,7 @@ def export_onnx(model, path: str | os.PathLike, opset: int = 17, check: bool = T
         if check:
             max_err = compare_onnx(model, tmp)
             if max_err > atol:
-                raise RuntimeError(f"ONNX output differs from PyTorch by {max_err:.2e} (> {atol:g})")
+                raise ExportError(f"ONNX output differs from PyTorch by {max_err:.2e} (> {atol:g})")
         os.replace(tmp, path)
     finally:
         if tmp.exists():

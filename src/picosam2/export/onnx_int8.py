@@ -28,8 +28,8 @@ CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 def _require_ort_quantization():
     try:
         from onnxruntime import quantization
-    except ImportError:
-        raise BackendError("onnx-int8 export needs onnx and onnxruntime: pip install 'picosam2[export]'") from None
+    except ImportError as exc:
+        raise BackendError("onnx-int8 export needs onnx and onnxruntime: pip install 'picosam2[export]'") from exc
     return quantization
 
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UsageError
 from .config import PicoSAM2Config
 
 
@@ -91,7 +92,7 @@ class PicoSAM2(nn.Module):
         c = self.config
         enc = list(c.encoder_widths)
         if len(enc) != len(c.decoder_widths):
-            raise ValueError("encoder_widths and decoder_widths must have the same length")
+            raise UsageError("encoder_widths and decoder_widths must have the same length")
         self.encoder = nn.ModuleList()
         self.downsample = nn.ModuleList()
         cin = c.in_channels

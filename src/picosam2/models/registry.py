@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import WeightsError
+from ..errors import UsageError, WeightsError
 from ..io_utils import write_atomic
 from .config import PicoSAM2Config
 
@@ -58,7 +58,7 @@ def create_model(name: str = "picosam2", **overrides):
     from .picosam2 import PicoSAM2
 
     if name not in ARCHITECTURES:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+        raise UsageError(f"unknown model {name!r}; known: {', '.join(list_models())}")
     return PicoSAM2(ARCHITECTURES[name](**overrides))
 
 
@@ -79,7 +79,7 @@ def resolve_weights(name_or_path=None, revision: str | None = None) -> Path:
         revision: Hub branch, tag or commit to pin (Hub names only).
 
     Returns:
-        A path (folder, or a file for ``.safetensors``/exported forms).
+        A path (folder, or a file for ``.safetensors``, ``.pt`` checkpoints and exported forms).
 
     Raises:
         WeightsError: nothing found there (or on the Hub / in its cache).
@@ -101,15 +101,15 @@ def resolve_weights(name_or_path=None, revision: str | None = None) -> Path:
 def _hub_snapshot(repo_id: str, revision: str | None) -> Path:
     try:
         from huggingface_hub import snapshot_download
-    except ImportError:
-        raise WeightsError(f"{repo_id} looks like a Hub name: pip install 'picosam2[hub]'") from None
+    except ImportError as exc:
+        raise WeightsError(f"{repo_id} looks like a Hub name: pip install 'picosam2[hub]'") from exc
     try:
         return Path(
             snapshot_download(repo_id, revision=revision, allow_patterns=[WEIGHTS_FILE, CONFIG_FILE, CARD_FILE])
         )
     except Exception as exc:  # noqa: BLE001 - offline misses, 404s, bad revisions: all "not found"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"cannot get {repo_id} from the Hugging Face Hub: {first}") from None
+        raise WeightsError(f"cannot get {repo_id} from the Hugging Face Hub: {first}") from exc
 
 
 def _files(name_or_path, revision: str | None = None) -> tuple[Path, Path]:
@@ -119,16 +119,26 @@ def _files(name_or_path, revision: str | None = None) -> tuple[Path, Path]:
     return path / WEIGHTS_FILE, path / CONFIG_FILE
 
 
+def _is_checkpoint(path: Path) -> bool:
+    from .convert import is_torch_checkpoint
+
+    return path.is_file() and is_torch_checkpoint(path)
+
+
 def weights_metadata(name_or_path=None, revision: str | None = None) -> dict:
     """The metadata dictionary stored in a safetensors file (``trained``, ``recipe``...)."""
     from safetensors import safe_open
 
     wfile, _ = _files(name_or_path, revision)
+    if _is_checkpoint(wfile):
+        from .convert import checkpoint_metadata
+
+        return checkpoint_metadata(wfile)
     try:
         with safe_open(str(wfile), framework="numpy") as f:
             return dict(f.metadata() or {})
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise WeightsError(f"cannot read weights {wfile}: {exc}") from None
+        raise WeightsError(f"cannot read weights {wfile}: {exc}") from exc
 
 
 def weights_info(name_or_path=None, revision: str | None = None) -> dict:
@@ -153,7 +163,9 @@ def from_pretrained(name_or_path=None, map_location: str = "cpu", revision: str 
 
     Args:
         name_or_path: see :func:`resolve_weights`: shipped name, folder (``model.safetensors`` +
-            ``config.json``), ``.safetensors`` file with a ``config.json`` beside it, or Hub name.
+            ``config.json``), ``.safetensors`` file with a ``config.json`` beside it, Hub name, or a
+            PyTorch checkpoint (``.pt``/``.pth``/``.ckpt``: the PicoSAM2 authors' state_dict or one
+            of ours, read with ``weights_only=True`` and mapped strictly, :mod:`picosam2.models.convert`).
         map_location: device the tensors are loaded to.
         revision: Hub revision to pin.
 
@@ -168,22 +180,26 @@ def from_pretrained(name_or_path=None, map_location: str = "cpu", revision: str 
     from .picosam2 import PicoSAM2
 
     wfile, cfile = _files(name_or_path, revision)
+    if _is_checkpoint(wfile):  # the authors' .pt or one of our training checkpoints, read strictly
+        from .convert import load_checkpoint
+
+        return load_checkpoint(wfile, map_location=map_location)
     try:
         cfg = PicoSAM2Config.from_dict(json.loads(cfile.read_text())) if cfile.exists() else PicoSAM2Config()
     except (ValueError, TypeError) as exc:
-        raise WeightsError(f"bad config {cfile}: {exc}") from None
+        raise WeightsError(f"bad config {cfile}: {exc}") from exc
     model = PicoSAM2(cfg)
     try:
         state = load_file(str(wfile), device=map_location)
     except Exception as exc:  # noqa: BLE001
-        raise WeightsError(f"cannot read weights {wfile}: {exc}") from None
+        raise WeightsError(f"cannot read weights {wfile}: {exc}") from exc
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise WeightsError(
             f"weights {wfile} do not match the {cfg.arch} network: {first[1] if len(first) > 1 else first[0]}"
-        ) from None
+        ) from exc
     model.weights_info = weights_info(wfile)
     return model.eval()
 
@@ -254,8 +270,8 @@ def push_to_hub(model, repo_id: str, metadata: dict | None = None, private: bool
     :func:`save_pretrained` writes it; returns the commit URL."""
     try:
         from huggingface_hub import HfApi
-    except ImportError:
-        raise WeightsError("pushing to the Hub needs huggingface_hub: pip install 'picosam2[hub]'") from None
+    except ImportError as exc:
+        raise WeightsError("pushing to the Hub needs huggingface_hub: pip install 'picosam2[hub]'") from exc
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="picosam2-push-") as tmp:

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import MissingExtraError, UsageError, WeightsError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -55,8 +57,8 @@ class TeacherOutput:
 def _require_transformers():
     try:
         import transformers  # noqa: F401
-    except ImportError:
-        raise RuntimeError("the SAM 2.1 teacher needs transformers: pip install 'picosam2[eval]'") from None
+    except ImportError as exc:
+        raise MissingExtraError("the SAM 2.1 teacher needs transformers: pip install 'picosam2[eval]'") from exc
 
 
 class Sam2Teacher:
@@ -93,7 +95,7 @@ class Sam2Teacher:
         name = str(path_or_id)
         looks_local = Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or name.count("/") != 1
         if looks_local and not Path(name).expanduser().exists():
-            raise ValueError(f"cannot load SAM 2.1 teacher from {name}: no such folder (nor a hub id 'org/name')")
+            raise WeightsError(f"cannot load SAM 2.1 teacher from {name}: no such folder (nor a hub id 'org/name')")
         _require_transformers()
         from transformers import Sam2Model
 
@@ -109,7 +111,7 @@ class Sam2Teacher:
                 model = Sam2Model.from_pretrained(name, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure is "these are not loadable SAM 2 weights"
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"cannot load SAM 2.1 teacher from {path_or_id}: {msg}") from None
+            raise WeightsError(f"cannot load SAM 2.1 teacher from {path_or_id}: {msg}") from exc
         if device:
             model = model.to(device)
         return cls(model, batch_size=batch_size)
@@ -157,7 +159,7 @@ class Sam2Teacher:
         torch = self.torch
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[-1] != 3 or crops.dtype != np.uint8:
-            raise ValueError(f"crops must be (N, s, s, 3) uint8, got {crops.shape} {crops.dtype}")
+            raise UsageError(f"crops must be (N, s, s, 3) uint8, got {crops.shape} {crops.dtype}")
         n, h, w = crops.shape[:3]
         out = int(out_size or h)
         if points is None:
@@ -193,10 +195,10 @@ class Sam2Teacher:
         torch = self.torch
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+            raise UsageError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
         pts = np.asarray(points, dtype=np.float32).reshape(-1, 2)
         if len(pts) != len(windows):
-            raise ValueError(f"{len(pts)} points but {len(windows)} windows")
+            raise UsageError(f"{len(pts)} points but {len(windows)} windows")
         height, width = image.shape[:2]
         n = len(pts)
         if n == 0:

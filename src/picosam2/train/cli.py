@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError, WeightsError
+
 
 def add_parser(sub) -> list[str]:
     p = sub.add_parser(
@@ -106,7 +108,7 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     if args.pack_only:
         if not cfg.data.packed:
-            raise ValueError("--pack-only needs data.packed=FOLDER")
+            raise UsageError("--pack-only needs data.packed=FOLDER")
         from .data import pack_from_config
 
         folder = pack_from_config(cfg.data, cfg.seed, cfg.data.packed)
@@ -153,10 +155,10 @@ def run_calibrate_scores(args: argparse.Namespace) -> int:
     from .score_calibration import click_figures, collect, cross_validate, fit_ridge
 
     if args.folds < 2:
-        raise ValueError("--folds must be at least 2")
+        raise UsageError("--folds must be at least 2")
     folder = resolve_weights(args.weights)
     if args.write and not (folder.is_dir() and (folder / "config.json").is_file()):
-        raise ValueError(f"--write needs a weights folder with a config.json, got {folder}")
+        raise UsageError(f"--write needs a weights folder with a config.json, got {folder}")
     predictor = Predictor.from_pretrained(args.weights, point_scales="auto")
     feats, ious = collect(InstanceSet(args.annotations, args.images), predictor, args.limit, not args.quiet)
     raw = click_figures([(f[:, 0], y) for f, y in zip(feats, ious)])
@@ -198,19 +200,19 @@ def run_tune_quality_head(args: argparse.Namespace) -> int:
     from .quality_head import ClickSet, collect_clicks, figures, tune_head
 
     if args.clicks < 1 or args.steps < 1 or args.lr <= 0 or args.rank_weight < 0:
-        raise ValueError("--clicks and --steps must be at least 1, --lr positive, --rank-weight not negative")
+        raise UsageError("--clicks and --steps must be at least 1, --lr positive, --rank-weight not negative")
     source = resolve_weights(args.weights)
     if not (source.is_dir() and (source / "config.json").is_file()):
-        raise ValueError(f"--weights must be a weights folder with a config.json, got {source}")
+        raise UsageError(f"--weights must be a weights folder with a config.json, got {source}")
     out = Path(args.out)
     if out.resolve() == source.resolve():
-        raise ValueError("--out must differ from the source weights folder")
+        raise UsageError("--out must differ from the source weights folder")
     if out.exists() and not (out / "config.json").is_file():
-        raise ValueError(f"--out {out} exists and is not a weights folder")
+        raise UsageError(f"--out {out} exists and is not a weights folder")
     predictor = Predictor.from_pretrained(str(source), point_scales="auto", batch_size=64)
     model = predictor.backend.model
     if getattr(model, "quality", None) is None:
-        raise ValueError(f"{source} has no quality head to tune")
+        raise WeightsError(f"{source} has no quality head to tune")
 
     def clicks_of(annotations, clicks, cache=None):
         if cache and Path(cache).is_file():

@@ -23,6 +23,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ConfigError, MissingExtraError
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
@@ -167,12 +169,12 @@ class TrainConfig:
 
 def _from_dict(cls, d: dict, where: str = ""):
     if not isinstance(d, dict):
-        raise ValueError(f"config section {where or 'top'} must be a mapping, got {type(d).__name__}")
+        raise ConfigError(f"config section {where or 'top'} must be a mapping, got {type(d).__name__}")
     names = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in d.items():
         if key not in names:
-            raise ValueError(f"unknown config key {where + key!r}; known: {', '.join(sorted(names))}")
+            raise ConfigError(f"unknown config key {where + key!r}; known: {', '.join(sorted(names))}")
         default = getattr(cls(), key)
         if dataclasses.is_dataclass(default):
             kwargs[key] = _from_dict(type(default), value or {}, f"{where}{key}.")
@@ -187,7 +189,7 @@ def _coerce(value, default, key: str):
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
-        raise ValueError(f"config key {key!r} needs true/false, got {value!r}")
+        raise ConfigError(f"config key {key!r} needs true/false, got {value!r}")
     if isinstance(default, (int, float)) and not isinstance(default, bool):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             if isinstance(default, float) and isinstance(value, str):
@@ -197,7 +199,7 @@ def _coerce(value, default, key: str):
                     pass
             if isinstance(value, str) and key.endswith("alpha"):
                 return value
-            raise ValueError(f"config key {key!r} needs a number, got {value!r}")
+            raise ConfigError(f"config key {key!r} needs a number, got {value!r}")
         return float(value) if isinstance(default, float) else value
     if isinstance(default, tuple):
         return tuple(value)
@@ -209,8 +211,8 @@ def _coerce(value, default, key: str):
 def _yaml():
     try:
         import yaml
-    except ImportError:
-        raise RuntimeError("training configs need pyyaml: pip install 'picosam2[train]'") from None
+    except ImportError as exc:
+        raise MissingExtraError("training configs need pyyaml: pip install 'picosam2[train]'") from exc
     return yaml
 
 
@@ -233,7 +235,7 @@ def apply_overrides(d: dict, overrides: list[str]) -> dict:
     yaml = _yaml()
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not key=value")
+            raise ConfigError(f"override {item!r} is not key=value")
         key, raw = item.split("=", 1)
         value = yaml.safe_load(raw) if raw != "" else None
         parts = key.strip().split(".")
@@ -241,7 +243,7 @@ def apply_overrides(d: dict, overrides: list[str]) -> dict:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {part} is not a section")
+                raise ConfigError(f"override {item!r}: {part} is not a section")
         node[parts[-1]] = value
     return d
 
@@ -255,7 +257,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             d = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ValueError(f"cannot parse {p}: {exc}".splitlines()[0]) from None
+            raise ConfigError(f"cannot parse {p}: {exc}".splitlines()[0]) from exc
     d = apply_overrides(d, list(overrides or []))
     cfg = _from_dict(TrainConfig, d)
     validate(cfg)
@@ -264,27 +266,27 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def validate(cfg: TrainConfig) -> None:
     if cfg.batch_size < 1 or cfg.max_steps < 1:
-        raise ValueError("batch_size and max_steps must be positive")
+        raise ConfigError("batch_size and max_steps must be positive")
     if cfg.loss.mode not in ("gt", "distill"):
-        raise ValueError(f"loss.mode must be gt or distill, got {cfg.loss.mode!r}")
+        raise ConfigError(f"loss.mode must be gt or distill, got {cfg.loss.mode!r}")
     a = cfg.loss.alpha
     if isinstance(a, str) and a != "dynamic":
         try:
             cfg.loss.alpha = float(a)
-        except ValueError:
-            raise ValueError(f"loss.alpha must be 'dynamic' or a number, got {a!r}") from None
+        except ValueError as exc:
+            raise ConfigError(f"loss.alpha must be 'dynamic' or a number, got {a!r}") from exc
     if not isinstance(cfg.loss.alpha, str) and not 0.0 <= float(cfg.loss.alpha) <= 1.0:
-        raise ValueError(f"loss.alpha must be in [0, 1], got {cfg.loss.alpha}")
+        raise ConfigError(f"loss.alpha must be in [0, 1], got {cfg.loss.alpha}")
     if cfg.optim.schedule not in ("constant", "cosine", "linear"):
-        raise ValueError(f"optim.schedule must be constant, cosine or linear, got {cfg.optim.schedule!r}")
+        raise ConfigError(f"optim.schedule must be constant, cosine or linear, got {cfg.optim.schedule!r}")
     if cfg.data.point not in ("paper", "random"):
-        raise ValueError(f"data.point must be paper or random, got {cfg.data.point!r}")
+        raise ConfigError(f"data.point must be paper or random, got {cfg.data.point!r}")
     if cfg.data.packed_format not in ("raw", "jpeg"):
-        raise ValueError(f"data.packed_format must be raw or jpeg, got {cfg.data.packed_format!r}")
+        raise ConfigError(f"data.packed_format must be raw or jpeg, got {cfg.data.packed_format!r}")
     if cfg.teacher.mode not in ("crop", "full"):
-        raise ValueError(f"teacher.mode must be crop or full, got {cfg.teacher.mode!r}")
+        raise ConfigError(f"teacher.mode must be crop or full, got {cfg.teacher.mode!r}")
     if not cfg.data.train_annotations and not cfg.data.packed:
-        raise ValueError("no training data: set data.train_annotations (and data.train_images) or data.packed")
+        raise ConfigError("no training data: set data.train_annotations (and data.train_images) or data.packed")
 
 
 def dump_config(cfg: TrainConfig) -> str:

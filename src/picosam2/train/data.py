@@ -34,6 +34,7 @@ import numpy as np
 
 from ..data import DataError, InstanceSet, interior_point, paper_point, random_point
 from ..data.prompt_rules import EmptyMaskError
+from ..errors import ConfigError, UsageError
 from ..image_io import ImageError, load_image
 from ..prompts import MODEL_SIZE, Window, crop_image, crop_mask, point_window
 from .config import DataConfig
@@ -271,7 +272,7 @@ def open_resumable(out: Path, meta_name: str, settings: dict, what: str) -> Path
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
         if old.get("settings") != settings:
-            raise ValueError(f"{out} holds {what} made with other settings; use another folder")
+            raise UsageError(f"{out} holds {what} made with other settings; use another folder")
         if old.get("complete"):
             return None
     meta_path.write_text(json.dumps({"settings": settings, "complete": False}, indent=1))
@@ -342,7 +343,7 @@ def build_packed(
     interrupted build continues where it stopped when run again with the same arguments.
     """
     if fmt not in ("raw", "jpeg"):
-        raise ValueError(f"packed format must be raw or jpeg, got {fmt!r}")
+        raise ConfigError(f"packed format must be raw or jpeg, got {fmt!r}")
     policy = policy or WindowPolicy()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

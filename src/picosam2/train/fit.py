@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ConfigError, MissingExtraError, UsageError
 from .config import TrainConfig, dump_config
 
 CKPT_DIR = "checkpoints"
@@ -27,8 +28,8 @@ LAST = "last.ckpt"
 def _lightning():
     try:
         import lightning as L
-    except ImportError:
-        raise RuntimeError("training needs lightning: pip install 'picosam2[train]'") from None
+    except ImportError as exc:
+        raise MissingExtraError("training needs lightning: pip install 'picosam2[train]'") from exc
     return L
 
 
@@ -53,7 +54,7 @@ def build_datasets(cfg: TrainConfig, progress: bool = True):
         train = PackedCrops(packed, augment=augment, seed=cfg.seed, teacher=teacher, max_window=d.max_window)
     else:
         if teacher is not None:
-            raise ValueError("a teacher cache is aligned with a packed set: set data.packed too")
+            raise ConfigError("a teacher cache is aligned with a packed set: set data.packed too")
         iset = InstanceSet(d.train_annotations, d.train_images)
         train = WindowDataset(
             iset,
@@ -289,7 +290,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     if resume and not ckpt.exists():
         raise FileNotFoundError(f"nothing to resume: {ckpt} does not exist")
     if not resume and ckpt.exists():
-        raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose another out_dir")
+        raise UsageError(f"{out} already holds a run; pass --resume to continue it or choose another out_dir")
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -302,7 +303,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     teacher = None
     if cfg.loss.mode == "distill" and not cfg.data.teacher_cache:
         if not cfg.teacher.online:
-            raise ValueError("distillation needs data.teacher_cache (picosam2 teacher-cache) or teacher.online=true")
+            raise ConfigError("distillation needs data.teacher_cache (picosam2 teacher-cache) or teacher.online=true")
         from .teacher_cache import load_teacher
 
         teacher = load_teacher(cfg.teacher)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import UsageError
+
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.float().reshape(x.shape[0], -1)
@@ -68,7 +70,7 @@ def combined_loss(
     if torch.is_tensor(alpha):
         a = alpha.float().reshape(-1).clamp(0.0, 1.0).to(g.device)
         if a.numel() != g.numel():
-            raise ValueError(f"alpha has {a.numel()} values for {g.numel()} samples")
+            raise UsageError(f"alpha has {a.numel()} values for {g.numel()} samples")
     else:
         a = torch.full_like(g, float(alpha))
     total = a * d + (1.0 - a) * g

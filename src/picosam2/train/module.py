@@ -13,6 +13,7 @@ import math
 import lightning as L
 import torch
 
+from ..errors import ConfigError, WeightsError
 from ..models import create_model, from_pretrained, split_outputs
 from .config import TrainConfig
 from .losses import batch_iou, combined_loss, full_image_iou, gt_loss, quality_loss
@@ -29,7 +30,9 @@ def initial_model(cfg: TrainConfig) -> torch.nn.Module:
     if fresh.config.quality_head and not model.config.quality_head:
         missing, unexpected = fresh.load_state_dict(model.state_dict(), strict=False)
         if unexpected or any(not k.startswith("quality.") for k in missing):
-            raise ValueError(f"{cfg.init_weights} does not fit {cfg.model}: missing {missing}, unexpected {unexpected}")
+            raise WeightsError(
+                f"{cfg.init_weights} does not fit {cfg.model}: missing {missing}, unexpected {unexpected}"
+            )
         fresh.config.extra = dict(model.config.extra)
         return fresh.train()
     return model
@@ -103,7 +106,7 @@ class PicoSAM2Module(L.LightningModule):
                     t_logits, t_iou = self.teacher.window_logits(batch["image"])
                 t_logits, t_iou = t_logits.to(logits.device).float(), t_iou.to(logits.device)
             else:
-                raise RuntimeError("distillation needs data.teacher_cache or teacher.online=true")
+                raise ConfigError("distillation needs data.teacher_cache or teacher.online=true")
             alpha = t_iou if lc.alpha == "dynamic" else float(lc.alpha)
             out = combined_loss(logits, gt, t_logits, alpha, lc.bce_weight, lc.dice_weight, lc.mse_weight)
             loss = out["loss"]
@@ -174,6 +177,6 @@ class PicoSAM2Module(L.LightningModule):
         elif o.name == "sgd":
             opt = torch.optim.SGD(groups, lr=o.lr, momentum=0.9, nesterov=True)
         else:
-            raise ValueError(f"unknown optimizer {o.name!r}; use adamw or sgd")
+            raise ConfigError(f"unknown optimizer {o.name!r}; use adamw or sgd")
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(self.cfg))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import EmptyResultError, WeightsError
+
 
 @dataclass
 class ClickSet:
@@ -66,7 +68,7 @@ def collect_clicks(dataset, predictor, clicks: int = 1, seed: int = 0, limit=Non
 
     model = getattr(predictor.backend, "model", None)
     if model is None or getattr(model, "quality", None) is None:
-        raise ValueError("the quality head is tuned on torch weights with a quality head (picosam2-q)")
+        raise WeightsError("the quality head is tuned on torch weights with a quality head (picosam2-q)")
     captured = []
     hook = model.quality.register_forward_hook(lambda mod, args, out: captured.append(mod.pooled(*args).flatten(1)))
     rng = np.random.default_rng(seed)
@@ -98,7 +100,7 @@ def collect_clicks(dataset, predictor, clicks: int = 1, seed: int = 0, limit=Non
         hook.remove()
         bar.close()
     if not pooled:
-        raise RuntimeError("no click could be run")
+        raise EmptyResultError("no click could be run")
     return ClickSet(np.concatenate(pooled), np.asarray(ious, np.float32), np.asarray(click_ids))
 
 

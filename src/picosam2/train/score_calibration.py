@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import EmptyResultError, UsageError, WeightsError
 from ..selection import ScoreCalibration, quadratic_terms
 
 
@@ -21,7 +22,7 @@ def fit_ridge(features: np.ndarray, ious: np.ndarray, alpha: float, fitted_on: s
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(ious, dtype=np.float64)
     if len(x) < 2 or x.ndim != 2:
-        raise ValueError("a score calibration needs the features of at least two candidates")
+        raise UsageError("a score calibration needs the features of at least two candidates")
     mean = x.mean(0)
     scale = x.std(0)
     scale[scale < 1e-9] = 1.0
@@ -51,7 +52,7 @@ def click_figures(groups: list[tuple[np.ndarray, np.ndarray]]) -> dict:
 def cross_validate(features: list[np.ndarray], ious: list[np.ndarray], alpha: float, folds: int = 5, seed: int = 0):
     """Figures of calibrations fitted on ``folds - 1`` folds of clicks and applied to the rest."""
     if len(features) < folds:
-        raise ValueError(f"cross-validation over {folds} folds needs at least {folds} clicks, got {len(features)}")
+        raise UsageError(f"cross-validation over {folds} folds needs at least {folds} clicks, got {len(features)}")
     order = np.random.default_rng(seed).permutation(len(features))
     parts = np.array_split(order, folds)
     held = []
@@ -67,7 +68,7 @@ def collect(dataset, predictor, limit: int | None = None, progress: bool = True)
     from ..eval.protocols import evaluate
 
     if predictor.config.quality_head is False:
-        raise ValueError("score calibration needs weights with a quality head (picosam2-q)")
+        raise WeightsError("score calibration needs weights with a quality head (picosam2-q)")
     saved = predictor.score_calibration
     predictor.score_calibration = None
     try:
@@ -78,5 +79,5 @@ def collect(dataset, predictor, limit: int | None = None, progress: bool = True)
         predictor.score_calibration = saved
     kept = [s for s in result.samples if s.click_features is not None and len(s.candidates) > 1]
     if not kept:
-        raise RuntimeError(f"no click with more than one candidate window could be scored ({dict(result.skipped)})")
+        raise EmptyResultError(f"no click with more than one candidate window could be scored ({dict(result.skipped)})")
     return [s.click_features for s in kept], [np.array([c[1] for c in s.candidates]) for s in kept]

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import BackendError, ConfigError, DataError, UsageError
+
 CACHE_META = "cache.json"
 
 
@@ -38,7 +40,7 @@ class TeacherCache:
             raise FileNotFoundError(f"not a teacher cache (no {CACHE_META}): {self.folder}")
         meta = json.loads(meta_path.read_text())
         if not meta.get("complete"):
-            raise ValueError(f"teacher cache {self.folder} is incomplete: run picosam2 teacher-cache again")
+            raise DataError(f"teacher cache {self.folder} is incomplete: run picosam2 teacher-cache again")
         self.settings = meta["settings"]
         n = int(self.settings["rows"])
         size = int(self.settings.get("size", 96))
@@ -52,7 +54,7 @@ class TeacherCache:
                 self.iou[rows] = z["iou"]
                 seen[rows] = True
         if not seen.all():
-            raise ValueError(f"teacher cache {self.folder} lacks {int((~seen).sum())} rows")
+            raise DataError(f"teacher cache {self.folder} lacks {int((~seen).sum())} rows")
 
     def __len__(self) -> int:
         return len(self.iou)
@@ -80,7 +82,7 @@ def load_teacher(tcfg):
     from ..teacher import Sam2Teacher
 
     if tcfg.mode != "crop":
-        raise ValueError("an online teacher runs in crop mode; build a teacher cache for mode=full")
+        raise ConfigError("an online teacher runs in crop mode; build a teacher cache for mode=full")
     t = Sam2Teacher.from_pretrained(
         tcfg.model, device=_device(tcfg.device), dtype=_dtype(tcfg.dtype), batch_size=tcfg.batch_size
     )
@@ -173,7 +175,7 @@ def _inputs(args):
         from ..data import InstanceSet
 
         if not args.get("annotations"):
-            raise ValueError("--mode full needs --annotations and --images (the teacher sees the whole image)")
+            raise UsageError("--mode full needs --annotations and --images (the teacher sees the whole image)")
         iset = InstanceSet(args["annotations"], args["image_dirs"])
     return packed, iset
 
@@ -190,9 +192,9 @@ def _run_parallel(devices: int, args: dict) -> None:
     import torch
 
     if not torch.cuda.is_available() or torch.cuda.device_count() < devices:
-        raise RuntimeError(f"--devices {devices} needs that many CUDA GPUs")
+        raise BackendError(f"--devices {devices} needs that many CUDA GPUs")
     if args["teacher"] is None:
-        raise ValueError("several devices need the teacher as a path or hub id")
+        raise UsageError("several devices need the teacher as a path or hub id")
     import torch.multiprocessing as mp
 
     mp.spawn(_worker, args=(devices, args), nprocs=devices, join=True)
@@ -227,7 +229,7 @@ def build_teacher_cache(
     """Compute (or finish) the teacher cache of a packed-crops set. ``teacher`` is a hub id, a
     local folder, or an already built :class:`picosam2.teacher.Sam2Teacher`."""
     if mode not in ("crop", "full"):
-        raise ValueError(f"mode must be crop or full, got {mode!r}")
+        raise UsageError(f"mode must be crop or full, got {mode!r}")
     out = Path(out)
     args = {
         "packed": str(packed),
@@ -268,7 +270,7 @@ def build_teacher_cache(
         bar.close()
     missing = [s for s in range(n_shards) if not (out / f"shard-{s:05d}.npz").exists()]
     if missing:
-        raise RuntimeError(f"teacher cache incomplete: shards {missing[:5]} missing")
+        raise DataError(f"teacher cache incomplete: shards {missing[:5]} missing")
     tmp = meta_path.with_name(CACHE_META + ".tmp")
     tmp.write_text(json.dumps({"settings": settings, "complete": True}, indent=1))
     os.replace(tmp, meta_path)
