@@ -259,11 +259,17 @@ class OnnxBackend:
         ort = _runtime("onnxruntime", "onnx")
         self.path = _model_file(path)
         self.session = self._session(ort, threads)
-        self.input_name = self.session.get_inputs()[0].name
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
         self.output_names = [o.name for o in self.session.get_outputs()]
         props = self.session.get_modelmeta().custom_metadata_map
         self.metadata = parse_form_metadata(props.get(META_KEY), str(path)) or {}
+        side = inp.shape[-1] if len(inp.shape) == 4 else None
+        if config is None and not self.metadata and isinstance(side, int) and side != PicoSAM2Config().input_size:
+            config = PicoSAM2Config(input_size=side)  # a foreign file's own input size
         self.config = _resolve_config(self.metadata, config, str(path))
+        #: the batch the file fixes (e.g. 1 in a foreign export), run in chunks of it; None: any
+        self.fixed_batch = inp.shape[0] if inp.shape and isinstance(inp.shape[0], int) else None
         input_kind = self.metadata.get("input") or props.get(INPUT_KEY, "normalized")
         self.raw_pixels = input_kind == "rgb255"
 
@@ -295,7 +301,17 @@ class OnnxBackend:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self.raw_pixels:
             x = denormalize_to_pixels(x, self.config)
-        return _split_outputs(self.session.run(None, {self.input_name: x}), self.output_names)
+        b = self.fixed_batch
+        if not b or len(x) == b:
+            return _split_outputs(self.session.run(None, {self.input_name: x}), self.output_names)
+        parts = []
+        for i in range(0, len(x), b):
+            chunk = x[i : i + b]
+            pad = b - len(chunk)
+            if pad:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+            parts.append([o[: b - pad] for o in self.session.run(None, {self.input_name: chunk})])
+        return _split_outputs([np.concatenate(o) for o in zip(*parts)], self.output_names)
 
 
 def read_onnx_metadata(path: str | os.PathLike) -> dict | None:
@@ -331,7 +347,8 @@ class OpenVinoBackend:
     (``openvino`` extra; VNNI/AMX INT8 kernels on x86). ``batch_size`` fixes the batch axis. Without
     it, each batch size a call brings is compiled once with that batch fixed (static shapes run
     about twice as fast as a dynamic batch on one thread), up to :attr:`STATIC_BATCHES` sizes;
-    others run on the dynamic-batch compilation."""
+    others run on the dynamic-batch compilation. ``precision`` sets OpenVINO's inference precision
+    (``"f32"`` for full float; by default OpenVINO may compute in bf16 on CPUs with AMX)."""
 
     name = "openvino"
     #: most batch sizes compiled with a static shape when no ``batch_size`` is given
@@ -343,6 +360,7 @@ class OpenVinoBackend:
         config: PicoSAM2Config | None = None,
         threads: int | None = None,
         batch_size: int | None = None,
+        precision: str | None = None,
     ):
         ov = _runtime("openvino", "openvino")
         self.path = _model_file(path)
@@ -358,6 +376,8 @@ class OpenVinoBackend:
         self._props = {"PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self._props.update({"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1})
+        if precision:
+            self._props["INFERENCE_PRECISION_HINT"] = precision
         self._model = model
         self.fixed_batch = int(batch_size) if batch_size else None
         #: the requests compiled for one batch size each (no fixed batch); ``request`` serves the rest
@@ -472,13 +492,16 @@ def load_backend(
 
     Args:
         weights: a torch module (:class:`~picosam2.models.PicoSAM2`), a weights folder or
-            ``.safetensors`` file, a shipped or Hub name (``None``: the shipped default), or the path
-            of an exported ``.onnx`` / ``.xml`` (OpenVINO IR) / ``.tflite`` file.
+            ``.safetensors`` file, a PyTorch checkpoint (``.pt``: the PicoSAM2 authors' state_dict or
+            ours), a shipped or Hub name (``None``: the shipped default), or the path of an exported
+            ``.onnx`` (ours, or a foreign one such as the authors' MCT ONNX: its input and batch are
+            read from the file, the paper's defaults assumed) / ``.xml`` (OpenVINO IR) / ``.tflite`` file.
         backend: ``torch``, ``onnx``, ``openvino`` or ``tflite``; ``None`` picks it from the path
             (:func:`backend_for_path`).
         threads: intra-op threads of the runtime (``None``: its default).
         config: overrides the config the form carries (for forms that have none).
-        **options: backend-specific: ``device``/``channels_last`` (torch), ``batch_size`` (openvino).
+        **options: backend-specific: ``device``/``channels_last`` (torch), ``batch_size`` and
+            ``precision`` (openvino).
 
     Returns:
         A :class:`Backend`.
