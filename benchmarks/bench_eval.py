@@ -1,15 +1,16 @@
-"""Time `picosam2 eval` on 1,000 instances (target: under 60 s on this CPU, torch backend).
+"""Time `picosam2 eval` on 1,000 instances of coco-mini dev-val (torch backend).
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_eval.py [--data /work/shared/data/coco-mini] [--n 1000]
+    .venv/bin/python benchmarks/bench_eval.py [--data-root DIR | --data DIR/coco-mini] [--n 1000]
         [--protocol paper full] [--weights W] [--threads N] [--json OUT.json]
 
 The coco-mini val split has 942 non-crowd instances; to reach ``--n`` the instance list is walked
 again from the start (the second pass re-reads images and re-decodes masks like the first, so it
-costs the same). Reported per protocol: wall time for ``n`` instances, instances/s, and the share
-spent in the network (``predict_windows``). The machine's load average is printed too: on a
-shared 2-core machine the numbers move with it.
+costs the same). coco-mini is found under ``--data-root`` or ``$PICOSAM2_DATA`` (``--data`` names the
+folder itself). Reported per protocol: wall time for ``n`` instances, instances/s, and the share
+spent in the network (``predict_windows``). The load average is printed too: on a busy machine
+the numbers move with it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from pathlib import Path
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data/coco-mini")
+    ap.add_argument("--data-root", default=None, help="folder holding coco-mini/ (default: $PICOSAM2_DATA)")
+    ap.add_argument("--data", default=None, help="the coco-mini folder itself (overrides --data-root)")
     ap.add_argument("--split", default="val")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--protocol", nargs="+", default=["paper", "full"], choices=["paper", "full"])
@@ -42,10 +44,16 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = Path(args.data)
+    from picosam2.data.root import DataRootError, dataset_dir
+
+    try:
+        data = Path(args.data) if args.data else dataset_dir("coco-mini", args.data_root)
+    except DataRootError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     ann = data / "annotations" / f"instances_{args.split}.json"
     if not ann.exists():
-        print(f"no data at {ann}: pass --data", file=sys.stderr)
+        print(f"no data at {ann}: pass --data-root or set PICOSAM2_DATA", file=sys.stderr)
         return 2
     dataset = InstanceSet(ann, [data / "images" / args.split])
     with warnings.catch_warnings():

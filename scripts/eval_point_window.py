@@ -7,8 +7,8 @@ the most interior mask pixel, IoU of the pasted-back full-image mask. Here the p
 ``point_window_size`` of a set of weights. Usage::
 
     python scripts/eval_point_window.py --weights runs/coco-mini/weights \
-        --annotations ../shared/data/coco-mini/annotations/instances_val.json \
-        --images ../shared/data/coco-mini/images/val --sizes 96 128 160 192 --out sweep.json
+        --annotations "$PICOSAM2_DATA/coco-mini/annotations/instances_val.json" \
+        --images "$PICOSAM2_DATA/coco-mini/images/val" --sizes 96 128 160 192 --out sweep.json
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The selection part is held out of training and used to choose between runs and s
 dev-val stays a test. The split is by image (instances of one image never straddle it) and
 depends only on ``--seed`` and the json's image ids.
 
-    python scripts/make_select_split.py --annotations ../shared/data/coco-mini/annotations/instances_train.json \\
+    python scripts/make_select_split.py --annotations "$PICOSAM2_DATA/coco-mini/annotations/instances_train.json" \\
         --out-dir runs/splits --fraction 0.1
 """
 

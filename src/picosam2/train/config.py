@@ -14,15 +14,18 @@ A config file mirrors :class:`TrainConfig`::
 
 Overrides use dotted keys and YAML values: ``optim.lr=1e-3``, ``data.hflip=0``,
 ``loss.alpha=0.5``, ``data.train_images=[a,b]``. Relative paths in a config file are taken
-relative to the current directory (the command line's), not the file.
+relative to the current directory (the command line's), not the file; ``${PICOSAM2_DATA}`` in a
+path is the data root (the shipped configs name ``${PICOSAM2_DATA}/coco-mini/...``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.root import DATA_ROOT_ENV
 from ..errors import ConfigError, MissingExtraError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -248,6 +251,22 @@ def apply_overrides(d: dict, overrides: list[str]) -> dict:
     return d
 
 
+def expand_data_root(value):
+    """``${PICOSAM2_DATA}`` in every string of a config (dicts and lists walked) replaced by the data
+    root, when ``PICOSAM2_DATA`` is set; unset, the placeholder stays, so a path that needs it fails
+    where it is opened, naming the variable."""
+    root = os.environ.get(DATA_ROOT_ENV)
+    if not root:
+        return value
+    if isinstance(value, dict):
+        return {k: expand_data_root(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_data_root(v) for v in value]
+    if isinstance(value, str):
+        return value.replace("${" + DATA_ROOT_ENV + "}", str(Path(root).expanduser()))
+    return value
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML config (or start from defaults when ``path`` is None) and apply overrides."""
     yaml = _yaml()
@@ -258,7 +277,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             d = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"cannot parse {p}: {exc}".splitlines()[0]) from exc
-    d = apply_overrides(d, list(overrides or []))
+    d = expand_data_root(apply_overrides(d, list(overrides or [])))
     cfg = _from_dict(TrainConfig, d)
     validate(cfg)
     return cfg
