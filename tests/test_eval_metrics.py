@@ -50,8 +50,12 @@ def test_logits_threshold_is_strictly_positive():
     assert metrics.logits_to_mask(lg).tolist() == [[False, False, True]]
 
 
-def test_paper_thresholds():
-    assert metrics.PAPER_THRESHOLDS == (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+def test_paper_thresholds_are_the_ten_coco_steps():
+    # COCO's 0.50:0.05:0.95: an IoU just below each step counts for the steps under it only
+    for k in range(10):
+        step = 0.5 + 0.05 * k
+        assert metrics.paper_map([step - 1e-9]) == pytest.approx(k / 10)
+        assert metrics.paper_map([step]) == pytest.approx((k + 1) / 10)
 
 
 def test_paper_map_known_value():

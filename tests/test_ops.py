@@ -270,7 +270,7 @@ def test_camera_falls_back_to_the_previous_slot(release, tmp_path):
     assert "slot b does not start" in r.stderr and "running slot a (1.0.0)" in r.stderr
     assert "mask pixels" in r.stdout
     fb = _status(root)["last_fallback"]
-    assert fb["from"] == "b" and fb["to"] == "a" and "picosam2-int8.onnx" in fb["reason"] or "load" in fb["reason"]
+    assert fb["from"] == "b" and fb["to"] == "a" and ("picosam2-int8.onnx" in fb["reason"] or "load" in fb["reason"])
 
 
 def test_stats_log_is_size_capped_and_rotated(tmp_path):
