@@ -4,6 +4,7 @@ and the distillation path runs with a small random SAM 2.1 through a teacher cac
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,7 +58,12 @@ def test_killed_run_resumes_exactly(fixtures_dir, tmp_path):
     killed = tmp_path / "killed"
     # the process SIGKILLs itself right after optimizer step 5 (last checkpoint: step 4)
     r = subprocess.run(
-        [sys.executable, "-m", "picosam2.cli", *_base_args(fixtures_dir, tmp_path, killed, ["fail_at_step=5"])],
+        [
+            sys.executable,
+            str(Path(__file__).parent / "train_killed.py"),
+            "5",
+            *_base_args(fixtures_dir, tmp_path, killed),
+        ],
         capture_output=True,
         text=True,
     )

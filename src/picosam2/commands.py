@@ -172,7 +172,7 @@ def _predict(args) -> int:
     for k, (part, kind) in enumerate(zip(result.parts(), result.kinds)):
         px = 0 if part is None else int(part[1].sum())
         win = result.windows[k]
-        how = f"{win.width} px window, {result.reasons[k]}" if result.reasons else f"{win.width} px window"
+        how = f"{win.width} px window, {result.reasons[k]}"
         if result.scores is not None:
             how += f", predicted IoU {float(result.scores[k]):.2f}"
         print(f"prompt {k} ({kind}): {px} px ({100.0 * px / (w * h):.2f} % of {w}x{h}; {how})")

@@ -5,7 +5,6 @@ The result is one JSON-able dict; ``benchmarks/RESULTS.md`` explains each key.
 
 from __future__ import annotations
 
-import os
 import platform
 import sys
 import tempfile
@@ -263,7 +262,3 @@ def _imx500_size(model, tmp: Path) -> dict:
         mem = out.to_json()["memory"]
         sizes["imx500_memory_report"] = {k: v for k, v in mem.items() if not isinstance(v, (dict, list))}
     return sizes
-
-
-def environment_note() -> str:
-    return f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"

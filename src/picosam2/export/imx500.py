@@ -40,7 +40,6 @@ from ..runtime import form_metadata, write_onnx_metadata, write_sidecar
 from .calibration import get_calibration_windows, to_model_input
 from .mct_compat import EXTRA_HINT, MissingExtraError, import_mct, legacy_onnx_export
 
-CHIP_MEMORY_MB = 8.0
 JAVA_MIN_VERSION = 17
 DEFAULT_NAME = "picosam2"
 

@@ -10,10 +10,9 @@ import numpy as np
 import torch
 
 from ..errors import ExportError
-from ..runtime import LOGITS_NAME, OnnxBackend, TorchBackend, form_metadata, write_onnx_metadata
+from ..runtime import OnnxBackend, TorchBackend, form_metadata, write_onnx_metadata
 
 INPUT_NAME = "image"
-OUTPUT_NAME = LOGITS_NAME
 
 
 def export_onnx(model, path: str | os.PathLike, opset: int = 17, check: bool = True, atol: float = 1e-4) -> Path:

@@ -148,8 +148,6 @@ class TrainConfig:
     progress_bar: bool = True
     #: extra metadata written into the exported weights (e.g. point_window_size).
     export_extra: dict = field(default_factory=dict)
-    #: testing aid: the process kills itself (SIGKILL) after this optimizer step (0 = never).
-    fail_at_step: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)

@@ -12,7 +12,6 @@ Layout of ``out_dir``::
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -177,14 +176,7 @@ def _callbacks(cfg: TrainConfig, out: Path):
             if not last.exists() or _ckpt_step(last) != trainer.global_step:
                 self.save(trainer, module)
 
-    class KillSwitch(L.Callback):
-        """Testing aid: SIGKILL this process right after optimizer step ``fail_at_step``."""
-
-        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            if cfg.fail_at_step and trainer.global_step == cfg.fail_at_step:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    cbs = [AtomicCheckpoint(), KillSwitch()]
+    cbs = [AtomicCheckpoint()]
     if cfg.progress_bar:
         from lightning.pytorch.callbacks import TQDMProgressBar
 
