@@ -46,8 +46,8 @@ def _python(code: str, cache) -> subprocess.CompletedProcess:
 def test_from_pretrained_resolves_a_hub_name_and_pins_revisions(hub_cache):
     code = (
         "from picosam2 import Predictor\n"
-        "p = Predictor.from_pretrained('picotest/tiny')\n"
-        f"old = Predictor.from_pretrained('picotest/tiny', revision={REV_OLD!r})\n"
+        "p = Predictor.from_pretrained('hf-hub:picotest/tiny')\n"
+        f"old = Predictor.from_pretrained('hf-hub:picotest/tiny', revision={REV_OLD!r})\n"
         f"r = p.predict({str(SAMPLES / 'dog.jpg')!r}, points=[[570, 200]])\n"
         "print(p.window_size, old.window_size, int(r.union().sum()), p.backend.metadata['weights']['sha256'][:8])\n"
     )
@@ -60,13 +60,22 @@ def test_from_pretrained_resolves_a_hub_name_and_pins_revisions(hub_cache):
 
 def test_cli_weights_hub_name_offline(hub_cache, tmp_path):
     out = tmp_path / "m.png"
-    args = ["predict", str(SAMPLES / "dog.jpg"), "--point", "570,200", "--weights", "picotest/tiny", "--out", str(out)]
+    args = [
+        "predict",
+        str(SAMPLES / "dog.jpg"),
+        "--point",
+        "570,200",
+        "--weights",
+        "hf-hub:picotest/tiny",
+        "--out",
+        str(out),
+    ]
     r = subprocess.run(
         [sys.executable, "-m", "picosam2.cli", *args], capture_output=True, text=True, env=_offline_env(hub_cache)
     )
     assert r.returncode == 0, r.stderr
     assert out.exists()
-    missing = [*args[:5], "picotest/absent", "--out", str(tmp_path / "x.png")]
+    missing = [*args[:5], "hf-hub:picotest/absent", "--out", str(tmp_path / "x.png")]
     r = subprocess.run(
         [sys.executable, "-m", "picosam2.cli", *missing], capture_output=True, text=True, env=_offline_env(hub_cache)
     )
@@ -97,12 +106,24 @@ def test_shipped_table_and_model_card(tmp_path):
     assert json.loads((folder / "config.json").read_text())["arch"] == "picosam2"
 
 
-def test_a_local_path_is_not_taken_for_a_hub_name(tmp_path, monkeypatch):
-    from picosam2.models import create_model, save_pretrained
-    from picosam2.models.registry import is_hub_name
+def test_hub_names_are_explicit_and_a_mistyped_path_is_not_found(tmp_path, monkeypatch):
+    from picosam2.models import create_model, from_pretrained, save_pretrained
+    from picosam2.models.registry import WeightsError, is_hub_name, resolve_weights
 
     monkeypatch.chdir(tmp_path)
     save_pretrained(create_model(), tmp_path / "owner" / "name")
-    assert not is_hub_name("owner/name")  # exists here: a folder
-    assert is_hub_name("owner/other")
-    assert not is_hub_name("./owner/other") and not is_hub_name("/abs/path")
+    assert resolve_weights("owner/name").resolve() == tmp_path / "owner" / "name"  # a folder, never the Hub
+    assert is_hub_name("hf-hub:owner/other") and not is_hub_name("owner/other")
+    with pytest.raises(
+        WeightsError, match=r"weights not found: owner/nmae \(a Hugging Face Hub .* hf-hub:owner/nmae\)"
+    ):
+        resolve_weights("owner/nmae")  # a typo: no network, no Hub error
+    with pytest.raises(WeightsError, match="weights not found: owner/other$"):
+        resolve_weights("./owner/other")
+    with pytest.raises(WeightsError, match="hf-hub:owner/name"):
+        resolve_weights("hf-hub:not a repo")
+    with pytest.raises(WeightsError, match="revision applies to Hub names"):
+        resolve_weights("owner/name", revision="main")
+    (tmp_path / "owner" / "name" / "config.json").unlink()  # weights without their config: refused
+    with pytest.raises(WeightsError, match="no config.json"):
+        from_pretrained("owner/name")

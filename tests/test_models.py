@@ -75,6 +75,7 @@ def test_from_pretrained_rejects_mismatched_weights(tmp_path):
 def test_from_pretrained_rejects_garbage(tmp_path):
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / "model.safetensors").write_bytes(b"not a tensor file")
+    (tmp_path / "w" / "config.json").write_text("{}")
     with pytest.raises(WeightsError, match="cannot read"):
         from_pretrained(tmp_path / "w")
     with pytest.raises(WeightsError, match="not found"):

@@ -80,9 +80,9 @@ def add_model_arguments(p) -> None:
         "--weights",
         default=None,
         help="weights folder, .safetensors, shipped name (see `picosam2 info --list`), Hugging Face Hub "
-        "owner/name, or an exported .onnx/.xml/.tflite file (default: the shipped weights)",
+        "hf-hub:owner/name, or an exported .onnx/.xml/.tflite file (default: the shipped weights)",
     )
-    p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for an owner/name")
+    p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for an hf-hub:owner/name")
     p.add_argument(
         "--backend",
         default=None,
@@ -113,8 +113,8 @@ def _add_output_arguments(p) -> None:
 
 def _add_info_parser(sub) -> None:
     q = sub.add_parser("info", help="parameters, MACs and input size of a model")
-    q.add_argument("--weights", default=None, help="weights folder, .safetensors, shipped or Hub name")
-    q.add_argument("--revision", default=None, help="Hub revision for an owner/name")
+    q.add_argument("--weights", default=None, help="weights folder, .safetensors, shipped name or hf-hub:owner/name")
+    q.add_argument("--revision", default=None, help="Hub revision for an hf-hub:owner/name")
     q.add_argument("--list", action="store_true", help="print the names of the shipped weights")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=run_info)

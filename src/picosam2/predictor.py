@@ -230,7 +230,7 @@ class Predictor:
         Args:
             weights: ``None`` (the shipped default), a name from
                 :func:`~picosam2.models.list_pretrained`, a weights folder or ``.safetensors`` file,
-                a Hugging Face Hub repository ``owner/name``, or an exported ``.onnx`` / ``.xml`` /
+                a Hugging Face Hub repository ``hf-hub:owner/name``, or an exported ``.onnx`` / ``.xml`` /
                 ``.tflite`` file.
             backend: ``torch``, ``onnx``, ``openvino`` or ``tflite``; ``None`` picks it from the file
                 name (torch for weights, onnx for ``.onnx``...).

@@ -4,8 +4,9 @@ Two tables, as in timm: :data:`ARCHITECTURES` (name -> config builder; :func:`cr
 randomly initialised network) and :data:`PRETRAINED` (name -> shipped weights folder;
 :func:`list_pretrained`). Weights are ``model.safetensors`` plus ``config.json`` (and a model card
 ``README.md``) in one folder, so loading reads plain tensors and a small JSON file and never runs
-code from the weights. A name ``owner/name`` that is not a local path is a Hugging Face Hub
-repository, fetched through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE``, ``revision``).
+code from the weights. A Hugging Face Hub repository is named explicitly, ``hf-hub:owner/name``
+(as timm and open_clip write it), and fetched through ``huggingface_hub`` (its cache,
+``HF_HUB_OFFLINE``, ``revision``); any other name is a shipped name or a local path.
 
 This module imports neither torch nor huggingface_hub until a function needs them.
 """
@@ -40,7 +41,9 @@ ARCHITECTURES: dict[str, Callable[..., PicoSAM2Config]] = {
 PRETRAINED: dict[str, Path] = {DEFAULT_PRETRAINED: WEIGHTS_ROOT / DEFAULT_PRETRAINED}
 DEFAULT_WEIGHTS_DIR = PRETRAINED[DEFAULT_PRETRAINED]
 
-_HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+#: prefix of a Hugging Face Hub repository name: ``hf-hub:owner/name``
+HUB_PREFIX = "hf-hub:"
+_HUB_REPO = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
 def list_models() -> list[str]:
@@ -66,8 +69,20 @@ def create_model(name: str = "picosam2", **overrides):
 
 
 def is_hub_name(name) -> bool:
-    """``owner/name`` that is not an existing local path."""
-    return isinstance(name, str) and bool(_HUB_NAME.match(name)) and not Path(name).exists()
+    """Whether ``name`` names a Hub repository: a string ``hf-hub:owner/name``."""
+    return isinstance(name, str) and name.startswith(HUB_PREFIX)
+
+
+def hub_repo_id(name: str) -> str:
+    """``owner/name`` of a Hub name ``hf-hub:owner/name``.
+
+    Raises:
+        WeightsError: the part after the prefix is not ``owner/name``.
+    """
+    repo_id = name[len(HUB_PREFIX) :] if name.startswith(HUB_PREFIX) else name
+    if not _HUB_REPO.match(repo_id):
+        raise WeightsError(f"a Hub name is hf-hub:owner/name, got {name!r}")
+    return repo_id
 
 
 def resolve_weights(name_or_path=None, revision: str | None = None) -> Path:
@@ -75,7 +90,7 @@ def resolve_weights(name_or_path=None, revision: str | None = None) -> Path:
 
     Args:
         name_or_path: ``None`` or ``"default"`` (the shipped default), a name from
-            :func:`list_pretrained`, a local folder/file, or a Hub repository ``owner/name``.
+            :func:`list_pretrained`, a local folder/file, or a Hub repository ``hf-hub:owner/name``.
         revision: Hub branch, tag or commit to pin (Hub names only).
 
     Returns:
@@ -89,12 +104,15 @@ def resolve_weights(name_or_path=None, revision: str | None = None) -> Path:
     if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
         return PRETRAINED[name_or_path]
     if is_hub_name(name_or_path):
-        return _hub_snapshot(name_or_path, revision)
+        return _hub_snapshot(hub_repo_id(name_or_path), revision)
     if revision is not None:
-        raise WeightsError(f"a revision applies to Hub names (owner/name), not to {name_or_path}")
+        raise WeightsError(f"a revision applies to Hub names (hf-hub:owner/name), not to {name_or_path}")
     path = Path(name_or_path)
     if not path.exists():
-        raise WeightsError(f"weights not found: {path}")
+        hint = ""
+        if isinstance(name_or_path, str) and _HUB_REPO.match(name_or_path):
+            hint = f" (a Hugging Face Hub repository is written hf-hub:{name_or_path})"
+        raise WeightsError(f"weights not found: {path}{hint}")
     return path
 
 
@@ -102,7 +120,7 @@ def _hub_snapshot(repo_id: str, revision: str | None) -> Path:
     try:
         from huggingface_hub import snapshot_download
     except ImportError as exc:
-        raise WeightsError(f"{repo_id} looks like a Hub name: pip install 'picosam2[hub]'") from exc
+        raise WeightsError(f"Hub weights ({repo_id}) need huggingface_hub: pip install 'picosam2[hub]'") from exc
     try:
         return Path(
             snapshot_download(repo_id, revision=revision, allow_patterns=[WEIGHTS_FILE, CONFIG_FILE, CARD_FILE])
@@ -163,7 +181,8 @@ def from_pretrained(name_or_path=None, map_location: str = "cpu", revision: str 
 
     Args:
         name_or_path: see :func:`resolve_weights`: shipped name, folder (``model.safetensors`` +
-            ``config.json``), ``.safetensors`` file with a ``config.json`` beside it, Hub name, or a
+            ``config.json``), ``.safetensors`` file with a ``config.json`` beside it, Hub name
+            ``hf-hub:owner/name``, or a
             PyTorch checkpoint (``.pt``/``.pth``/``.ckpt``: the PicoSAM2 authors' state_dict or one
             of ours, read with ``weights_only=True`` and mapped strictly, :mod:`picosam2.models.convert`).
         map_location: device the tensors are loaded to.
@@ -173,7 +192,7 @@ def from_pretrained(name_or_path=None, map_location: str = "cpu", revision: str 
         The model; its ``weights_info`` attribute holds :func:`weights_info`.
 
     Raises:
-        WeightsError: missing, unreadable or mismatched weights or config.
+        WeightsError: missing, unreadable or mismatched weights, or no ``config.json``.
     """
     from safetensors.torch import load_file
 
@@ -184,8 +203,10 @@ def from_pretrained(name_or_path=None, map_location: str = "cpu", revision: str 
         from .convert import load_checkpoint
 
         return load_checkpoint(wfile, map_location=map_location)
+    if not cfile.is_file():
+        raise WeightsError(f"weights {wfile} have no {CONFIG_FILE} beside them (save_pretrained writes both)")
     try:
-        cfg = PicoSAM2Config.from_dict(json.loads(cfile.read_text())) if cfile.exists() else PicoSAM2Config()
+        cfg = PicoSAM2Config.from_dict(json.loads(cfile.read_text()))
     except (ValueError, TypeError) as exc:
         raise WeightsError(f"bad config {cfile}: {exc}") from exc
     model = PicoSAM2(cfg)
@@ -255,7 +276,7 @@ windows (ImageNet mean/std); the full config is in `config.json`.
 ```python
 from picosam2 import Predictor
 
-predictor = Predictor.from_pretrained("OWNER/NAME")  # this repository
+predictor = Predictor.from_pretrained("hf-hub:OWNER/NAME")  # this repository
 masks = predictor.predict("photo.jpg", points=[[320, 240]]).masks
 ```
 
