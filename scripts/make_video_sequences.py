@@ -28,7 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: a target is thin when its most interior pixel is this close to the border, relative to sqrt(area)
-THIN = 0.12
+#: (a w x h rectangle: 0.5 * sqrt(w / h), so 0.2 is about 1:6 or thinner)
+THIN = 0.2
 
 
 def thinness(mask: np.ndarray) -> float:
@@ -39,14 +40,16 @@ def thinness(mask: np.ndarray) -> float:
 
 
 def candidates(dataset, min_area: float, max_fraction: float):
-    """(instance, thin) pairs usable as targets: not crowd, not cut by the photo's border, between
-    ``min_area`` pixels and ``max_fraction`` of the photo."""
+    """Instances usable as targets: not crowd, not cut by the photo's border, between
+    ``min_area`` pixels and ``max_fraction`` of the photo, at most 45 % of its width and height."""
     out = []
     for inst in dataset.instances():
         if inst.image_path is None or inst.area < min_area or inst.area > max_fraction * inst.width * inst.height:
             continue
         x, y, w, h = inst.bbox
         if x < 2 or y < 2 or x + w > inst.width - 2 or y + h > inst.height - 2:
+            continue
+        if w > 0.45 * inst.width or h > 0.45 * inst.height:  # too large to move around in the view
             continue
         out.append(inst)
     return out
@@ -68,7 +71,7 @@ def main(argv=None) -> int:
 
     from picosam2.data import InstanceSet
     from picosam2.data.root import dataset_dir
-    from picosam2.data.synthetic_video import make_sequence, write_davis
+    from picosam2.data.synthetic_video import make_sequence, write_davis_index, write_davis_sequence
     from picosam2.image_io import load_image
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -112,6 +115,10 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
+        made = out / "meta.json"
+        if not made.is_file() or "make_video_sequences" not in made.read_text()[-2000:]:
+            print(f"{out} is not empty and not an output of this script: give a new folder", file=sys.stderr)
+            return 2
         shutil.rmtree(out)
     sequences = {}
     used: set[int] = set()
@@ -161,7 +168,9 @@ def main(argv=None) -> int:
             categories=[i.category_id for i in targets],
             thin=[bool(thin_flags[i.ann_id]) for i in targets],
         )
-        sequences[f"{args.split}-{k:03d}"] = seq
+        name = f"{args.split}-{k:03d}"
+        write_davis_sequence(out, name, seq)
+        sequences[name] = seq.meta
         bar.update()
     bar.close()
     meta = {
@@ -172,9 +181,9 @@ def main(argv=None) -> int:
         "frames": args.frames,
         "annotations": ann.name,
     }
-    write_davis(out, sequences, meta=meta)
-    n_thin = sum(any(s.meta["thin"]) for s in sequences.values())
-    n_two = sum(s.meta["num_objects"] > 1 for s in sequences.values())
+    write_davis_index(out, sequences, meta=meta)
+    n_thin = sum(any(m["thin"]) for m in sequences.values())
+    n_two = sum(m["num_objects"] > 1 for m in sequences.values())
     print(f"wrote {len(sequences)} sequences ({n_thin} thin, {n_two} with two objects) to {out}")
     return 0
 

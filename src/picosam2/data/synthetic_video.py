@@ -188,14 +188,14 @@ def make_sequence(
     geo = [_mask_geometry(m) for m in masks]
     centers = np.array([g[0] for g in geo])
     # zoom: the view stays inside the photo (at most 70 % of its height, 95 % of its width), and
-    # no target is wider or taller than 55 % of the frame, also at the largest zoom reached later
+    # no target is wider or taller than 65 % of the frame, also at the largest zoom reached later
     max_w = max(g[2] for g in geo)
     max_h = max(g[3] for g in geo)
     zoom_in = 1.0 if speed == "slow" else 1.4  # the largest zoom-in during the sequence
     zoom0 = min(
         max(out_h / (0.7 * img_h), out_w / (0.95 * img_w)),
-        0.55 * out_w / max_w / zoom_in,
-        0.55 * out_h / max_h / zoom_in,
+        0.65 * out_w / max_w / zoom_in,
+        0.65 * out_h / max_h / zoom_in,
     )
 
     key_every = int(rng.integers(8, 13))
@@ -229,10 +229,13 @@ def make_sequence(
     screen = _random_walk(rng, start, n_keys, step, lo, hi)
 
     leave_keys: list[int] = []
-    if leave and n_keys >= 5:
-        j = int(rng.integers(2, n_keys - 2))
+    last_in = (frames - 1) // key_every  # the last keyframe inside the sequence
+    if leave and last_in >= 3:
+        # out at one or two keyframes, back in view at the next one, all inside the sequence
+        span = 2 if (rng.random() < 0.5 and last_in >= 4) else 1
+        j = int(rng.integers(2, last_in - span + 1))
         side = int(rng.integers(4))
-        leave_keys = [j, j + 1] if rng.random() < 0.5 else [j]
+        leave_keys = list(range(j, j + span))
         for jj in leave_keys:
             out = zooms[jj] * geo[0][1] * 1.4 + 20
             p = screen[jj].copy()
@@ -258,8 +261,12 @@ def make_sequence(
         cam_step = rng.uniform(0.3, 0.8) * step
         cam = _random_walk(rng, group_center, n_keys, cam_step / zoom0, cam_lo, cam_hi)
         for i in range(n_obj):
-            path = screen if i == 0 else _random_walk(
-                rng, np.array([out_w / 2, out_h / 2]) + zoom0 * (centers[i] - group_center), n_keys, step, lo, hi
+            path = (
+                screen
+                if i == 0
+                else _random_walk(
+                    rng, np.array([out_w / 2, out_h / 2]) + zoom0 * (centers[i] - group_center), n_keys, step, lo, hi
+                )
             )
             for j in range(n_keys):
                 to_scene = np.linalg.inv(_camera(cam[j], zooms[j], thetas[j], size))
@@ -410,6 +417,47 @@ def save_annotation(labels: np.ndarray, path: str | os.PathLike, palette: bool) 
     img.save(path)
 
 
+def write_davis_sequence(
+    root: str | os.PathLike, name: str, seq: SyntheticSequence, resolution: str = "480p", quality: int = 92
+) -> None:
+    """Write one sequence under ``root`` in the DAVIS layout (``JPEGImages/<resolution>/<name>``,
+    ``Annotations/<resolution>/<name>``); each folder is written under a temporary name and
+    renamed into place."""
+    import shutil
+
+    from PIL import Image
+
+    root = Path(root)
+    palette = seq.num_objects > 1
+    for base, kind in ((root / "JPEGImages" / resolution, "jpg"), (root / "Annotations" / resolution, "png")):
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = base / f".{name}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        for k in range(len(seq.frames)):
+            if kind == "jpg":
+                Image.fromarray(seq.frames[k]).save(tmp / f"{k:05d}.jpg", quality=quality)
+            else:
+                save_annotation(seq.labels[k], tmp / f"{k:05d}.png", palette)
+        final = base / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+
+
+def write_davis_index(
+    root: str | os.PathLike, metas: dict[str, dict], image_set: str = "val", meta: dict | None = None
+) -> None:
+    """``ImageSets/2017/<image_set>.txt`` listing the sequences and ``meta.json`` describing them."""
+    root = Path(root)
+    sets = root / "ImageSets" / "2017"
+    sets.mkdir(parents=True, exist_ok=True)
+    (sets / f"{image_set}.txt").write_text("".join(f"{n}\n" for n in metas))
+    info = {"sequences": metas, **(meta or {})}
+    (root / "meta.json").write_text(json.dumps(info, indent=1) + "\n")
+
+
 def write_davis(
     root: str | os.PathLike,
     sequences: dict[str, SyntheticSequence],
@@ -419,39 +467,11 @@ def write_davis(
     quality: int = 92,
 ) -> Path:
     """Write ``{name: sequence}`` under ``root`` in the DAVIS layout, with
-    ``ImageSets/2017/<image_set>.txt`` listing the names and ``meta.json`` describing them.
-    Each sequence is written into a temporary folder and renamed into place."""
-    import shutil
-
-    from PIL import Image
-
-    root = Path(root)
-    jpeg_dir = root / "JPEGImages" / resolution
-    ann_dir = root / "Annotations" / resolution
-    jpeg_dir.mkdir(parents=True, exist_ok=True)
-    ann_dir.mkdir(parents=True, exist_ok=True)
+    ``ImageSets/2017/<image_set>.txt`` listing the names and ``meta.json`` describing them."""
     for name, seq in sequences.items():
-        palette = seq.num_objects > 1
-        for base, kind in ((jpeg_dir, "jpg"), (ann_dir, "png")):
-            tmp = base / f".{name}.tmp"
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir()
-            for k in range(len(seq.frames)):
-                if kind == "jpg":
-                    Image.fromarray(seq.frames[k]).save(tmp / f"{k:05d}.jpg", quality=quality)
-                else:
-                    save_annotation(seq.labels[k], tmp / f"{k:05d}.png", palette)
-            final = base / name
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-    sets = root / "ImageSets" / "2017"
-    sets.mkdir(parents=True, exist_ok=True)
-    (sets / f"{image_set}.txt").write_text("".join(f"{n}\n" for n in sequences))
-    info = {"sequences": {n: s.meta for n, s in sequences.items()}, **(meta or {})}
-    (root / "meta.json").write_text(json.dumps(info, indent=1) + "\n")
-    return root
+        write_davis_sequence(root, name, seq, resolution, quality)
+    write_davis_index(root, {n: s.meta for n, s in sequences.items()}, image_set, meta)
+    return Path(root)
 
 
 __all__ = [
@@ -463,4 +483,6 @@ __all__ = [
     "make_sequence",
     "save_annotation",
     "write_davis",
+    "write_davis_index",
+    "write_davis_sequence",
 ]

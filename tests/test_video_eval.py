@@ -1,0 +1,295 @@
+"""Video evaluation (J, F, DAVIS statistics, the DAVIS reader, ``picosam2 eval-video``) and the
+synthetic sequences, with hand-computed answers. Sequences are generated at run time from the
+tiny COCO fixture (tests/fixtures/coco_tiny), so no video data is needed."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from picosam2.data.synthetic_video import davis_palette, make_sequence, save_annotation, write_davis
+from picosam2.eval.video import (
+    FollowResult,
+    VideoDataError,
+    boundary_f,
+    boundary_map,
+    boundary_tolerance,
+    evaluate_tracker,
+    first_prompt,
+    grow_box,
+    mask_box,
+    read_davis,
+    read_labels,
+    region_j,
+    statistics,
+)
+
+
+def square(shape, r0, r1, c0, c1):
+    m = np.zeros(shape, bool)
+    m[r0 : r1 + 1, c0 : c1 + 1] = True
+    return m
+
+
+# -- J ---------------------------------------------------------------------------------------
+
+
+def test_region_j_known_answers():
+    a = square((5, 5), 1, 2, 1, 2)  # 4 px
+    b = square((5, 5), 1, 2, 1, 3)  # 6 px, contains a
+    assert region_j(a, b) == pytest.approx(4 / 6)
+    assert region_j(a, a) == 1.0
+    assert region_j(a, square((5, 5), 4, 4, 4, 4)) == 0.0
+    # void pixels count for neither: leaving out column 3 makes them equal
+    void = np.zeros((5, 5), bool)
+    void[:, 3] = True
+    assert region_j(a, b, void) == 1.0
+    # both empty: 1 (DAVIS); one empty: 0
+    empty = np.zeros((5, 5), bool)
+    assert region_j(empty, empty) == 1.0 and region_j(empty, a) == 0.0
+
+
+# -- F ---------------------------------------------------------------------------------------
+
+
+def test_boundary_map_of_a_square():
+    # a 3x3 square at rows/cols 2..4: its own last row and column (5 px) and the row above and
+    # column left of it (7 px): the boundary half a pixel towards the origin
+    b = boundary_map(square((8, 8), 2, 4, 2, 4))
+    expected = {(4, 2), (4, 3), (4, 4), (2, 4), (3, 4)}
+    expected |= {(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (3, 1), (4, 1)}
+    assert set(zip(*np.nonzero(b))) == expected
+    # at the image border a pixel's missing neighbour is itself: a full image has no boundary
+    assert not boundary_map(np.ones((4, 4), bool)).any()
+
+
+def test_boundary_f_of_a_square_shifted_by_one_pixel():
+    # 4x4 squares at rows 2..5, cols 2..5 and cols 3..6: 16 boundary pixels each, 8 shared
+    # (row 1 cols 2..5 and row 5 cols 2..5), so with no tolerance P = R = 1/2 and F = 1/2;
+    # with a 1-pixel tolerance every boundary pixel has a partner: F = 1
+    a = square((10, 10), 2, 5, 2, 5)
+    b = square((10, 10), 2, 5, 3, 6)
+    assert boundary_map(a).sum() == 16 and boundary_map(b).sum() == 16
+    assert (boundary_map(a) & boundary_map(b)).sum() == 8
+    assert boundary_f(a, b, bound_th=0) == pytest.approx(0.5)
+    assert boundary_f(a, b, bound_th=1) == pytest.approx(1.0)
+    assert region_j(a, b) == pytest.approx(12 / 20)
+
+
+def test_boundary_f_limits_and_tolerance():
+    shape = (480, 854)
+    assert boundary_tolerance(shape) == 8  # ceil(0.008 * 979.6)
+    a = square(shape, 100, 199, 100, 199)
+    assert boundary_f(a, a) == 1.0
+    assert boundary_f(a, square(shape, 300, 399, 500, 599)) == 0.0  # far apart: nothing matches
+    empty = np.zeros(shape, bool)
+    assert boundary_f(empty, empty) == 1.0 and boundary_f(empty, a) == 0.0 and boundary_f(a, empty) == 0.0
+    # a shift within the 8-pixel tolerance is perfect; one beyond is not
+    assert boundary_f(square(shape, 100, 199, 108, 207), a) == 1.0
+    assert boundary_f(square(shape, 100, 199, 109, 208), a) < 1.0
+
+
+# -- statistics ------------------------------------------------------------------------------
+
+
+def test_statistics_mean_recall_decay():
+    down = statistics([1, 1, 1, 1, 0, 0, 0, 0])
+    # 8 values: DAVIS quarter bins [0:3], [2:5], [4:6], [5:8] -> first 1.0, last 0.0
+    assert down == {"mean": 0.5, "recall": 0.5, "decay": 1.0}
+    up = statistics([0.2, 0.2, 0.2, 0.2, 0.9, 0.9, 0.9, 0.9])
+    assert up["decay"] == pytest.approx(-0.7) and up["recall"] == 0.5
+    assert statistics([0.5, 0.5, 0.5, 0.5])["recall"] == 0.0  # strictly above one half
+    assert statistics([])["mean"] is None
+
+
+# -- annotations and the DAVIS layout --------------------------------------------------------
+
+
+def test_read_labels_palette_and_grey(tmp_path):
+    labels = np.zeros((6, 7), np.uint8)
+    labels[1:3, 1:3] = 1
+    labels[4, :] = 2
+    labels[0, 6] = 255  # void
+    save_annotation(labels, tmp_path / "p.png", palette=True)
+    img = Image.open(tmp_path / "p.png")
+    assert img.mode == "P" and img.getpalette()[:9] == davis_palette()[:9] == [0, 0, 0, 128, 0, 0, 0, 128, 0]
+    np.testing.assert_array_equal(read_labels(tmp_path / "p.png"), labels)
+    grey = np.where(labels == 1, 255, 0).astype(np.uint8)
+    Image.fromarray(grey, mode="L").save(tmp_path / "g.png")
+    np.testing.assert_array_equal(read_labels(tmp_path / "g.png"), (labels == 1).astype(np.uint8))
+
+
+def _davis_tree(root, name, frames, labels, palette):
+    (root / "JPEGImages" / "480p" / name).mkdir(parents=True)
+    (root / "Annotations" / "480p" / name).mkdir(parents=True)
+    for k, (f, lab) in enumerate(zip(frames, labels)):
+        Image.fromarray(f).save(root / "JPEGImages" / "480p" / name / f"{k:05d}.jpg")
+        save_annotation(lab, root / "Annotations" / "480p" / name / f"{k:05d}.png", palette)
+
+
+def test_read_davis_objects_and_errors(tmp_path):
+    frames = [np.full((20, 30, 3), 100, np.uint8)] * 3
+    labels = [np.zeros((20, 30), np.uint8) for _ in range(3)]
+    labels[0][2:6, 2:6], labels[0][10:14, 10:14], labels[0][0, 0] = 1, 2, 255
+    _davis_tree(tmp_path, "two", frames, labels, palette=True)
+    (seq,) = read_davis(tmp_path)
+    assert seq.name == "two" and len(seq) == 3 and seq.object_ids == [1, 2]
+    assert seq.frame(1).shape == (20, 30, 3) and seq.labels(0)[0, 0] == 255
+
+    with pytest.raises(VideoDataError, match="Annotations/480p"):
+        read_davis(tmp_path, resolution="1080p")
+    with pytest.raises(VideoDataError, match="'nope'"):
+        read_davis(tmp_path, ["nope"])
+    (tmp_path / "Annotations" / "480p" / "two" / "00002.png").unlink()
+    with pytest.raises(VideoDataError, match="without an annotation"):
+        read_davis(tmp_path)
+    with pytest.raises(VideoDataError, match="not in the DAVIS layout"):
+        read_davis(tmp_path / "JPEGImages")
+
+
+def test_prompts_and_boxes():
+    m = square((20, 20), 2, 10, 4, 8)
+    assert mask_box(m) == (4.0, 2.0, 9.0, 11.0) and mask_box(np.zeros((3, 3), bool)) is None
+    assert grow_box((0, 0, 10, 20), 1.2) == pytest.approx((-1, -2, 11, 22))
+    assert first_prompt(m, "click") == {"point": (6, 4)}  # 3 px from the border, first in row-major order
+    assert first_prompt(m, "box") == {"box": (4.0, 2.0, 9.0, 11.0)}
+    assert first_prompt(m, "mask")["mask"] is m
+
+
+# -- synthetic sequences from the tiny COCO fixture ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_coco(fixtures_dir):
+    from picosam2.data import InstanceSet
+    from picosam2.image_io import load_image
+
+    ds = InstanceSet(fixtures_dir / "coco_tiny" / "instances.json", [fixtures_dir / "coco_tiny" / "images"])
+    by_id = {i.ann_id: i for i in ds.instances()}
+
+    def get(ann_id):
+        inst = by_id[ann_id]
+        return load_image(inst.image_path), ds.mask(inst)
+
+    return get
+
+
+SIZE = (320, 180)
+
+
+def test_make_sequence_is_seeded_and_starts_whole(tiny_coco):
+    image, mask = tiny_coco(50142)
+    a = make_sequence(image, [mask], np.random.default_rng(3), frames=12, size=SIZE)
+    b = make_sequence(image, [mask], np.random.default_rng(3), frames=12, size=SIZE)
+    np.testing.assert_array_equal(a.frames, b.frames)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.frames.shape == (12, 180, 320, 3) and a.labels.shape == (12, 180, 320)
+    first = a.labels[0] == 1
+    # frame 0 shows the whole object inside the frame (no pixel on the border), unoccluded
+    assert first.any() and not (first[0].any() or first[-1].any() or first[:, 0].any() or first[:, -1].any())
+    assert a.meta["frames_without_object"] == [0] or a.meta["leave"]
+
+
+def test_make_sequence_leave_and_occlusion(tiny_coco):
+    image, mask = tiny_coco(1099580)
+    occ = tiny_coco(332341)
+    kw = dict(frames=40, size=SIZE, speed="medium", moving=True, rotation=False, brightness=False)
+    gone = make_sequence(image, [mask], np.random.default_rng(1), leave=True, occlusion=False, **kw)
+    area = (gone.labels == 1).reshape(40, -1).sum(axis=1)
+    assert gone.meta["leave"] and (area == 0).any() and area[-1] > 0  # leaves and comes back
+    assert gone.meta["frames_without_object"] == [int((area == 0).sum())]
+
+    plain = make_sequence(image, [mask], np.random.default_rng(1), occluder=occ, leave=False, occlusion=False, **kw)
+    hidden = make_sequence(image, [mask], np.random.default_rng(1), occluder=occ, leave=False, occlusion=True, **kw)
+    assert hidden.meta["occlusion"] and not plain.meta["occlusion"]
+    # the same path; the occluder only removes target pixels, most where it crosses
+    assert not ((hidden.labels == 1) & (plain.labels != 1)).any()
+    lost = ((plain.labels == 1) & (hidden.labels != 1)).reshape(40, -1).sum(axis=1)
+    assert lost.max() > 0 and lost[0] == 0
+
+
+@pytest.fixture(scope="module")
+def tiny_davis(tiny_coco, tmp_path_factory):
+    """Two short sequences in the DAVIS layout: one object (0/255 PNGs) and two (palette)."""
+    root = tmp_path_factory.mktemp("davis")
+    one_img, one_mask = tiny_coco(50142)
+    two_img, m1 = tiny_coco(1834177)
+    _, m2 = tiny_coco(3253)
+    seqs = {
+        "one": make_sequence(one_img, [one_mask], np.random.default_rng(0), frames=6, size=SIZE, speed="slow"),
+        "two": make_sequence(two_img, [m1, m2 & ~m1], np.random.default_rng(1), frames=6, size=SIZE, speed="slow"),
+    }
+    write_davis(root, seqs, meta={"test": True})
+    return root, seqs
+
+
+def test_davis_round_trip(tiny_davis):
+    root, seqs = tiny_davis
+    read = read_davis(root)
+    assert [s.name for s in read] == ["one", "two"]
+    assert Image.open(read[0].annotation_paths[0]).mode == "L" and Image.open(read[1].annotation_paths[0]).mode == "P"
+    for s in read:
+        assert s.object_ids == list(range(1, seqs[s.name].num_objects + 1))
+        for k in range(len(s)):
+            np.testing.assert_array_equal(s.labels(k), seqs[s.name].labels[k])
+    assert (root / "ImageSets" / "2017" / "val.txt").read_text().split() == ["one", "two"]
+    assert json.loads((root / "meta.json").read_text())["test"] is True
+
+
+class TruthFollower:
+    """Answers each frame with the true masks (a perfect follower: scores must be exactly 1)."""
+
+    needs_truth = True
+
+    def __init__(self):
+        self.ids, self.truth = [], {}
+
+    def start(self, frame, point=None, box=None, mask=None, obj_id=None):
+        self.ids.append(obj_id)
+
+    def observe_truth(self, masks):
+        self.truth = masks
+
+    def update(self, frame):
+        return {i: FollowResult(i, self.truth[i], 1.0, 1) for i in self.ids}
+
+
+def test_evaluate_perfect_follower(tiny_davis):
+    root, _ = tiny_davis
+    report = evaluate_tracker(TruthFollower, read_davis(root), init="mask", progress=False)
+    o = report["overall"]
+    assert o["J&F"] == 1.0 and o["J"]["mean"] == 1.0 and o["F"]["mean"] == 1.0 and o["J"]["decay"] == 0.0
+    assert o["sequences"] == 2 and o["objects"] == 3 and o["windows_per_object_frame"] == 1.0
+    assert len(report["per_sequence"]["one"]["objects"]["1"]["J_per_frame"]) == 4  # first and last not scored
+
+
+def test_eval_video_cli_baselines(tiny_davis, tmp_path):
+    root, _ = tiny_davis
+    out = tmp_path / "r.json"
+    r = run_cli("eval-video", str(root), "--follower", "naive-box", "--init", "box", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    o = report["overall"]
+    assert report["follower"] == "naive-box" and o["objects"] == 3 and o["windows_per_object_frame"] == 1.0
+    assert 0.0 <= o["J"]["mean"] <= 1.0 and o["J&F"] == pytest.approx((o["J"]["mean"] + o["F"]["mean"]) / 2, abs=1e-4)
+    assert "overall" in r.stdout and "two:2" in r.stdout
+
+    out2 = tmp_path / "o.json"
+    r = run_cli("eval-video", str(root), "--follower", "oracle-click", "--sequences", "one", "--out", str(out2))
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out2.read_text())
+    assert list(report["per_sequence"]) == ["one"] and report["overall"]["windows_per_object_frame"] > 1
+
+
+def test_eval_video_cli_errors(tiny_davis, tmp_path):
+    root, _ = tiny_davis
+    out = tmp_path / "r.json"
+    r = run_cli("eval-video", str(tmp_path), "--follower", "naive-box", "--out", str(out))
+    assert r.returncode == 2 and "DAVIS layout" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("eval-video", str(root), "--sequences", "zzz", "--follower", "naive-box", "--out", str(out))
+    assert r.returncode == 2 and "'zzz'" in r.stderr
+    r = run_cli("eval-video", str(root), "--follower", "naive-box", "--out", str(tmp_path / "no" / "r.json"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    assert not out.exists()
