@@ -16,6 +16,7 @@ COMMANDS = {
     "predict": "picosam2.commands",
     "info": "picosam2.commands",
     "eval": "picosam2.eval.cli",
+    "eval-video": "picosam2.eval.video_cli",
     "train": "picosam2.train.cli",
     "teacher-cache": "picosam2.train.cli",
     "calibrate-scores": "picosam2.train.cli",
