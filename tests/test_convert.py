@@ -206,3 +206,25 @@ def test_their_pt_goes_into_a_bundle(paper, tmp_path):
     out = load_backend(str(tmp_path / "b" / "model" / "picosam2-int8.onnx"))(paper["x"])
     agree = ((out.logits > 0) == (paper["ref"] > 0)).mean()
     assert agree > 0.9, agree  # INT8 of random weights: most pixels on the same side
+
+
+def test_calibrate_scores_fits_weights_without_a_quality_head(paper, tmp_path, fixtures_dir, samples_dir):
+    """A head-less network gets a calibration from its masks alone (score feature 0); clicks then
+    choose by it ("score") while masks still carry no score."""
+    from picosam2 import Predictor
+
+    folder = tmp_path / "w"
+    assert run_cli("convert", str(paper["pt"]), "--out", str(folder)).returncode == 0
+    root = fixtures_dir / "coco_tiny"
+    r = run_cli("calibrate-scores", "--annotations", str(root / "instances.json"), "--images", str(root / "images"),
+                "--weights", str(folder), "--folds", "2", "--write", "--quiet", "--out", str(tmp_path / "cal.json"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "border rule (no head)" in r.stdout
+    report = json.loads((tmp_path / "cal.json").read_text())
+    assert report["border_rule"]["clicks"] > 10
+    spec = json.loads((folder / "config.json").read_text())["extra"]["score_calibration"]
+    assert spec["features"][0] == "score" and spec["mean"][0] == 0.0
+    p = Predictor.from_pretrained(folder, point_scales="auto:4")
+    assert p.score_calibration is not None
+    out = p.predict(samples_dir / "dog.jpg", points=[[300, 250]])
+    assert out.reasons == ["score"] and out.scores is None

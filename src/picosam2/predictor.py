@@ -13,7 +13,7 @@ Usage::
 Scale-aware clicks: a point is tried at several centred window sizes (``point_scales="auto"``:
 96 px up to the image's longer side, :func:`picosam2.prompts.auto_point_scales`) in the same
 batch, and the mask with the highest predicted IoU is kept (weights without a quality head use
-the border rule of :mod:`picosam2.selection`). Weights that recommend it
+the border rule of :mod:`picosam2.selection`, or their score calibration when they have one). Weights that recommend it
 (``config.extra["point_scales"]``) make it the default; ``multimask=True`` returns every
 candidate with its score instead (as SAM's ``multimask_output``).
 
@@ -339,6 +339,10 @@ class Predictor:
         flat = [w for g in groups for w in g]
         out = self.run_windows(arr, flat)
         scores = None if out.scores is None else np.asarray(out.scores, dtype=np.float32).reshape(-1).copy()
+        if scores is None and self.score_calibration is not None:
+            # no quality head but a score calibration: it ranks a click's candidates from the masks
+            # alone (the network's score feature is 0); the masks still carry no score
+            scores = np.zeros(len(flat), np.float32)
         keep, reasons, start = [], [], 0
         for p, group in enumerate(groups):
             idx = np.arange(start, start + len(group))
@@ -363,7 +367,7 @@ class Predictor:
             kinds=[kinds[p] for p, k in enumerate(keep) for _ in k],
             image_size=size,
             threshold=self.threshold,
-            scores=None if scores is None else scores[sel],
+            scores=None if out.scores is None else scores[sel],
             prompt_index=np.concatenate([np.full(len(k), p) for p, k in enumerate(keep)]),
             reasons=[r for rs in reasons for r in rs],
         )

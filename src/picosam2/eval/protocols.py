@@ -17,7 +17,8 @@ With ``prompt="box"`` the paper protocol scores the box window instead (IoU insi
 Scale-aware clicks (``point_scales``, full protocol, point prompt only): every click is tried
 at several centred window sizes (``"auto"``: :func:`picosam2.prompts.auto_point_scales`, or a
 list of sides) in one batch; the chosen mask is the one with the highest predicted IoU (quality
-head) or, for weights without one, the no-score border rule of :mod:`picosam2.selection`. Each
+head) or, for weights without one, the no-score border rule of :mod:`picosam2.selection` (or their
+score calibration, when ``calibrate-scores`` fitted one: the network's score feature is then 0). Each
 sample keeps every candidate's window side, real full-image IoU and score, so the report can
 give the oracle (best candidate per click), the fixed-window figures and how well the score
 ranks masks (Spearman).
@@ -37,7 +38,6 @@ ones are then dropped, so the paper protocol scores *at most* ``N`` instances.
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from collections import Counter
@@ -348,6 +348,10 @@ def _refine(model, image, lg, wins, best, scores):
     return out
 
 
+def _has_calibration(model) -> bool:
+    return getattr(model, "score_calibration", None) is not None
+
+
 def _score_multiscale(model, image, ready, spec, result: EvalResult, keep_rle: bool, kept_logits, refine=False):
     """Several centred windows per click in one batch; the chosen one is scored."""
     height, width = image.shape[:2]
@@ -356,12 +360,14 @@ def _score_multiscale(model, image, ready, spec, result: EvalResult, keep_rle: b
     logits, scores = window_outputs(model, image, wins)
     k = len(sizes)
     per_click = logits.reshape(len(ready), k, *logits.shape[1:])
-    click_scores = None if scores is None else scores.reshape(len(ready), k).copy()
+    # a network without a quality head: its score feature is 0 (a calibration fitted so still ranks)
+    raw = scores if scores is not None or not _has_calibration(model) else np.zeros(len(wins), np.float32)
+    click_scores = None if raw is None else raw.reshape(len(ready), k).copy()
     calibrate = getattr(model, "click_scores", None)
     if click_scores is not None and calibrate is not None:
         for i in range(len(ready)):
             click_scores[i] = calibrate(per_click[i], wins[i * k : (i + 1) * k], (width, height), click_scores[i])
-    chosen = [choose_candidate(per_click[i], None if scores is None else click_scores[i])[0] for i in range(len(ready))]
+    chosen = [choose_candidate(per_click[i], None if raw is None else click_scores[i])[0] for i in range(len(ready))]
     flat_best = [i * k + b for i, b in enumerate(chosen)]
     # refinement weighs the network's own scores (a box window has no click to calibrate against)
     refined = _refine(model, image, logits, wins, flat_best, scores) if refine else [None] * len(ready)
@@ -381,10 +387,9 @@ def _score_multiscale(model, image, ready, spec, result: EvalResult, keep_rle: b
             sample = Sample.of(inst, value, r_win, metrics.iou(best_full, gt), r_score)
         sample.candidates = [(int(s), float(v), float(c)) for s, v, c in zip(sizes, ious, cand_scores)]
         sample.chosen_index = b
-        if result.keep_features and scores is not None:
-            sample.click_features = click_features(
-                lg, wins[i * k : (i + 1) * k], (width, height), scores.reshape(-1, k)[i]
-            )
+        if result.keep_features:
+            net = scores.reshape(-1, k)[i] if scores is not None else np.zeros(k, np.float32)
+            sample.click_features = click_features(lg, wins[i * k : (i + 1) * k], (width, height), net)
         if keep_rle:
             sample.rle = encode_rle(best_full)
         result.samples.append(sample)
@@ -410,8 +415,8 @@ def evaluate(
     (N, 96, 96) window logits of an HWC uint8 image (``run_windows`` also the quality scores).
     ``point_scales`` (full protocol, point prompt): ``"auto"`` or window sides for scale-aware
     clicks; None = one 96 px window. ``keep_features`` keeps each click's candidate features on its
-    sample. Returns per-instance IoUs and skip counts."""
-    from tqdm import tqdm
+    sample. ``progress``: a bar on a terminal (never off one). Returns per-instance IoUs and skip counts."""
+    from ..progress import progress_bar
 
     check_protocol(protocol, prompt)
     spec = parse_point_scales(point_scales)
@@ -425,9 +430,7 @@ def evaluate(
     missing = check_images(dataset, instances, skip_missing)
     result.skipped["missing_images"] = len(missing)
     kept_logits = [] if keep_logits else None
-    bar = tqdm(
-        total=len(instances), desc=f"eval {protocol}/{prompt}", unit="inst", file=sys.stderr, disable=not progress
-    )
+    bar = progress_bar(total=len(instances), desc=f"eval {protocol}/{prompt}", unit="inst", enabled=progress)
     bar.update(len(missing))
     for image, group in _image_groups(dataset, [i for i in instances if i.image_path is not None], result, bar):
         ready = []  # (instance, gt mask, prompt, window)

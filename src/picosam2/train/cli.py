@@ -55,7 +55,7 @@ def add_parser(sub) -> list[str]:
             "Run every click of a held-out annotation file at the weights' scale-aware windows, fit a "
             "ridge regression from each candidate's features (network score, border contact, coverage, "
             "uncertainty, window size against the image...) to its real full-image IoU, report "
-            "cross-validated figures against the raw score and, with --write, store it in the weights' "
+            "cross-validated figures against the raw score (the border rule for weights without a quality head) and, with --write, store it in the weights' "
             "config.json (extra.score_calibration), which every exported form then carries."
         ),
     )
@@ -94,7 +94,7 @@ def _click_args(parser, annotations_help: str) -> None:
     scale-aware windows (calibrate-scores, tune-quality-head)."""
     parser.add_argument("--annotations", required=True, help=annotations_help)
     parser.add_argument("--images", nargs="+", required=True, help="image folder(s)")
-    parser.add_argument("--weights", "-w", default=None, help="weights folder with a quality head (default: shipped)")
+    parser.add_argument("--weights", "-w", default=None, help="weights folder (default: shipped)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N instances")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -152,7 +152,7 @@ def run_calibrate_scores(args: argparse.Namespace) -> int:
     from ..io_utils import write_json_atomic
     from ..models.registry import resolve_weights
     from ..predictor import Predictor
-    from .score_calibration import click_figures, collect, cross_validate, fit_ridge
+    from .score_calibration import border_rule_scores, click_figures, collect, cross_validate, fit_ridge
 
     if args.folds < 2:
         raise UsageError("--folds must be at least 2")
@@ -161,13 +161,15 @@ def run_calibrate_scores(args: argparse.Namespace) -> int:
         raise UsageError(f"--write needs a weights folder with a config.json, got {folder}")
     predictor = Predictor.from_pretrained(args.weights, point_scales="auto")
     feats, ious = collect(InstanceSet(args.annotations, args.images), predictor, args.limit, not args.quiet)
-    raw = click_figures([(f[:, 0], y) for f, y in zip(feats, ious)])
+    headless = not predictor.config.quality_head
+    base = border_rule_scores if headless else (lambda f: f[:, 0])
+    raw = click_figures([(base(f), y) for f, y in zip(feats, ious)])
     tried = {a: cross_validate(feats, ious, a, args.folds) for a in args.alpha}
     alpha = max(tried, key=lambda a: tried[a]["miou"])
     cal = fit_ridge(np.concatenate(feats), np.concatenate(ious), alpha, fitted_on=Path(args.annotations).name)
     print(f"{len(feats)} clicks, {sum(len(f) for f in feats)} candidates")
     print(
-        f"network score:         mIoU {raw['miou']:.2f}  Spearman {raw['spearman']:.3f} (within a click {raw['spearman_within_click']:.3f})"
+        f"{'border rule (no head):' if headless else 'network score:        '} mIoU {raw['miou']:.2f}  Spearman {raw['spearman']:.3f} (within a click {raw['spearman_within_click']:.3f})"
     )
     for a, fig in tried.items():
         mark = " <- kept" if a == alpha else ""
@@ -175,7 +177,11 @@ def run_calibrate_scores(args: argparse.Namespace) -> int:
             f"calibrated, alpha {a:g} ({args.folds}-fold CV): mIoU {fig['miou']:.2f}  Spearman {fig['spearman']:.3f} "
             f"(within a click {fig['spearman_within_click']:.3f}){mark}"
         )
-    report = {"network_score": raw, "cross_validated": {str(a): f for a, f in tried.items()}, "alpha": alpha}
+    report = {
+        "border_rule" if headless else "network_score": raw,
+        "cross_validated": {str(a): f for a, f in tried.items()},
+        "alpha": alpha,
+    }
     report["calibration"] = cal.to_dict()
     if args.out:
         write_json_atomic(report, args.out, indent=2)

@@ -1,7 +1,8 @@
 """Fitting the score calibration of scale-aware clicks (:class:`picosam2.selection.ScoreCalibration`).
 
 Every click of a held-out annotation file is run at the weights' scales with the network's own
-scores (no calibration); each candidate gives :func:`~picosam2.selection.click_features` and its
+scores (no calibration; weights without a quality head score 0, and their calibration is compared
+with the border rule instead); each candidate gives :func:`~picosam2.selection.click_features` and its
 real full-image IoU. A ridge regression on the quadratic terms of the standardised features is
 fitted to the IoU. Cross-validation by click (folds of whole clicks) reports what the calibration
 would do on clicks it was not fitted on: the chosen mask's mIoU and the Spearman correlation of
@@ -12,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import EmptyResultError, UsageError, WeightsError
-from ..selection import ScoreCalibration, quadratic_terms
+from ..errors import EmptyResultError, UsageError
+from ..selection import BORDER_RULE_MAX, CLICK_FEATURES, ScoreCalibration, quadratic_terms
 
 
 def fit_ridge(features: np.ndarray, ious: np.ndarray, alpha: float, fitted_on: str | None = None) -> ScoreCalibration:
@@ -63,12 +64,20 @@ def cross_validate(features: list[np.ndarray], ious: list[np.ndarray], alpha: fl
     return click_figures(held)
 
 
+def border_rule_scores(features: np.ndarray) -> np.ndarray:
+    """Scores whose top candidate is the one the no-score border rule
+    (:func:`picosam2.selection.choose_candidate` without scores) picks, from (K, F) click features
+    (the border column): the smallest window whose mask ends inside it, else the least contact."""
+    contact = np.asarray(features, dtype=np.float64)[:, CLICK_FEATURES.index("border")]
+    k = len(contact)
+    return np.where(contact < BORDER_RULE_MAX, k - np.arange(k), -contact)
+
+
 def collect(dataset, predictor, limit: int | None = None, progress: bool = True):
-    """Per click: (K, F) candidate features (raw network scores) and (K,) real full-image IoUs."""
+    """Per click: (K, F) candidate features (raw network scores; 0 for weights without a quality
+    head, whose calibration then ranks windows from the masks alone) and (K,) real full-image IoUs."""
     from ..eval.protocols import evaluate
 
-    if predictor.config.quality_head is False:
-        raise WeightsError("score calibration needs weights with a quality head (picosam2-q)")
     saved = predictor.score_calibration
     predictor.score_calibration = None
     try:
