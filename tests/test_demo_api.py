@@ -505,6 +505,44 @@ def test_multimask_lists_every_candidate_with_its_score(scale_client, dog_bytes,
     assert_json_error(post(scale_client, dog_bytes, points="[[1, 1]]", format="xml"), 422)
 
 
+def test_candidates_carry_their_masks_and_pick_chooses_another(scale_client, dog_bytes, samples_dir):
+    """multimask answers each candidate's 96 x 96 mask (bit-packed); ``pick`` uses another
+    candidate's mask for that point (the page's candidate strip)."""
+    import base64
+
+    from picosam2.prompts import paste_logits
+
+    multi = copy.copy(scale_client.predictor)
+    multi.multimask = True
+    points = json.dumps([DOG_POINT, [100, 400]])
+    ref = multi.predict(load_image(samples_dir / "dog.jpg"), points=[DOG_POINT, [100, 400]])
+    body = post(scale_client, dog_bytes, points=points, multimask="true").json()
+    first = np.nonzero(ref.prompt_index == 0)[0]
+    second = np.nonzero(ref.prompt_index == 1)[0]
+    cands = body["prompts"][0]["candidates"]
+    assert len(cands) == len(first) > 1
+    for k, c in zip(first, cands):
+        bits = np.unpackbits(np.frombuffer(base64.b64decode(c["mask"]), np.uint8))[: 96 * 96].reshape(96, 96)
+        np.testing.assert_array_equal(bits.astype(bool), ref.logits[k] > ref.threshold)
+    best = [c["side"] for c in cands].index(body["prompts"][0]["side"])
+    other = 0 if best else len(cands) - 1
+    r = post(scale_client, dog_bytes, points=points, pick=json.dumps([other, None]))
+    assert r.status_code == 200, r.text
+    picked = r.json()
+    assert picked["prompts"][0]["reason"] == "picked" and picked["prompts"][0]["side"] == cands[other]["side"]
+    assert picked["prompts"][1]["reason"] == "score" and picked["prompts"][1]["side"] == body["prompts"][1]["side"]
+    k2 = second[[c["side"] for c in body["prompts"][1]["candidates"]].index(body["prompts"][1]["side"])]
+    k1 = first[other]
+    want = (paste_logits(ref.logits[k1], ref.windows[k1], (800, 534)) > 0) | (
+        paste_logits(ref.logits[k2], ref.windows[k2], (800, 534)) > 0
+    )
+    np.testing.assert_array_equal(json_mask(picked), want)
+    assert not np.array_equal(json_mask(picked), json_mask(body))
+    for bad in ("[99, null]", "[0]", "[-1, null]", '["a", null]', "[true, null]"):
+        assert_json_error(post(scale_client, dog_bytes, points=points, pick=bad), 422)
+    assert_json_error(post(scale_client, dog_bytes, points=json.dumps([DOG_POINT]), pick="[0"), 400)
+
+
 def test_no_quality_head_chooses_by_the_border_rule(trained_like_model, dog_bytes, tmp_path):
     app = create_app(
         predictor=Predictor(contrast_model(trained_like_model), point_scales="auto"),

@@ -31,7 +31,14 @@ from picosam2 import Predictor  # noqa: E402
 from picosam2.demo.app import VENDOR_DIR, create_app  # noqa: E402
 from picosam2.demo.server import ServerThread  # noqa: E402
 from picosam2.predictor import normalize_batch  # noqa: E402
-from picosam2.prompts import PAD_RGB, box_window, crop_image, paste_logits, point_window  # noqa: E402
+from picosam2.prompts import (  # noqa: E402
+    PAD_RGB,
+    auto_point_scales,
+    box_window,
+    crop_image,
+    paste_logits,
+    point_window,
+)
 from test_demo_api import DOG_POINT, contrast_model, quality_model  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -388,7 +395,8 @@ def test_scale_aware_click_in_browser_matches_the_server(browser, scale_server):
         answer = httpx.post(
             scale_server + "api/segment", data={"sample": "dog", "points": json.dumps([DOG_POINT]), "format": "json"}
         ).json()
-        assert server_choice == answer["prompts"][0] and server_choice["reason"] == "score"
+        assert {k: v for k, v in server_choice.items() if k != "candidates"} == answer["prompts"][0]
+        assert server_choice["reason"] == "score" and server_choice["candidates"] == len(auto_point_scales((800, 534)))
         status = page.locator("#status").inner_text()
         assert f"window {server_choice['side']} px, score {server_choice['score']:.2f}" in status
         remote = page_mask(page)
@@ -404,5 +412,223 @@ def test_scale_aware_click_in_browser_matches_the_server(browser, scale_server):
         assert iou(page_mask(page), remote) >= 0.99
         assert f"window {local_choice['side']} px" in page.locator("#status").inner_text()
         assert not page.errors, page.errors
+    finally:
+        context.close()
+
+
+def candidate_strip(page):
+    """The candidate buttons under the photo: [(label, pressed)]."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('#candidates button')].map(
+               (b) => [b.innerText.trim(), b.getAttribute('aria-pressed') === 'true'])"""
+    )
+
+
+@needs_ort_web
+def test_candidates_are_shown_with_their_scores_and_another_can_be_picked(browser, scale_server):
+    """Every window size a click tried is listed under the photo with its mask and score (server
+    and browser mode); picking another uses its mask (the server's `pick`), and undo goes back."""
+    import httpx
+
+    context, page = new_page(browser, scale_server)
+    try:
+        open_sample(page, "dog")
+        x, y = image_to_page(page, *DOG_POINT)
+        page.mouse.click(x, y)
+        wait_masks(page, 1)
+        sides = auto_point_scales((800, 534))
+        answer = httpx.post(
+            scale_server + "api/segment", data={"sample": "dog", "points": json.dumps([DOG_POINT]), "multimask": "true"}
+        ).json()["prompts"][0]
+        strip = candidate_strip(page)
+        assert [label for label, _ in strip] == [f"{c['side']} px · {c['score']:.2f}" for c in answer["candidates"]]
+        assert [c["side"] for c in answer["candidates"]] == sides
+        chosen = sides.index(answer["side"])
+        assert [pressed for _, pressed in strip] == [k == chosen for k in range(len(sides))]
+        # each thumbnail shows its window's mask: the painted blue share differs between sizes
+        other = 0 if chosen else len(sides) - 1
+        page.click(f"#candidates button[data-index='{other}']")
+        wait_masks(page, 2)
+        assert page.evaluate("() => window.picosam2Demo.state.prompts") == [
+            {"kind": "point", "x": DOG_POINT[0], "y": DOG_POINT[1], "pick": other}
+        ]
+        (picked,) = page.evaluate("() => window.picosam2Demo.lastChoice")
+        assert picked["reason"] == "picked" and picked["side"] == sides[other]
+        assert [pressed for _, pressed in candidate_strip(page)] == [k == other for k in range(len(sides))]
+        ref = httpx.post(
+            scale_server + "api/segment",
+            data={"sample": "dog", "points": json.dumps([DOG_POINT]), "pick": json.dumps([other])},
+        ).json()
+        assert ref["prompts"][0]["side"] == sides[other]
+        remote_pick = np.asarray(Image.open(io.BytesIO(base64.b64decode(ref["mask_png"])))) == 255
+        np.testing.assert_array_equal(page_mask(page), remote_pick)
+        # in the browser: the same list, the same pick, from the model in the page
+        page.check("#local")
+        page.wait_for_function(
+            "() => window.picosam2Demo.lastLatency.mode === 'browser' || window.picosam2Demo.lastError"
+        )
+        assert page.evaluate("() => window.picosam2Demo.lastError") is None
+        (local,) = page.evaluate("() => window.picosam2Demo.lastChoice")
+        assert local["reason"] == "picked" and local["side"] == sides[other]
+        assert [pressed for _, pressed in candidate_strip(page)] == [k == other for k in range(len(sides))]
+        assert iou(page_mask(page), remote_pick) >= 0.99
+        shown = page.evaluate("() => window.picosam2Demo.masksShown")
+        page.click("#undo")  # back to the best-scored candidate
+        wait_masks(page, shown + 1)
+        (back,) = page.evaluate("() => window.picosam2Demo.lastChoice")
+        assert back["reason"] == "score" and back["side"] == answer["side"]
+        # a pick is answered from the page's cache: no second run of the network
+        assert page.evaluate("() => window.picosam2Demo.lastLatency.windows") == 0
+        assert not page.errors, page.errors
+    finally:
+        context.close()
+
+
+@needs_ort_web
+def test_layout_stays_still_while_the_browser_model_loads(page):
+    """Ticking "Run in this browser" and the model's loading must not move the photo (it used to
+    jump ~29 px under the cursor when the checkbox label grew)."""
+    open_sample(page, "dog")
+    page.evaluate(
+        """() => { window.__tops = new Set(); const photo = document.getElementById('photo');
+                   const note = () => { const r = photo.getBoundingClientRect();
+                       window.__tops.add(`${r.left},${r.top},${r.width},${r.height}`);
+                       if (!window.__stop) requestAnimationFrame(note); };
+                   note(); }"""
+    )
+    page.check("#local")
+    x, y = image_to_page(page, *DOG_POINT)
+    page.mouse.click(x, y)
+    page.wait_for_function(
+        "() => (window.picosam2Demo.lastLatency && window.picosam2Demo.lastLatency.mode === 'browser')"
+        " || window.picosam2Demo.lastError"
+    )
+    assert page.evaluate("() => window.picosam2Demo.lastError") is None
+    page.wait_for_timeout(100)
+    tops = page.evaluate("() => { window.__stop = true; return [...window.__tops]; }")
+    assert len(tops) == 1, tops
+    assert page.evaluate("() => window.picosam2Demo.state.useLocal")
+
+
+def active_id(page):
+    return page.evaluate("() => document.activeElement && document.activeElement.id")
+
+
+def tab_to(page, element_id, limit=30):
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if active_id(page) == element_id:
+            return
+    raise AssertionError(f"Tab never reached #{element_id}")
+
+
+def test_keyboard_upload_cursor_click_undo_clear(page, samples_dir, tmp_path):
+    """Everything without a mouse: Upload by Tab + Enter, a focus ring on the photo, a cursor moved
+    by the arrow keys, Enter / Shift+Enter to click there, Backspace to undo, Escape to clear."""
+    img = Image.open(samples_dir / "dog.jpg").convert("RGB")
+    path = tmp_path / "keys.png"
+    img.save(path)
+    page.focus("body")
+    tab_to(page, "upload-button")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(path))
+    page.wait_for_function(
+        "() => window.picosam2Demo.state.photo && window.picosam2Demo.state.photo.name === 'keys.png'"
+    )
+    tab_to(page, "stage")
+    ring = page.evaluate(
+        "() => { const s = getComputedStyle(document.getElementById('stage')); return [s.outlineStyle, s.outlineWidth]; }"
+    )
+    assert ring[0] != "none" and ring[1] != "0px", ring
+    # the cursor starts at the centre; 1/40 of the longer side per arrow press (1/200 with Shift)
+    assert page.evaluate("() => window.picosam2Demo.state.cursor") == {"x": 400, "y": 267}
+    for key in ["ArrowRight"] * 4 + ["ArrowUp"] * 2 + ["Shift+ArrowLeft"]:
+        page.keyboard.press(key)
+    assert page.evaluate("() => window.picosam2Demo.state.cursor") == {"x": 400 + 80 - 4, "y": 267 - 40}
+    # the cursor is drawn on the marks canvas
+    drawn = page.evaluate(
+        """() => { const c = document.getElementById('marks');
+                   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                   let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }"""
+    )
+    assert drawn > 0
+    page.keyboard.press("Enter")
+    wait_masks(page, 1)
+    assert page.evaluate("() => window.picosam2Demo.state.prompts") == [{"kind": "point", "x": 476, "y": 227}]
+    assert page.evaluate("() => window.picosam2Demo.maskArea()") > 0
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Shift+Enter")  # adds a second object
+    wait_masks(page, 2)
+    assert [(p["x"], p["y"]) for p in page.evaluate("() => window.picosam2Demo.state.prompts")] == [
+        (476, 227),
+        (476, 247),
+    ]
+    page.keyboard.press("Space")  # a plain Space starts over with one object
+    wait_masks(page, 3)
+    assert len(page.evaluate("() => window.picosam2Demo.state.prompts")) == 1
+    page.keyboard.press("Backspace")  # undo
+    wait_masks(page, 4)
+    assert len(page.evaluate("() => window.picosam2Demo.state.prompts")) == 2
+    page.keyboard.press("Escape")  # clear
+    page.wait_for_function("() => window.picosam2Demo.state.mask === null")
+    assert page.evaluate("() => window.picosam2Demo.state.prompts") == []
+    assert active_id(page) == "stage"
+
+
+def touch_swipe(page, cdp, x, y, dy, dx=0.0, steps=8):
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    for k in range(1, steps + 1):
+        point = {"x": x + dx * k / steps, "y": y + dy * k / steps}
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+        page.wait_for_timeout(16)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def test_phone_taps_add_objects_and_swipes_scroll(browser, server_url):
+    """On a touch screen: a tap clicks; "+ Add object" makes taps add objects (there is no Shift);
+    a swipe over the photo scrolls the page instead of drawing a box, unless Box mode is on."""
+    context = browser.new_context(viewport={"width": 390, "height": 700}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(server_url)
+        page.wait_for_function("() => window.picosam2Demo && window.picosam2Demo.ready")
+        page.tap("#samples button[data-name=dog]")
+        page.wait_for_function("() => window.picosam2Demo.state.photo !== null")
+        page.locator("#stage").scroll_into_view_if_needed()
+        x, y = image_to_page(page, *DOG_POINT)
+        page.touchscreen.tap(x, y)
+        wait_masks(page, 1)
+        assert page.evaluate("() => window.picosam2Demo.state.prompts") == [{"kind": "point", "x": 570, "y": 200}]
+        page.tap("#add-mode")
+        assert page.get_attribute("#add-mode", "aria-pressed") == "true"
+        x, y = image_to_page(page, 200, 300)
+        page.touchscreen.tap(x, y)
+        wait_masks(page, 2)
+        assert [p["kind"] for p in page.evaluate("() => window.picosam2Demo.state.prompts")] == ["point", "point"]
+        # a swipe up over the photo scrolls the page; no prompt is added
+        cdp = context.new_cdp_session(page)
+        before = page.evaluate("() => window.scrollY")
+        x, y = image_to_page(page, 400, 400)
+        touch_swipe(page, cdp, x, y, -150)
+        page.wait_for_function(f"() => window.scrollY > {before}")
+        page.wait_for_timeout(200)
+        assert len(page.evaluate("() => window.picosam2Demo.state.prompts")) == 2
+        # Box mode: the same gesture draws a box (added to the objects: Add object is on)
+        page.tap("#box-mode")
+        assert page.get_attribute("#box-mode", "aria-pressed") == "true"
+        x0, y0 = image_to_page(page, 300, 150)
+        x1, y1 = image_to_page(page, 600, 450)
+        scrolled = page.evaluate("() => window.scrollY")
+        touch_swipe(page, cdp, x0, y0, y1 - y0, x1 - x0)
+        wait_masks(page, 3)
+        prompts = page.evaluate("() => window.picosam2Demo.state.prompts")
+        assert [p["kind"] for p in prompts] == ["point", "point", "box"]
+        assert all(abs(a - b) <= 3 for a, b in zip(prompts[2]["box"], [300, 150, 600, 450])), prompts[2]
+        assert page.evaluate("() => window.scrollY") == scrolled
+        assert not errors, errors
     finally:
         context.close()

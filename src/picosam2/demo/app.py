@@ -16,7 +16,9 @@ Routes (all JSON errors are ``{"error": "one line"}`` with a 4xx/5xx status):
   the chosen window sides in ``X-Window-Sides``. With ``format=json`` (or ``multimask=true``) the
   answer is JSON: the mask as base64 PNG (``mask_png``), the timings and, per prompt, the chosen
   window, its side, the reason and the score (:func:`describe_prediction`); ``multimask=true``
-  adds every candidate window with its score. Clicks follow the predictor's scale policy (by
+  adds every candidate window with its score and its 96 x 96 mask (bit-packed, base64), and
+  ``pick`` (JSON, one entry per point: ``null`` or the index of the candidate to use instead of
+  the best-scored one) chooses another candidate. Clicks follow the predictor's scale policy (by
   default the weights' recommendation: several window sizes, the best-scored one kept).
 * ``GET /model/picosam2-int8.onnx`` (or ``-fp32``): the model for onnxruntime-web, exported on
   the first request and cached on disk (atomically, keyed by a hash of the weights).
@@ -75,6 +77,23 @@ log = logging.getLogger("picosam2.demo")
 IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 BROWSER_MODELS = {"int8": "picosam2-int8.onnx", "fp32": "picosam2-fp32.onnx"}
+#: onnxruntime-web bundles with GPU execution providers, best first: ort.all (WebNN, WebGPU,
+#: wasm) and ort.webgpu (WebGPU, wasm); each needs the JSEP wasm runtime beside it.
+GPU_BUNDLES = ("ort.all.min.mjs", "ort.webgpu.min.mjs")
+GPU_RUNTIME = ("ort-wasm-simd-threaded.jsep.mjs", "ort-wasm-simd-threaded.jsep.wasm")
+
+
+def browser_providers() -> list[str]:
+    """The onnxruntime-web execution providers the vendored files offer ("wasm" always)."""
+    jsep = all((VENDOR_DIR / f).is_file() for f in GPU_RUNTIME)
+    out = []
+    if jsep and (VENDOR_DIR / GPU_BUNDLES[0]).is_file():
+        out.append("webnn")
+    if jsep and any((VENDOR_DIR / b).is_file() for b in GPU_BUNDLES):
+        out.append("webgpu")
+    return out + ["wasm"]
+
+
 #: Headers on every response. COOP/COEP make the page cross-origin isolated, so
 #: onnxruntime-web may use wasm threads; everything the page loads is same-origin.
 SECURITY_HEADERS = [
@@ -377,13 +396,18 @@ class Segmenter:
                 self._cache.popitem(last=False)
         return arr
 
-    def segment(self, data: bytes, points_text, boxes_text, multimask: bool = False) -> tuple[bytes, dict]:
+    def segment(
+        self, data: bytes, points_text, boxes_text, multimask: bool = False, pick_text=None
+    ) -> tuple[bytes, dict]:
         """The PNG mask (union of each prompt's chosen mask) and what the answer reports: sizes,
         timings and, per prompt, the chosen window, why it was chosen and its score (with
-        ``multimask``: every candidate window and its score too)."""
+        ``multimask``: every candidate window, its score and its mask too). ``pick_text``: JSON,
+        per point ``null`` or the index of the candidate to use (implies ``multimask``)."""
         image = self.image(data)
         height, width = image.shape[:2]
         points, boxes = _checked_prompts(points_text, boxes_text, width, height)
+        picks = _parse_picks(pick_text, len(points))
+        multimask = multimask or any(p is not None for p in picks)
         predictor = self._multi if multimask else self.predictor
         try:
             with self._lock:
@@ -392,7 +416,7 @@ class Segmenter:
                 inference_ms = (time.perf_counter() - t0) * 1000
         except PromptError as exc:
             raise DemoError(422, str(exc)) from None
-        chosen, prompts = describe_prediction(result, len(points) + len(boxes), multimask)
+        chosen, prompts = describe_prediction(result, len(points) + len(boxes), multimask, picks)
         mask = np.zeros((height, width), bool)
         for k in chosen:
             part = window_mask(result.logits[k], result.windows[k], result.image_size, result.threshold)
@@ -428,6 +452,30 @@ def _checked_prompts(points_text, boxes_text, width: int, height: int):
     return points, boxes
 
 
+def _parse_picks(text, n_points: int) -> list:
+    """The ``pick`` field: per point ``None`` (the best-scored candidate) or a candidate index."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return [None] * n_points
+    if not isinstance(text, str):
+        raise DemoError(400, "pick must be a form field holding JSON, not a file")
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise DemoError(400, f"pick is not valid JSON: {exc}") from None
+    if (
+        not isinstance(value, list)
+        or len(value) != n_points
+        or not all(v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0) for v in value)
+    ):
+        raise DemoError(422, f"pick must be a JSON list with one entry per point ({n_points}): null or an index")
+    return value
+
+
+def _packed_mask(logits: np.ndarray, threshold: float) -> str:
+    """A window's mask (logits > threshold, row-major, most significant bit first) as base64."""
+    return base64.b64encode(np.packbits(np.asarray(logits) > threshold).tobytes()).decode("ascii")
+
+
 def _window_info(result, k: int, reason: str) -> dict:
     win = result.windows[k]
     score = None if result.scores is None else round(float(result.scores[k]), 4)
@@ -440,7 +488,9 @@ def _window_info(result, k: int, reason: str) -> dict:
     }
 
 
-def describe_prediction(result, n_prompts: int, multimask: bool = False) -> tuple[list[int], list[dict]]:
+def describe_prediction(
+    result, n_prompts: int, multimask: bool = False, picks: list | None = None
+) -> tuple[list[int], list[dict]]:
     """Which of ``result``'s masks make the answer, and per prompt what was chosen.
 
     Each prompt's entry: ``kind``, ``window`` (x0, y0, x1, y1 in photo pixels), ``side`` (the
@@ -448,7 +498,9 @@ def describe_prediction(result, n_prompts: int, multimask: bool = False) -> tupl
     sizes; ``"border"``: no score, the smallest window whose mask ends inside it; ``"fixed"``:
     one window; ``"box"``) and ``score`` (predicted IoU, ``null`` without a quality head). For a
     ``multimask`` prediction (every candidate of each prompt) the choice is made here, by the same
-    rule as :class:`~picosam2.Predictor`, and ``candidates`` lists every window with its score."""
+    rule as :class:`~picosam2.Predictor` unless ``picks`` (per point ``None`` or a candidate
+    index) names another (reason ``"picked"``), and ``candidates`` lists every window with its
+    score and ``mask`` (the window's mask, :func:`_packed_mask`)."""
     if not multimask:
         return list(range(len(result))), [_window_info(result, k, result.reasons[k]) for k in range(len(result))]
     index = np.arange(len(result)) if result.prompt_index is None else np.asarray(result.prompt_index)
@@ -459,9 +511,18 @@ def describe_prediction(result, n_prompts: int, multimask: bool = False) -> tupl
             best, why = 0, "box" if result.kinds[idx[0]] == "box" else "fixed"
         else:
             best, why = choose_candidate(result.logits[idx], None if result.scores is None else result.scores[idx])
+        pick = picks[p] if picks is not None and p < len(picks) else None
+        if pick is not None:
+            if pick >= len(idx):
+                raise DemoError(422, f"pick {pick} for point {p}: it has {len(idx)} candidate(s)")
+            best, why = pick, "picked"
         chosen.append(int(idx[best]))
         entry = _window_info(result, int(idx[best]), why)
-        entry["candidates"] = [_window_info(result, int(k), "candidate") for k in idx]
+        entry["candidates"] = []
+        for k in idx:
+            info = _window_info(result, int(k), "candidate")
+            info["mask"] = _packed_mask(result.logits[k], result.threshold)
+            entry["candidates"].append(info)
         prompts.append(entry)
     return chosen, prompts
 
@@ -575,6 +636,10 @@ def _add_page_routes(app: FastAPI, predictor, exporter: BrowserModel, weights, t
                 "precision": precisions[0] if precisions else None,
                 "models": {p: f"/model/{BROWSER_MODELS[p]}" for p in precisions},
                 "runtime": "/static/vendor/onnxruntime-web/",
+                # execution providers the vendored build offers (the page tries WebNN / WebGPU
+                # first where the browser has them) and the bundles that carry them
+                "providers": browser_providers(),
+                "bundles": [b for b in GPU_BUNDLES if (VENDOR_DIR / b).is_file()],
             },
         }
 
@@ -668,9 +733,9 @@ def _add_segment_route(app: FastAPI, segmenter: Segmenter, max_upload_bytes: int
         try:
             data = await _upload_bytes(form, max_upload_bytes)
             multimask = _flag(form.get("multimask"), "multimask")
-            as_json = multimask or _answer_format(form.get("format")) == "json"
+            as_json = multimask or form.get("pick") is not None or _answer_format(form.get("format")) == "json"
             png, meta = await run_in_threadpool(
-                segmenter.segment, data, form.get("points"), form.get("boxes"), multimask
+                segmenter.segment, data, form.get("points"), form.get("boxes"), multimask, form.get("pick")
             )
         finally:
             await form.close()

@@ -8,12 +8,18 @@ import * as windows from "./windows.js";
 
 const $ = (id) => document.getElementById(id);
 const el = {
+  mode: $("photo-mode"),
   stage: $("stage"),
   photo: $("photo"),
   mask: $("mask"),
   marks: $("marks"),
   samples: $("samples"),
   upload: $("upload"),
+  uploadButton: $("upload-button"),
+  addMode: $("add-mode"),
+  boxMode: $("box-mode"),
+  candidatesWrap: $("candidates-wrap"),
+  candidates: $("candidates"),
   undo: $("undo"),
   clear: $("clear"),
   download: $("download"),
@@ -27,11 +33,12 @@ const el = {
 
 const MASK_RGB = [30, 144, 255];
 const DRAG_PX = 5;
+const THUMB_PX = 72;
 
 const state = {
   info: null,
   photo: null, // {blob, name, width, height, bitmap, url, rgba}
-  prompts: [], // {kind: "point", x, y} | {kind: "box", box: [x0, y0, x1, y1]}
+  prompts: [], // {kind: "point", x, y[, pick]} | {kind: "box", box: [x0, y0, x1, y1]}; pick: a candidate index
   history: [], // earlier prompt lists, for undo
   mask: null, // {width, height, data: Uint8Array 0/255, png: Blob | null, area}
   seq: 0,
@@ -39,6 +46,10 @@ const state = {
   local: null,
   useLocal: false,
   drag: null,
+  addMode: false, // each click adds an object (the phone's Shift-click)
+  boxMode: false, // a touch drag draws a box instead of scrolling
+  cursor: null, // {x, y} image pixel of the keyboard cursor
+  candidates: null, // per point prompt: {candidates: [{window, side, score, mask}], chosen}
 };
 
 // Hooks for the end-to-end test (tests/test_demo_browser.py) and for curious users.
@@ -48,6 +59,7 @@ const hooks = {
   lastError: null,
   lastLatency: null,
   lastChoice: null, // per prompt: {kind, window, side, reason, score} of the mask shown
+  lastProfile: null, // in-browser click: milliseconds per stage (cut, network, choose, paste)
   state,
   windows,
   maskArea: () => (state.mask ? state.mask.area : 0),
@@ -102,7 +114,9 @@ async function setPhoto(blob, name) {
   state.prompts = [];
   state.history = [];
   state.mask = null;
+  state.cursor = null;
   state.seq++;
+  showCandidates(null);
   el.mask.width = bitmap.width;
   el.mask.height = bitmap.height;
   el.mask.getContext("2d").clearRect(0, 0, bitmap.width, bitmap.height);
@@ -184,6 +198,27 @@ function drawMarks() {
     ctx.strokeStyle = "#fff";
     ctx.stroke();
   }
+  if (state.cursor && el.stage.matches(":focus-visible")) {
+    // the keyboard cursor: a ring with a cross, black and white so it shows on any photo
+    const cx = (state.cursor.x + 0.5) * sx;
+    const cy = (state.cursor.y + 0.5) * sy;
+    const r = 11 * dpr;
+    for (const [style, width] of [["rgba(0,0,0,0.8)", 4 * dpr], ["#fff", 2 * dpr]]) {
+      ctx.strokeStyle = style;
+      ctx.lineWidth = width;
+      ctx.beginPath();
+      ctx.arc(cx, cy, r, 0, 2 * Math.PI);
+      ctx.moveTo(cx - 1.8 * r, cy);
+      ctx.lineTo(cx - 0.4 * r, cy);
+      ctx.moveTo(cx + 0.4 * r, cy);
+      ctx.lineTo(cx + 1.8 * r, cy);
+      ctx.moveTo(cx, cy - 1.8 * r);
+      ctx.lineTo(cx, cy - 0.4 * r);
+      ctx.moveTo(cx, cy + 0.4 * r);
+      ctx.lineTo(cx, cy + 1.8 * r);
+      ctx.stroke();
+    }
+  }
 }
 
 function dragBox(d) {
@@ -207,10 +242,15 @@ function setPrompts(prompts) {
 
 function onPointerDown(ev) {
   if (!state.photo || ev.button !== 0) return;
-  ev.preventDefault();
-  el.stage.setPointerCapture(ev.pointerId);
+  // A touch outside Box mode may become a scroll: leave the gesture to the browser (it sends
+  // pointercancel when it scrolls); a tap still ends in pointerup and clicks.
+  const boxes = ev.pointerType !== "touch" || state.boxMode;
+  if (boxes) {
+    ev.preventDefault();
+    el.stage.setPointerCapture(ev.pointerId);
+  }
   const p = toImage(ev);
-  state.drag = { x0: p.x, y0: p.y, x1: p.x, y1: p.y, cx: ev.clientX, cy: ev.clientY, shift: ev.shiftKey, moved: false };
+  state.drag = { x0: p.x, y0: p.y, x1: p.x, y1: p.y, cx: ev.clientX, cy: ev.clientY, shift: ev.shiftKey, moved: false, boxes };
 }
 
 function onPointerMove(ev) {
@@ -220,14 +260,15 @@ function onPointerMove(ev) {
   d.x1 = p.x;
   d.y1 = p.y;
   if (Math.hypot(ev.clientX - d.cx, ev.clientY - d.cy) >= DRAG_PX) d.moved = true;
-  if (d.moved) drawMarks();
+  if (d.moved && d.boxes) drawMarks();
 }
 
 function onPointerUp(ev) {
   const d = state.drag;
   if (!d) return;
   state.drag = null;
-  const keep = d.shift || ev.shiftKey ? state.prompts : [];
+  if (d.moved && !d.boxes) return; // a swipe, not a tap
+  const keep = d.shift || ev.shiftKey || state.addMode ? state.prompts : [];
   let prompt = null;
   if (d.moved) {
     const box = dragBox(d);
@@ -237,8 +278,51 @@ function onPointerUp(ev) {
     const x = clampPoint(d.x0, state.photo.width);
     const y = clampPoint(d.y0, state.photo.height);
     prompt = { kind: "point", x, y };
+    state.cursor = { x, y }; // the keyboard goes on from the last click
   }
   setPrompts([...keep, prompt]);
+}
+
+// ---------------------------------------------------------------- keyboard
+
+/** Arrow keys move a cursor over the photo (Shift: finer), Enter / Space segment at it
+ * (Shift+Enter adds an object), Backspace / Delete undo; Escape (window-wide) clears. */
+function onStageKey(ev) {
+  if (!state.photo) return;
+  const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+  const w = state.photo.width;
+  const h = state.photo.height;
+  if (ev.key in moves) {
+    ev.preventDefault();
+    const step = Math.max(1, Math.round(Math.max(w, h) / (ev.shiftKey ? 200 : 40)));
+    const c = state.cursor || { x: Math.floor(w / 2), y: Math.floor(h / 2) };
+    const [dx, dy] = moves[ev.key];
+    state.cursor = { x: clampPoint(c.x + dx * step, w), y: clampPoint(c.y + dy * step, h) };
+    drawMarks();
+    setStatus(`cursor at ${state.cursor.x}, ${state.cursor.y}: Enter segments there`);
+  } else if (ev.key === "Enter" || ev.key === " ") {
+    ev.preventDefault();
+    if (ev.repeat) return;
+    const c = state.cursor || { x: Math.floor(w / 2), y: Math.floor(h / 2) };
+    state.cursor = c;
+    const keep = ev.shiftKey || state.addMode ? state.prompts : [];
+    setPrompts([...keep, { kind: "point", x: c.x, y: c.y }]);
+  } else if (ev.key === "Backspace" || ev.key === "Delete") {
+    ev.preventDefault();
+    undo();
+  }
+}
+
+function undo() {
+  if (!state.history.length) return;
+  state.prompts = state.history.pop();
+  drawMarks();
+  updateButtons();
+  update();
+}
+
+function setToggle(button, on) {
+  button.setAttribute("aria-pressed", on ? "true" : "false");
 }
 
 // ---------------------------------------------------------------- masks
@@ -271,8 +355,109 @@ function showMask(data, width, height, png) {
 
 function clearMask() {
   state.mask = null;
+  showCandidates(null);
   if (state.photo) el.mask.getContext("2d").clearRect(0, 0, el.mask.width, el.mask.height);
   updateButtons();
+}
+
+// ---------------------------------------------------------------- candidates
+
+/** "window 300 px, score 0.82" */
+function sideText(c) {
+  return `${c.side} px${c.score === null || c.score === undefined ? "" : ` · ${c.score.toFixed(2)}`}`;
+}
+
+/** The candidate windows of the last point prompt, each with its mask over the photo's window
+ * and its score; the shown one is pressed, another can be picked (an undoable change). */
+function showCandidates(list) {
+  state.candidates = list;
+  el.candidates.replaceChildren();
+  const points = state.prompts.map((q, i) => [q, i]).filter(([q]) => q.kind === "point");
+  const last = list && points.length ? list[points.length - 1] : null;
+  if (!last || !last.candidates || last.candidates.length < 2 || !state.photo) {
+    el.candidatesWrap.hidden = true;
+    return;
+  }
+  const promptIndex = points[points.length - 1][1];
+  const dpr = window.devicePixelRatio || 1;
+  last.candidates.forEach((c, k) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.index = String(k);
+    b.setAttribute("aria-pressed", k === last.chosen ? "true" : "false");
+    b.title = `use the ${c.side} px window's mask${c.score === null ? "" : ` (score ${c.score.toFixed(3)})`}`;
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = Math.round(THUMB_PX * dpr);
+    drawThumb(canvas, c);
+    const label = document.createElement("span");
+    label.textContent = sideText(c);
+    b.append(canvas, label);
+    b.addEventListener("click", () => pickCandidate(promptIndex, k));
+    el.candidates.append(b);
+  });
+  el.candidatesWrap.hidden = false;
+}
+
+function drawThumb(canvas, c) {
+  const ctx = canvas.getContext("2d");
+  const n = canvas.width;
+  const [x0, y0, x1, y1] = c.window;
+  const p = state.photo;
+  const pad = (state.info && state.info.pad_rgb) || [124, 116, 104];
+  ctx.fillStyle = `rgb(${pad.join(",")})`;
+  ctx.fillRect(0, 0, n, n);
+  const s = n / (x1 - x0);
+  const sx0 = Math.max(0, x0);
+  const sy0 = Math.max(0, y0);
+  const sx1 = Math.min(p.width, x1);
+  const sy1 = Math.min(p.height, y1);
+  if (sx1 > sx0 && sy1 > sy0) ctx.drawImage(p.bitmap, sx0, sy0, sx1 - sx0, sy1 - sy0, (sx0 - x0) * s, (sy0 - y0) * s, (sx1 - sx0) * s, (sy1 - sy0) * s);
+  const size = Math.round(Math.sqrt(c.mask.length));
+  const img = new ImageData(size, size);
+  for (let i = 0; i < c.mask.length; i++) {
+    if (!c.mask[i]) continue;
+    img.data.set([MASK_RGB[0], MASK_RGB[1], MASK_RGB[2], 150], 4 * i);
+  }
+  const m = new OffscreenCanvas(size, size);
+  m.getContext("2d").putImageData(img, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(m, 0, 0, n, n);
+  // the clicked pixel
+  ctx.strokeStyle = "#39ff6a";
+  ctx.lineWidth = Math.max(1, n / 36);
+  ctx.beginPath();
+  ctx.arc(n / 2, n / 2, n / 24, 0, 2 * Math.PI);
+  ctx.stroke();
+}
+
+function pickCandidate(promptIndex, k) {
+  const prompts = state.prompts.map((q, i) => (i === promptIndex ? { ...q, pick: k } : q));
+  setPrompts(prompts);
+}
+
+/** Bit-packed (numpy.packbits) base64 -> Uint8Array of 0/1 with `n` entries. */
+function unpackBits(b64, n) {
+  const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (bytes[i >> 3] >> (7 - (i & 7))) & 1;
+  return out;
+}
+
+/** The server's multimask answer -> per point prompt {candidates, chosen}. */
+function serverCandidates(answer) {
+  const size = (state.info && state.info.input_size) || 96;
+  return answer.prompts
+    .filter((q) => q.kind === "point")
+    .map((q) => {
+      const candidates = (q.candidates || []).map((c) => ({ window: c.window, side: c.side, score: c.score, mask: unpackBits(c.mask, size * size) }));
+      const chosen = candidates.findIndex((c) => c.window.every((v, i) => v === q.window[i]));
+      return { candidates, chosen };
+    });
+}
+
+/** An answer's per-prompt entries without the candidate lists (what the status line names). */
+function choiceOnly(prompts) {
+  return (prompts || []).map(({ candidates, ...rest }) => ({ ...rest, candidates: Array.isArray(candidates) ? candidates.length : candidates }));
 }
 
 async function decodeMaskPng(blob, width, height) {
@@ -311,7 +496,7 @@ async function update() {
   }
 }
 
-const REASONS = { score: "best score", border: "mask ends inside", fixed: "one window", box: "box" };
+const REASONS = { score: "best score", border: "mask ends inside", fixed: "one window", box: "box", picked: "picked" };
 
 /** " · window 300 px, score 0.82 (best score)" for each point prompt's chosen window. */
 function describeChoice(prompts) {
@@ -334,11 +519,14 @@ async function updateServer(seq) {
   }
   const form = new FormData();
   form.append("image", p.blob, p.name);
-  const points = state.prompts.filter((q) => q.kind === "point").map((q) => [q.x, q.y]);
+  const pointPrompts = state.prompts.filter((q) => q.kind === "point");
+  const points = pointPrompts.map((q) => [q.x, q.y]);
   const boxes = state.prompts.filter((q) => q.kind === "box").map((q) => q.box);
   if (points.length) form.append("points", JSON.stringify(points));
   if (boxes.length) form.append("boxes", JSON.stringify(boxes));
-  form.append("format", "json");
+  if (pointPrompts.some((q) => q.pick !== undefined)) form.append("pick", JSON.stringify(pointPrompts.map((q) => (q.pick === undefined ? null : q.pick))));
+  // scale-aware clicks: every candidate window with its score and mask (else one window each)
+  form.append(state.info && state.info.point_scales ? "multimask" : "format", state.info && state.info.point_scales ? "true" : "json");
   const controller = new AbortController();
   state.controller = controller;
   setStatus("segmenting...");
@@ -371,7 +559,8 @@ async function updateServer(seq) {
   const server = Number(answer.latency_ms);
   const net = Number(answer.inference_ms);
   hooks.lastLatency = { mode: "server", total, server, network: net };
-  hooks.lastChoice = answer.prompts;
+  hooks.lastChoice = choiceOnly(answer.prompts);
+  showCandidates(serverCandidates(answer));
   el.latency.textContent = `server ${server.toFixed(0)} ms (network ${net.toFixed(0)} ms) · round trip ${total.toFixed(0)} ms`;
   setStatus(`${describe(state.prompts.length)} · mask ${area.toLocaleString()} px${describeChoice(answer.prompts)}`);
 }
@@ -383,7 +572,7 @@ async function updateLocal(seq) {
   let result;
   try {
     const rgba = await photoRGBA();
-    result = await state.local.segment(rgba, p.width, p.height, state.prompts, state.info);
+    result = await state.local.segment(rgba, p.width, p.height, state.prompts, state.info, p.url);
   } catch (err) {
     if (seq === state.seq) showError(`in-browser inference failed: ${err.message}`);
     return;
@@ -391,9 +580,11 @@ async function updateLocal(seq) {
   if (seq !== state.seq) return;
   const total = performance.now() - t0;
   const area = showMask(result.mask, p.width, p.height, null);
-  hooks.lastLatency = { mode: "browser", total, network: result.inferenceMs };
-  hooks.lastChoice = result.prompts;
-  el.latency.textContent = `in browser (${state.local.precision}) ${total.toFixed(0)} ms (network ${result.inferenceMs.toFixed(0)} ms)`;
+  hooks.lastLatency = { mode: "browser", total, network: result.inferenceMs, windows: result.windows };
+  hooks.lastProfile = { ...result.profile, total };
+  hooks.lastChoice = choiceOnly(result.prompts);
+  showCandidates(result.prompts.filter((q) => q.kind === "point").map((q) => ({ candidates: q.candidates, chosen: q.chosen })));
+  el.latency.textContent = `in browser (${state.local.precision}, ${state.local.provider}) ${total.toFixed(0)} ms (network ${result.inferenceMs.toFixed(0)} ms, ${result.windows} window${result.windows === 1 ? "" : "s"})`;
   setStatus(
     `${describe(state.prompts.length)} · mask ${area.toLocaleString()} px${describeChoice(result.prompts)} · the photo stayed on this machine`,
   );
@@ -434,8 +625,9 @@ async function toggleLocal() {
   try {
     if (!state.local) state.local = await LocalModel.load(state.info, setStatus);
     state.useLocal = true;
-    el.localPrecision.textContent = `(${state.local.precision} ONNX, onnxruntime-web)`;
-    setStatus(`the ${state.local.precision} model runs in this page now`);
+    // same text length as before loading (the label must not grow: the photo would move)
+    el.localPrecision.textContent = `(${state.local.precision} ONNX)`;
+    setStatus(`the ${state.local.precision} model runs in this page now (onnxruntime-web, ${state.local.provider})`);
     update();
   } catch (err) {
     el.local.checked = false;
@@ -474,6 +666,22 @@ async function start() {
   } catch (err) {
     showError(`cannot reach the app: ${err.message}`);
   }
+  el.uploadButton.addEventListener("click", () => el.upload.click());
+  el.addMode.addEventListener("click", () => {
+    state.addMode = !state.addMode;
+    setToggle(el.addMode, state.addMode);
+  });
+  el.boxMode.addEventListener("click", () => {
+    state.boxMode = !state.boxMode;
+    setToggle(el.boxMode, state.boxMode);
+    el.stage.classList.toggle("boxing", state.boxMode);
+  });
+  el.stage.addEventListener("keydown", onStageKey);
+  el.stage.addEventListener("focus", () => {
+    if (state.photo && !state.cursor) state.cursor = { x: Math.floor(state.photo.width / 2), y: Math.floor(state.photo.height / 2) };
+    drawMarks();
+  });
+  el.stage.addEventListener("blur", drawMarks);
   el.upload.addEventListener("change", () => {
     const f = el.upload.files[0];
     if (f) setPhoto(f, f.name);
@@ -486,18 +694,13 @@ async function start() {
     state.drag = null;
     drawMarks();
   });
-  el.undo.addEventListener("click", () => {
-    if (!state.history.length) return;
-    state.prompts = state.history.pop();
-    drawMarks();
-    updateButtons();
-    update();
-  });
+  el.undo.addEventListener("click", undo);
   el.clear.addEventListener("click", () => setPrompts([]));
   el.download.addEventListener("click", download);
   el.local.addEventListener("change", toggleLocal);
   window.addEventListener("resize", () => state.photo && resizeMarks());
   window.addEventListener("keydown", (ev) => {
+    if (el.mode.hidden) return; // the video mode has its own keys
     if ((ev.ctrlKey || ev.metaKey) && ev.key === "z") {
       ev.preventDefault();
       el.undo.click();
