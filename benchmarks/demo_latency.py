@@ -36,12 +36,17 @@ def clicks(page, box, size, n):
         shown = page.evaluate("() => window.picosam2Demo.masksShown")
         page.mouse.click(box["x"] + x, box["y"] + y)
         page.wait_for_function(f"() => window.picosam2Demo.masksShown > {shown}", timeout=120_000)
-        out.append(page.evaluate("() => window.picosam2Demo.lastLatency"))
+        sample = page.evaluate("() => window.picosam2Demo.lastLatency")
+        if sample.get("mode") == "browser":
+            profile = page.evaluate("() => window.picosam2Demo.lastProfile")
+            sample.update({f"{k}_stage": v for k, v in profile.items() if k != "total"})
+        out.append(sample)
     return out[2:] if len(out) > 4 else out
 
 
 def summary(samples):
-    keys = [k for k in ("total", "server", "network") if k in samples[0]]
+    keys = [k for k in ("total", "server", "network", "windows") if k in samples[0]]
+    keys += [k for k in samples[0] if k.endswith("_stage")]
     return {f"{k}_ms_median": round(statistics.median(s[k] for s in samples), 1) for k in keys} | {"n": len(samples)}
 
 
@@ -51,6 +56,10 @@ def main(argv=None) -> int:
     ap.add_argument("--clicks", type=int, default=12)
     ap.add_argument("--photo", default="dog", choices=["dog", "truck", "groceries"])
     ap.add_argument("--no-browser-mode", action="store_true", help="measure server mode only")
+    ap.add_argument("--browser-model", default="int8", choices=["int8", "fp32"], help="model precision in the page")
+    ap.add_argument(
+        "--browser-scales", default=None, help="window sizes a click tries in the page (e.g. auto:4; default: as the server)"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -61,7 +70,7 @@ def main(argv=None) -> int:
 
     result = {}
     with tempfile.TemporaryDirectory() as cache:
-        app = create_app(weights=args.weights, model_cache_dir=cache)
+        app = create_app(weights=args.weights, model_cache_dir=cache, browser_model=args.browser_model)
         with ServerThread(app) as url, sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1200, "height": 900})
@@ -76,6 +85,8 @@ def main(argv=None) -> int:
             result["photo"] = f"{args.photo} {size[0]}x{size[1]}"
             result["server_mode"] = summary(clicks(page, box, size, args.clicks))
             if not args.no_browser_mode:
+                if args.browser_scales:
+                    page.evaluate(f"() => {{ window.picosam2Demo.state.info.point_scales = {json.dumps(args.browser_scales)}; }}")
                 page.check("#local")
                 page.wait_for_function(
                     "() => window.picosam2Demo.state.useLocal || window.picosam2Demo.lastError", timeout=600_000

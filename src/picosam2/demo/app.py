@@ -54,7 +54,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from ..image_io import ImageError, load_image
+from ..errors import ExportError, UsageError
+from ..image_io import MAX_PIXELS, ImageError, load_image
 from ..prompts import AUTO_MAX_SCALES, AUTO_SCALE_STEP, MODEL_SIZE, PAD_RGB, PromptError, window_mask
 from ..selection import BORDER_RULE_MAX, choose_candidate
 
@@ -65,7 +66,6 @@ VENDOR_DIR = STATIC_DIR / "vendor" / "onnxruntime-web"
 #: request never names a file.
 SAMPLES = ("dog", "truck", "groceries")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-MAX_PIXELS = 50_000_000
 MAX_PROMPTS = 64
 #: Seconds to wait for each piece of an upload, and for the whole upload.
 BODY_CHUNK_TIMEOUT_S = 10.0
@@ -348,7 +348,7 @@ class BrowserModel:
 
                     export_onnx(model, target)
                 if not target.is_file():
-                    raise RuntimeError("the exporter wrote no file")
+                    raise ExportError("the exporter wrote no file")
                 os.replace(target, final)
             except DemoError:
                 raise
@@ -553,7 +553,7 @@ def create_app(
     headers (default: loopback names only, which blocks DNS-rebinding pages; ``["*"]`` for any).
     """
     if browser_model not in BROWSER_MODELS:
-        raise ValueError(f"browser_model must be one of {', '.join(BROWSER_MODELS)}, got {browser_model!r}")
+        raise UsageError(f"browser_model must be one of {', '.join(BROWSER_MODELS)}, got {browser_model!r}")
     if predictor is None:
         predictor, trained = _load_predictor(weights, trained)
     segmenter = Segmenter(predictor, max_pixels=max_pixels)

@@ -30,11 +30,13 @@ def add_parser(sub) -> list[str]:
 
 
 def run_demo(args) -> int:
+    from ..errors import MissingExtraError
+
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
-    except ImportError:
-        raise RuntimeError("the demo needs FastAPI and uvicorn: pip install 'picosam2[demo]'") from None
+    except ImportError as exc:
+        raise MissingExtraError("the demo needs FastAPI and uvicorn: pip install 'picosam2[demo]'") from exc
     import webbrowser
 
     from .app import create_app

@@ -11,6 +11,8 @@ import socket
 import threading
 import time
 
+from ..errors import UsageError
+
 #: Seconds a connection may take to send a request's headers (new or kept-alive connection).
 HEADER_TIMEOUT_S = 10.0
 #: Seconds an idle kept-alive connection stays open.
@@ -34,13 +36,13 @@ def is_loopback(host: str) -> bool:
 
 def bind_socket(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
     """A listening TCP socket on ``host:port`` (``port=0``: any free port).
-    Raises RuntimeError with a one-line message when it cannot be bound."""
+    Raises UsageError with a one-line message when it cannot be bound."""
     if not 0 <= int(port) <= 65535:
-        raise ValueError(f"port must be 0..65535, got {port}")
+        raise UsageError(f"port must be 0..65535, got {port}")
     try:
         infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise RuntimeError(f"cannot resolve host {host!r}: {exc}") from None
+        raise UsageError(f"cannot resolve host {host!r}: {exc}") from exc
     family, _, _, _, address = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -48,7 +50,7 @@ def bind_socket(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        raise RuntimeError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); try another --port") from None
+        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); try another --port") from exc
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
