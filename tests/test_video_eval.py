@@ -275,6 +275,10 @@ def test_eval_video_cli_baselines(tiny_davis, tmp_path):
     assert report["follower"] == "naive-box" and o["objects"] == 3 and o["windows_per_object_frame"] == 1.0
     assert 0.0 <= o["J"]["mean"] <= 1.0 and o["J&F"] == pytest.approx((o["J"]["mean"] + o["F"]["mean"]) / 2, abs=1e-4)
     assert "overall" in r.stdout and "two:2" in r.stdout
+    # the generated set's meta.json gives per-condition figures
+    assert report["per_sequence"]["one"]["conditions"]["speed"] == "slow"
+    assert report["by_condition"]["speed=slow"]["objects"] == 3 and "J&F by condition" in r.stdout
+    assert report["data"]["test"] is True
 
     out2 = tmp_path / "o.json"
     r = run_cli("eval-video", str(root), "--follower", "oracle-click", "--sequences", "one", "--out", str(out2))

@@ -520,6 +520,53 @@ def summarize(per_sequence: dict) -> dict:
     }
 
 
+#: the sequence descriptions of ``meta.json`` (written by scripts/make_video_sequences.py) that
+#: :func:`breakdown` groups by
+CONDITIONS = ("speed", "moving", "rotation", "brightness", "leave", "occlusion", "thin")
+
+
+def read_conditions(root) -> dict[str, dict]:
+    """Per sequence, the conditions of a generated set (``ROOT/meta.json``); ``{}`` without one."""
+    import json
+
+    path = Path(root) / "meta.json"
+    if not path.is_file():
+        return {}
+    try:
+        seqs = json.loads(path.read_text()).get("sequences", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    out = {}
+    for name, m in seqs.items():
+        if isinstance(m, dict):
+            c = {k: m[k] for k in CONDITIONS if k in m}
+            if isinstance(c.get("thin"), list):
+                c["thin"] = any(c["thin"])
+            out[name] = c
+    return out
+
+
+def breakdown(per_sequence: dict, conditions: dict[str, dict]) -> dict:
+    """J&F and J mean over the objects of the sequences sharing each condition value
+    (``"speed=fast"``, ``"occlusion=true"``...), with their object counts."""
+    groups: dict[str, list] = {}
+    for name, s in per_sequence.items():
+        for key, value in conditions.get(name, {}).items():
+            label = f"{key}={str(value).lower()}"
+            groups.setdefault(label, []).extend(s["objects"].values())
+    out = {}
+    for label in sorted(groups):
+        objs = groups[label]
+        jf = [o["J&F"] for o in objs if o["J&F"] is not None]
+        jm = [o["J"]["mean"] for o in objs if o["J"]["mean"] is not None]
+        out[label] = {
+            "J&F": _fmt(np.mean(jf)) if jf else None,
+            "J": _fmt(np.mean(jm)) if jm else None,
+            "objects": len(objs),
+        }
+    return out
+
+
 def evaluate_tracker(make_tracker, sequences, init: str = "click", progress: bool = True, bound_th=BOUND_TH) -> dict:
     """Follow and score every sequence; ``make_tracker()`` returns a fresh follower (a
     :class:`picosam2.track.Tracker` or a baseline) per sequence. Returns ``{"overall": ...,
@@ -558,6 +605,9 @@ def format_table(report: dict) -> str:
         f"{'overall':24} {pct(o['J&F'])} {pct(o['J']['mean'])} {pct(o['J']['recall'])} {pct(o['J']['decay'])} "
         f"{pct(o['F']['mean'])} {o['windows_per_object_frame'] or 0:6.2f} {o['ms_per_frame'] or 0:7.1f}"
     )
+    if report.get("by_condition"):
+        cells = [f"{k} {pct(v['J&F']).strip()} ({v['objects']})" for k, v in report["by_condition"].items()]
+        lines.append("J&F by condition (objects): " + ", ".join(cells))
     lines.append(
         f"{o['sequences']} sequences, {o['objects']} objects; J, F in %; rec = share of frames > 50 %, "
         "dec = first quarter minus last; win/f = model windows per object and frame"
@@ -577,6 +627,8 @@ __all__ = [
     "boundary_f",
     "boundary_map",
     "boundary_tolerance",
+    "breakdown",
+    "read_conditions",
     "evaluate_tracker",
     "first_prompt",
     "format_table",

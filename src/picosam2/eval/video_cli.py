@@ -46,7 +46,7 @@ def run_eval_video(args) -> int:
     from .. import __version__
     from ..io_utils import write_json_atomic
     from ..predictor import Predictor
-    from .video import evaluate_tracker, format_table, make_follower, read_davis
+    from .video import breakdown, evaluate_tracker, format_table, make_follower, read_conditions, read_davis
 
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
@@ -69,11 +69,22 @@ def run_eval_video(args) -> int:
     report = evaluate_tracker(
         lambda: make_follower(args.follower, predictor), sequences, init=args.init, progress=not args.quiet
     )
+    conditions = read_conditions(args.root)
+    data = {}
+    if conditions:
+        import json
+
+        meta = json.loads((Path(args.root) / "meta.json").read_text())
+        data = {k: v for k, v in meta.items() if k != "sequences"}
+        for name, s in report["per_sequence"].items():
+            s["conditions"] = conditions.get(name, {})
     report = {
         "overall": report["overall"],
+        "by_condition": breakdown(report["per_sequence"], conditions) if conditions else {},
         "follower": args.follower,
         "init": args.init,
         "root": str(args.root),
+        "data": data,
         "resolution": args.resolution,
         "weights": str(args.weights) if args.weights else "shipped",
         "backend": args.backend or "default",
