@@ -58,7 +58,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-browser-mode", action="store_true", help="measure server mode only")
     ap.add_argument("--browser-model", default="int8", choices=["int8", "fp32"], help="model precision in the page")
     ap.add_argument(
-        "--browser-scales", default=None, help="window sizes a click tries in the page (e.g. auto:4; default: as the server)"
+        "--browser-scales",
+        default=None,
+        help="window sizes a click tries in the page: server (as the server), auto:4, auto:2 (default: the page's)",
     )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -86,7 +88,8 @@ def main(argv=None) -> int:
             result["server_mode"] = summary(clicks(page, box, size, args.clicks))
             if not args.no_browser_mode:
                 if args.browser_scales:
-                    page.evaluate(f"() => {{ window.picosam2Demo.state.info.point_scales = {json.dumps(args.browser_scales)}; }}")
+                    page.select_option("#local-scales", args.browser_scales)
+                result["browser_scales"] = page.input_value("#local-scales")
                 page.check("#local")
                 page.wait_for_function(
                     "() => window.picosam2Demo.state.useLocal || window.picosam2Demo.lastError", timeout=600_000

@@ -400,6 +400,9 @@ def test_scale_aware_click_in_browser_matches_the_server(browser, scale_server):
         status = page.locator("#status").inner_text()
         assert f"window {server_choice['side']} px, score {server_choice['score']:.2f}" in status
         remote = page_mask(page)
+        # the page tries fewer sizes in the browser by default; "as the server" tries them all
+        assert page.input_value("#local-scales") == "auto:4"
+        page.select_option("#local-scales", "server")
         page.check("#local")
         page.wait_for_function(
             "() => window.picosam2Demo.lastLatency.mode === 'browser' || window.picosam2Demo.lastError"
@@ -411,6 +414,15 @@ def test_scale_aware_click_in_browser_matches_the_server(browser, scale_server):
         assert local_choice["score"] == pytest.approx(server_choice["score"], abs=2e-3)
         assert iou(page_mask(page), remote) >= 0.99
         assert f"window {local_choice['side']} px" in page.locator("#status").inner_text()
+        # the faster setting: 4 window sizes (prompts.point_scales_for("auto:4")), one batch
+        from picosam2.prompts import point_scales_for
+
+        shown = page.evaluate("() => window.picosam2Demo.masksShown")
+        page.select_option("#local-scales", "auto:4")
+        wait_masks(page, shown + 1)
+        assert page.evaluate("() => window.picosam2Demo.lastLatency.windows") == 4
+        sides = [int(label.split(" ")[0]) for label, _ in candidate_strip(page)]
+        assert sides == point_scales_for("auto:4", (800, 534))
         assert not page.errors, page.errors
     finally:
         context.close()
@@ -463,6 +475,7 @@ def test_candidates_are_shown_with_their_scores_and_another_can_be_picked(browse
         remote_pick = np.asarray(Image.open(io.BytesIO(base64.b64decode(ref["mask_png"])))) == 255
         np.testing.assert_array_equal(page_mask(page), remote_pick)
         # in the browser: the same list, the same pick, from the model in the page
+        page.select_option("#local-scales", "server")
         page.check("#local")
         page.wait_for_function(
             "() => window.picosam2Demo.lastLatency.mode === 'browser' || window.picosam2Demo.lastError"

@@ -83,6 +83,12 @@ GPU_BUNDLES = ("ort.all.min.mjs", "ort.webgpu.min.mjs")
 GPU_RUNTIME = ("ort-wasm-simd-threaded.jsep.mjs", "ort-wasm-simd-threaded.jsep.wasm")
 
 
+def browser_point_scales(scales):
+    """The click sizes the page tries by default in the browser: ``"auto:4"`` (at most 4 of the
+    auto sizes, about half the windows) for ``"auto"``, else the server's own."""
+    return "auto:4" if scales == "auto" else scales
+
+
 def browser_providers() -> list[str]:
     """The onnxruntime-web execution providers the vendored files offer ("wasm" always)."""
     jsep = all((VENDOR_DIR / f).is_file() for f in GPU_RUNTIME)
@@ -636,6 +642,9 @@ def _add_page_routes(app: FastAPI, predictor, exporter: BrowserModel, weights, t
                 "precision": precisions[0] if precisions else None,
                 "models": {p: f"/model/{BROWSER_MODELS[p]}" for p in precisions},
                 "runtime": "/static/vendor/onnxruntime-web/",
+                # the window sizes a click tries in the page by default: WebAssembly runs the
+                # network about 4x slower than the server, so "auto" becomes "auto:4" there
+                "point_scales": browser_point_scales(predictor.point_scales),
                 # execution providers the vendored build offers (the page tries WebNN / WebGPU
                 # first where the browser has them) and the bundles that carry them
                 "providers": browser_providers(),

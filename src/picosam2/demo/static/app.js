@@ -25,6 +25,7 @@ const el = {
   download: $("download"),
   local: $("local"),
   localPrecision: $("local-precision"),
+  localScales: $("local-scales"),
   status: $("status"),
   latency: $("latency"),
   untrained: $("untrained"),
@@ -572,7 +573,7 @@ async function updateLocal(seq) {
   let result;
   try {
     const rgba = await photoRGBA();
-    result = await state.local.segment(rgba, p.width, p.height, state.prompts, state.info, p.url);
+    result = await state.local.segment(rgba, p.width, p.height, state.prompts, localConfig(), p.url);
   } catch (err) {
     if (seq === state.seq) showError(`in-browser inference failed: ${err.message}`);
     return;
@@ -588,6 +589,25 @@ async function updateLocal(seq) {
   setStatus(
     `${describe(state.prompts.length)} · mask ${area.toLocaleString()} px${describeChoice(result.prompts)} · the photo stayed on this machine`,
   );
+}
+
+/** The window rules for the page's model: the server's, with the click sizes chosen in the
+ * "window sizes" menu (by default fewer than the server's: WebAssembly is slower). */
+function localConfig() {
+  const scales = el.localScales.value;
+  return { ...state.info, point_scales: !scales || scales === "server" ? state.info.point_scales : scales };
+}
+
+function fillScales(info) {
+  const server = info.point_scales;
+  const auto = typeof server === "string" && server.startsWith("auto");
+  el.localScales.hidden = !auto;
+  if (!auto) return;
+  const options = [["server", `window sizes: ${server} (as the server)`]];
+  for (const n of [4, 2]) if (server === "auto" || parseInt(server.slice(5), 10) > n) options.push([`auto:${n}`, `window sizes: auto:${n} (faster)`]);
+  for (const [value, label] of options) el.localScales.append(new Option(label, value));
+  const preferred = info.browser && info.browser.point_scales;
+  el.localScales.value = options.some(([v]) => v === preferred) ? preferred : "server";
 }
 
 async function maskPngBlob() {
@@ -651,6 +671,7 @@ async function start() {
     } else {
       el.localPrecision.textContent = `(${info.browser.precision} ONNX)`;
     }
+    fillScales(info);
     for (const s of samples) {
       const b = document.createElement("button");
       b.type = "button";
@@ -698,6 +719,7 @@ async function start() {
   el.clear.addEventListener("click", () => setPrompts([]));
   el.download.addEventListener("click", download);
   el.local.addEventListener("change", toggleLocal);
+  el.localScales.addEventListener("change", () => state.useLocal && update());
   window.addEventListener("resize", () => state.photo && resizeMarks());
   window.addEventListener("keydown", (ev) => {
     if (el.mode.hidden) return; // the video mode has its own keys
