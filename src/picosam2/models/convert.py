@@ -355,9 +355,11 @@ def read_onnx_state(path) -> tuple[dict, PicoSAM2Config]:
 
 def read_source(path) -> tuple[dict, PicoSAM2Config, str]:
     """``(our state_dict, config, layout)`` of any source :func:`convert` takes."""
+    if not Path(str(path)).exists():
+        from .registry import resolve_weights
+
+        path = resolve_weights(path)  # a shipped or Hub name; raises WeightsError when there is none
     path = Path(path)
-    if not path.exists():
-        raise WeightsError(f"source not found: {path}")
     if path.suffix.lower() == ".onnx":
         state, config = read_onnx_state(path)
         return state, config, "onnx"
@@ -369,11 +371,12 @@ def read_source(path) -> tuple[dict, PicoSAM2Config, str]:
     return model.state_dict(), model.config, "picosam2"
 
 
-def convert(source, out, force: bool = False) -> Path:
+def convert(source, out, force: bool = False, drop_quality_head: bool = False) -> Path:
     """Write ``source`` (the authors' ``.pt``, one of our checkpoints or weights, or an ONNX file)
     as a weights folder ``out``: ``model.safetensors``, ``config.json`` and a model card naming the
     source file and its sha256. Built in a temporary folder beside ``out`` and renamed into place,
-    so a failure leaves no partial folder.
+    so a failure leaves no partial folder. ``drop_quality_head`` keeps the network without its
+    quality head (as the paper's), with the paper's defaults for clicks (one 96 px window).
 
     Raises:
         WeightsError: an unreadable source, a key that maps nowhere, a missing tensor, a shape that
@@ -382,8 +385,17 @@ def convert(source, out, force: bool = False) -> Path:
     from .picosam2 import PicoSAM2
     from .registry import CARD_FILE, model_card, save_pretrained
 
-    source, out = Path(source), Path(out)
     state, config, layout = read_source(source)
+    source, out = Path(str(source)), Path(out)
+    if not source.exists():
+        from .registry import resolve_weights
+
+        source = resolve_weights(str(source))
+    if drop_quality_head and config.quality_head:
+        import dataclasses
+
+        state = {k: v for k, v in state.items() if not k.startswith("quality.")}
+        config = dataclasses.replace(config, arch="picosam2", quality_head=False, extra={})
     if out.exists() and not out.is_dir():
         raise WeightsError(f"--out {out} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
@@ -392,7 +404,8 @@ def convert(source, out, force: bool = False) -> Path:
         raise WeightsError(f"--out: folder {out.parent} does not exist")
     model = PicoSAM2(config)
     model.load_state_dict(state, strict=True)
-    digest = sha256_file(source) if source.is_file() else None
+    weights_file = source / "model.safetensors" if source.is_dir() else source
+    digest = sha256_file(weights_file) if weights_file.is_file() else None
     meta = {**source_metadata(source, layout), "source_sha256": digest or "(folder)"}
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -441,6 +454,11 @@ def add_parser(sub) -> list[str]:
     p.add_argument("source", metavar="SRC", help=".pt/.pth/.ckpt, .onnx, weights folder or .safetensors")
     p.add_argument("--out", required=True, metavar="FOLDER", help="weights folder to write (must be new or empty)")
     p.add_argument("--force", action="store_true", help="replace FOLDER when it already holds files")
+    p.add_argument(
+        "--drop-quality-head",
+        action="store_true",
+        help="write the network without its quality head (as the paper's; clicks fall back to the border rule)",
+    )
     p.set_defaults(func=run)
     return ["convert"]
 
@@ -448,7 +466,7 @@ def add_parser(sub) -> list[str]:
 def run(args) -> int:
     import sys
 
-    out = convert(args.source, args.out, force=args.force)
+    out = convert(args.source, args.out, force=args.force, drop_quality_head=args.drop_quality_head)
     from .registry import from_pretrained
 
     model = from_pretrained(out)
