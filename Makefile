@@ -10,7 +10,7 @@ EXTRAS ?= eval,export,train,demo,imx500,openvino,ops,hub,test
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench dist clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +39,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/picosam2 bench
 
+# wheel + sdist in dist/ (with the weights, samples, calibration windows and demo page), offline
+dist: $(STAMP)
+	$(PY) -m build --no-isolation --outdir dist .
+
 clean:
-	rm -rf $(VENV) out build *.egg-info
+	rm -rf $(VENV) out build dist *.egg-info src/*.egg-info
