@@ -297,3 +297,18 @@ def test_eval_video_cli_errors(tiny_davis, tmp_path):
     r = run_cli("eval-video", str(root), "--follower", "naive-box", "--out", str(tmp_path / "no" / "r.json"))
     assert r.returncode == 2 and "does not exist" in r.stderr
     assert not out.exists()
+
+
+def test_naive_click_follower_runs_the_model(tiny_davis):
+    from picosam2.eval.video import make_follower
+    from picosam2.predictor import Predictor
+
+    root, _ = tiny_davis
+    predictor = Predictor.from_pretrained(None, point_scales="auto", threads=1)
+    (seq,) = read_davis(root, ["one"])
+    report = evaluate_tracker(lambda: make_follower("naive-click", predictor), [seq], init="click", progress=False)
+    s = report["per_sequence"]["one"]
+    assert s["windows_per_object_frame"] > 1  # a scale-aware click: several windows
+    assert 0.0 <= s["objects"]["1"]["J"]["mean"] <= 1.0 and sum(s["states"].values()) == len(seq) - 1
+    with pytest.raises(Exception, match="unknown follower"):
+        make_follower("psychic", predictor)

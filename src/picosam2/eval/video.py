@@ -360,6 +360,35 @@ class NaiveBoxFollower(_Baseline):
         return out
 
 
+class NaiveClickFollower(_Baseline):
+    """Each frame a scale-aware click at the most interior pixel of the previous predicted mask
+    (an empty previous mask keeps the last click)."""
+
+    def __init__(self, predictor):
+        super().__init__(predictor)
+        self.points: dict[int, tuple] = {}
+
+    def start(self, frame, point=None, box=None, mask=None, obj_id=None) -> FollowResult:
+        r = super().start(frame, point=point, box=box, mask=mask, obj_id=obj_id)
+        self.points[r.obj_id] = point
+        return r
+
+    def update(self, frame) -> dict[int, FollowResult]:
+        from ..data.prompt_rules import interior_point
+
+        out = {}
+        for oid, prev in self.masks.items():
+            if prev.any():
+                self.points[oid] = interior_point(prev)
+            if self.points[oid] is None:  # started from a box or mask that was empty
+                m, score, n, win = np.zeros(frame.shape[:2], bool), 0.0, 0, None
+            else:
+                m, score, n, win = self.counter.predict(frame, points=[self.points[oid]])
+            self.masks[oid] = m
+            out[oid] = FollowResult(oid, m, score, n, _win(win), "tracking" if m.any() else "lost")
+        return out
+
+
 class OracleClickFollower(_Baseline):
     """Each frame a scale-aware click at the TRUE most interior pixel of the object's
     ground-truth mask (an upper reference for click-based following; it reads the answers)."""
@@ -389,12 +418,12 @@ class OracleClickFollower(_Baseline):
         return out
 
 
-FOLLOWERS = ("tracker", "naive-box", "oracle-click")
+FOLLOWERS = ("tracker", "naive-box", "naive-click", "oracle-click")
 
 
 def make_follower(kind: str, predictor, policy=None):
-    """A follower over ``predictor``: ``tracker`` (:class:`picosam2.track.Tracker`),
-    ``naive-box`` or ``oracle-click`` (the baselines)."""
+    """A follower over ``predictor``: ``tracker`` (:class:`picosam2.track.Tracker`), or a
+    baseline: ``naive-box``, ``naive-click`` or ``oracle-click``."""
     if kind == "tracker":
         try:
             from ..track import Tracker
@@ -403,6 +432,8 @@ def make_follower(kind: str, predictor, policy=None):
         return Tracker(predictor, policy=policy) if policy is not None else Tracker(predictor)
     if kind == "naive-box":
         return NaiveBoxFollower(predictor)
+    if kind == "naive-click":
+        return NaiveClickFollower(predictor)
     if kind == "oracle-click":
         return OracleClickFollower(predictor)
     raise UsageError(f"unknown follower {kind!r}: choose from {', '.join(FOLLOWERS)}")
@@ -621,6 +652,7 @@ __all__ = [
     "INIT_PROMPTS",
     "FollowResult",
     "NaiveBoxFollower",
+    "NaiveClickFollower",
     "OracleClickFollower",
     "Sequence",
     "VideoDataError",
