@@ -1,0 +1,398 @@
+"""The tracking policy: where each frame's window goes, from the masks of the frames before it.
+
+PicoSAM2's only prompt is where its window is cut, so following an object is choosing one window
+per frame. This module is that choice and nothing else: no model, no image. It is pure
+arithmetic on a small :class:`TrackState`, so the camera loop (the IMX500's inference ROI) and
+the browser demo (``windows.js``) can run or port it line by line. :class:`~picosam2.track.Tracker`
+runs it with a model.
+
+One step per object and frame::
+
+    win = next_window(state, image_size, policy)          # (x0, y0, x1, y1): the window to run
+    logits, score = model(cut(frame, win))                 # one 96 x 96 window through the network
+    obs = observe(logits, win, score, threshold)           # what the window mask says (numpy)
+    state, status = update(state, obs, image_size, policy) # "tracking" | "lost" | "reacquired"
+
+The algorithm (every constant is a field of :class:`TrackPolicy`)::
+
+    next_window(s):
+        if s.lost == 0:                                    # following
+            c = s.anchor + s.velocity                      # constant velocity (alpha-beta filter)
+            side = clamp(margin * s.extent * s.grow, min_side, max_side * longer image side)
+        else:                                              # re-acquiring: one sweep window a frame
+            (du, dv, k) = SWEEP[(s.lost - 1) % len(SWEEP)] # offsets in object extents, size factor
+            c = s.anchor + (du, dv) * s.extent             # the anchor coasts while lost
+            side = clamp(k * margin * s.extent, ...)
+        c = clamp(c, inside the image)
+        return the square of side `side` centred on c
+
+    update(s, obs):
+        ok = obs not empty and obs.score >= lost_score and ratio(obs.area, s.area) <= area_jump
+             and |obs.anchor - predicted| <= jump * s.extent           (following)
+        ok = obs not empty and obs.score >= reacquire_score and ratio(obs.area, s.area) <= reacquire_area
+                                                                       (re-acquiring)
+        if not ok:
+            s.lost += 1; s.anchor += s.velocity; s.velocity *= coast_decay; return "lost"
+        m = obs anchor point (interior pixel / centroid / box centre, `anchor`)
+        e = obs extent: 2 x the largest distance from m to the mask box's sides
+        s.velocity = velocity_gain * (m - s.anchor) + (1 - velocity_gain) * s.velocity  (0 after a loss)
+        s.anchor = m; s.extent = size_smoothing * e + (1 - size_smoothing) * s.extent
+        s.grow = border_grow if the mask touches the window border else 1
+        s.area = area_smoothing * obs.area + (1 - area_smoothing) * s.area
+        return "reacquired" if s.lost else "tracking"; s.lost = 0
+
+Windows are squares (the network was trained on square windows; a box-shaped window would be
+stretched) and may reach past the image (the cut pads them; on the sensor the ROI is clipped to
+the array instead). The interior point is the mask pixel farthest from the mask's border: the
+network segments the object under the window's centre, and that point is on the object even for
+thin or hollow shapes, where a box centre may not be.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+#: states an object can be in after a frame
+STATES = ("tracking", "lost", "reacquired")
+#: the anchor rules: which point of the mask the next window is centred on
+ANCHORS = ("interior", "centroid", "box")
+#: the re-acquisition sweep: (offset x, offset y) in object extents around the coasting anchor and
+#: a window-size factor, one entry per frame, cycled while the object stays lost. The centre
+#: first at growing sizes (the object grew or the estimate shrank), then a ring of offsets.
+SWEEP = (
+    (0.0, 0.0, 1.0),
+    (0.0, 0.0, 1.8),
+    (-0.6, 0.0, 1.0),
+    (0.6, 0.0, 1.0),
+    (0.0, -0.6, 1.0),
+    (0.0, 0.6, 1.0),
+    (0.0, 0.0, 3.0),
+    (-0.6, -0.6, 1.4),
+    (0.6, -0.6, 1.4),
+    (-0.6, 0.6, 1.4),
+    (0.6, 0.6, 1.4),
+)
+
+
+@dataclass(frozen=True)
+class TrackPolicy:
+    """The policy's constants (defaults: the values chosen on the select sequences; see
+    ``docs/tracking.md`` for what was measured).
+
+    Attributes:
+        anchor: the mask point the next window is centred on: ``"interior"`` (the pixel farthest
+            from the mask's border), ``"centroid"`` or ``"box"`` (the mask box's centre).
+        margin: window side / object extent (the extent is twice the largest distance from the
+            anchor to the mask box's sides, so the whole object fits around the anchor).
+        min_side: smallest window side in image pixels (the network's input is 96).
+        max_side: largest window side, as a multiple of the image's longer side.
+        velocity_gain: alpha of the alpha-beta filter: how much of the newest displacement
+            enters the velocity (0: no motion model, the window stays at the last anchor).
+        size_smoothing: weight of the newest extent in the smoothed extent (1: no smoothing).
+        area_smoothing: weight of the newest area in the reference area the jumps are judged by.
+        border_grow: window-size factor for the next frame when the mask touches the window
+            border (the object was cut off), applied once, not compounded.
+        border_touch: share of one window side the mask must cover to count as touching it.
+        lost_score: a following frame whose score is below this is a loss.
+        area_jump: a following frame whose mask area changes by more than this factor against
+            the reference area is a loss (the mask leaked or shrank to a part).
+        jump: a following frame whose anchor lands further than this many extents from the
+            predicted anchor is a loss.
+        reacquire_score, reacquire_area: what a sweep window's mask must reach to end a loss.
+        coast_decay: velocity factor per lost frame (the anchor coasts, slowing down).
+        sweep_per_frame: sweep windows run per lost frame (1 on the sensor; more on a CPU).
+        max_lost: after this many lost frames the sweep also tries the whole image around the
+            anchor (``0``: never).
+    """
+
+    anchor: str = "interior"
+    margin: float = 1.5
+    min_side: float = 96.0
+    max_side: float = 1.5
+    velocity_gain: float = 0.5
+    size_smoothing: float = 0.5
+    area_smoothing: float = 0.2
+    border_grow: float = 1.4
+    border_touch: float = 0.05
+    lost_score: float = 0.2
+    area_jump: float = 4.0
+    jump: float = 1.5
+    reacquire_score: float = 0.4
+    reacquire_area: float = 2.5
+    coast_decay: float = 0.8
+    sweep_per_frame: int = 1
+    max_lost: int = 30
+
+    def __post_init__(self):
+        if self.anchor not in ANCHORS:
+            raise ValueError(f"anchor must be one of {ANCHORS}, got {self.anchor!r}")
+        if not self.margin > 0 or not self.min_side >= 1 or not self.max_side > 0:
+            raise ValueError("margin, min_side and max_side must be positive")
+        if self.sweep_per_frame < 1:
+            raise ValueError("sweep_per_frame must be at least 1")
+
+    def with_(self, **changes) -> TrackPolicy:
+        """A copy with some constants changed."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one window's mask says, in image pixels (:func:`observe`). ``area`` 0 means empty."""
+
+    area: float
+    box: tuple[float, float, float, float]  #: mask box x0, y0, x1, y1 (image pixels)
+    interior: tuple[float, float]  #: the mask pixel farthest from its border (pixel centre)
+    centroid: tuple[float, float]
+    touch: tuple[float, float, float, float]  #: share of the window's left, top, right, bottom side covered
+    score: float
+
+    @property
+    def empty(self) -> bool:
+        return self.area <= 0
+
+
+EMPTY = Observation(0.0, (0.0, 0.0, 0.0, 0.0), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0, 0.0, 0.0), 0.0)
+
+
+@dataclass(frozen=True)
+class TrackState:
+    """One object's state between frames (all in image pixels).
+
+    ``anchor``: where the object's anchor point is (coasting while lost); ``velocity``: its
+    displacement per frame; ``extent``: the object's smoothed extent around the anchor;
+    ``area``: reference mask area; ``grow``: next window's extra size factor; ``lost``: frames
+    lost in a row (0 while following); ``frames``: frames seen."""
+
+    anchor: tuple[float, float]
+    velocity: tuple[float, float] = (0.0, 0.0)
+    extent: float = 96.0
+    area: float = 0.0
+    grow: float = 1.0
+    lost: int = 0
+    frames: int = 1
+
+
+def anchor_of(obs: Observation, rule: str) -> tuple[float, float]:
+    """The observation's anchor point under ``rule`` (:data:`ANCHORS`)."""
+    if rule == "interior":
+        return obs.interior
+    if rule == "centroid":
+        return obs.centroid
+    x0, y0, x1, y1 = obs.box
+    return ((x0 + x1) / 2.0, (y0 + y1) / 2.0)
+
+
+def extent_of(obs: Observation, anchor: tuple[float, float]) -> float:
+    """Twice the largest distance from ``anchor`` to a side of the mask box: the side of the
+    smallest square centred on the anchor that holds the mask box."""
+    x0, y0, x1, y1 = obs.box
+    ax, ay = anchor
+    return 2.0 * max(ax - x0, x1 - ax, ay - y0, y1 - ay, 0.5)
+
+
+def start_state(obs: Observation, policy: TrackPolicy) -> TrackState:
+    """The state after the first frame's mask (from a click, a box or a given mask)."""
+    a = anchor_of(obs, policy.anchor)
+    return TrackState(anchor=a, extent=extent_of(obs, a), area=obs.area)
+
+
+def _side(extent: float, factor: float, image_size, policy: TrackPolicy) -> float:
+    longer = max(image_size)
+    return min(max(policy.margin * extent * factor, policy.min_side), policy.max_side * longer)
+
+
+def _square(cx: float, cy: float, side: float, image_size) -> tuple[int, int, int, int]:
+    width, height = image_size
+    cx = min(max(cx, 0.0), width - 1.0)  # the centre stays on the image
+    cy = min(max(cy, 0.0), height - 1.0)
+    s = max(1, int(round(side)))
+    x0 = int(math.floor(cx + 0.5 - s / 2.0))
+    y0 = int(math.floor(cy + 0.5 - s / 2.0))
+    return (x0, y0, x0 + s, y0 + s)
+
+
+def predicted_anchor(state: TrackState) -> tuple[float, float]:
+    """Where the anchor is expected this frame (constant velocity)."""
+    return (state.anchor[0] + state.velocity[0], state.anchor[1] + state.velocity[1])
+
+
+def sweep_entry(state: TrackState, k: int, image_size, policy: TrackPolicy) -> tuple[float, float, float]:
+    """The ``k``-th re-acquisition window of a lost object as (centre x, centre y, side)."""
+    n = len(SWEEP) + (1 if policy.max_lost and state.lost > policy.max_lost else 0)
+    k %= n
+    if k == len(SWEEP):  # long lost: the whole image around the anchor
+        return (state.anchor[0], state.anchor[1], policy.max_side * max(image_size))
+    du, dv, f = SWEEP[k]
+    e = state.extent
+    return (state.anchor[0] + du * e, state.anchor[1] + dv * e, _side(e, f, image_size, policy))
+
+
+def next_windows(state: TrackState, image_size, policy: TrackPolicy) -> list[tuple[int, int, int, int]]:
+    """This frame's windows for one object: one while following; ``sweep_per_frame`` sweep
+    windows while lost (entries ``(lost - 1) * sweep_per_frame ...`` of the cycle)."""
+    if state.lost == 0:
+        cx, cy = predicted_anchor(state)
+        return [_square(cx, cy, _side(state.extent, state.grow, image_size, policy), image_size)]
+    first = (state.lost - 1) * policy.sweep_per_frame
+    return [
+        _square(*sweep_entry(state, first + j, image_size, policy), image_size) for j in range(policy.sweep_per_frame)
+    ]
+
+
+def next_window(state: TrackState, image_size, policy: TrackPolicy) -> tuple[int, int, int, int]:
+    """This frame's first (while following: only) window for one object, ``(x0, y0, x1, y1)``."""
+    return next_windows(state, image_size, policy)[0]
+
+
+def _ratio(a: float, b: float) -> float:
+    if a <= 0 or b <= 0:
+        return math.inf
+    return max(a / b, b / a)
+
+
+def accepts(state: TrackState, obs: Observation, policy: TrackPolicy) -> bool:
+    """Whether ``obs`` continues the object (following) or ends its loss (re-acquiring)."""
+    if obs.empty:
+        return False
+    if state.lost:
+        return obs.score >= policy.reacquire_score and _ratio(obs.area, state.area) <= policy.reacquire_area
+    if obs.score < policy.lost_score or _ratio(obs.area, state.area) > policy.area_jump:
+        return False
+    px, py = predicted_anchor(state)
+    ax, ay = anchor_of(obs, policy.anchor)
+    return math.hypot(ax - px, ay - py) <= policy.jump * state.extent
+
+
+def best_observation(state: TrackState, observations, policy: TrackPolicy) -> int | None:
+    """Index of the observation the object takes among this frame's windows (the first
+    accepted one, highest score first), or None."""
+    order = sorted(range(len(observations)), key=lambda i: -observations[i].score)
+    for i in order:
+        if accepts(state, observations[i], policy):
+            return i
+    return None
+
+
+def touches(obs: Observation, policy: TrackPolicy) -> bool:
+    return max(obs.touch) > policy.border_touch
+
+
+def update(state: TrackState, obs: Observation | None, policy: TrackPolicy) -> tuple[TrackState, str]:
+    """The state after this frame: ``obs`` is the accepted observation (:func:`best_observation`),
+    or None when no window of the frame was accepted. Returns the new state and its status."""
+    if obs is None:
+        vx, vy = state.velocity
+        return (
+            replace(
+                state,
+                anchor=(state.anchor[0] + vx, state.anchor[1] + vy),
+                velocity=(vx * policy.coast_decay, vy * policy.coast_decay),
+                grow=1.0,
+                lost=state.lost + 1,
+                frames=state.frames + 1,
+            ),
+            "lost",
+        )
+    m = anchor_of(obs, policy.anchor)
+    e = extent_of(obs, m)
+    if state.lost:
+        velocity = (0.0, 0.0)
+        extent = e
+    else:
+        g = policy.velocity_gain
+        velocity = (
+            g * (m[0] - state.anchor[0]) + (1 - g) * state.velocity[0],
+            g * (m[1] - state.anchor[1]) + (1 - g) * state.velocity[1],
+        )
+        extent = policy.size_smoothing * e + (1 - policy.size_smoothing) * state.extent
+    a = policy.area_smoothing
+    new = TrackState(
+        anchor=m,
+        velocity=velocity,
+        extent=extent,
+        area=a * obs.area + (1 - a) * state.area,
+        grow=policy.border_grow if touches(obs, policy) else 1.0,
+        lost=0,
+        frames=state.frames + 1,
+    )
+    return new, ("reacquired" if state.lost else "tracking")
+
+
+# -- observations from a window mask (numpy) -------------------------------------------------------
+
+
+def interior_index(mask: np.ndarray) -> tuple[int, int]:
+    """(row, col) of a most interior pixel of a non-empty boolean mask: peel the mask by
+    4-neighbour erosion (the array's edge counts as background) until one more step would empty
+    it, then take the remaining pixel nearest the remaining pixels' mean. A city-block distance
+    transform's maximum, in a few dozen array operations on a 96 x 96 mask."""
+    m = np.asarray(mask, bool)
+    while True:
+        e = m.copy()
+        e[0, :] = e[-1, :] = False
+        e[:, 0] = e[:, -1] = False
+        e[1:, :] &= m[:-1, :]
+        e[:-1, :] &= m[1:, :]
+        e[:, 1:] &= m[:, :-1]
+        e[:, :-1] &= m[:, 1:]
+        if not e.any():
+            break
+        m = e
+    rows, cols = np.nonzero(m)
+    k = int(np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2))
+    return int(rows[k]), int(cols[k])
+
+
+def observe(logits: np.ndarray, window, score: float | None, threshold: float = 0.0) -> Observation:
+    """The :class:`Observation` of one window's (S, S) logits; ``window`` is ``(x0, y0, x1, y1)``
+    (or a :class:`~picosam2.prompts.Window`) in image pixels; ``score`` the network's predicted
+    IoU (None without a quality head: 1)."""
+    m = np.asarray(logits).reshape(np.asarray(logits).shape[-2:]) > threshold
+    if not m.any():
+        return EMPTY
+    x0, y0, x1, y1 = window.as_tuple() if hasattr(window, "as_tuple") else window
+    s_h, s_w = m.shape
+    kx, ky = (x1 - x0) / s_w, (y1 - y0) / s_h
+    rows = np.flatnonzero(m.any(axis=1))
+    cols = np.flatnonzero(m.any(axis=0))
+    ys, xs = np.nonzero(m)
+    r, c = interior_index(m)
+    touch = (m[:, 0].mean(), m[0, :].mean(), m[:, -1].mean(), m[-1, :].mean())
+    return Observation(
+        area=float(len(xs) * kx * ky),
+        box=(x0 + cols[0] * kx, y0 + rows[0] * ky, x0 + (cols[-1] + 1) * kx, y0 + (rows[-1] + 1) * ky),
+        interior=(x0 + (c + 0.5) * kx, y0 + (r + 0.5) * ky),
+        centroid=(x0 + (xs.mean() + 0.5) * kx, y0 + (ys.mean() + 0.5) * ky),
+        touch=tuple(float(t) for t in touch),
+        score=1.0 if score is None else float(score),
+    )
+
+
+def observe_mask(mask: np.ndarray, score: float = 1.0) -> Observation:
+    """The :class:`Observation` of a full-size boolean mask (a first frame given as a mask).
+    Large masks are looked at on a grid of at most about 192 px a side for the interior point."""
+    m = np.asarray(mask, bool)
+    if not m.any():
+        return EMPTY
+    rows = np.flatnonzero(m.any(axis=1))
+    cols = np.flatnonzero(m.any(axis=0))
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    sub = m[y0:y1, x0:x1]
+    step = max(1, int(math.ceil(max(sub.shape) / 192)))
+    small = sub[::step, ::step]
+    if not small.any():
+        small, step = sub, 1
+    r, c = interior_index(np.pad(small, 1))
+    ys, xs = np.nonzero(sub)
+    return Observation(
+        area=float(len(xs)),
+        box=(float(x0), float(y0), float(x1), float(y1)),
+        interior=(x0 + (c - 1) * step + 0.5, y0 + (r - 1) * step + 0.5),
+        centroid=(x0 + xs.mean() + 0.5, y0 + ys.mean() + 0.5),
+        touch=(0.0, 0.0, 0.0, 0.0),
+        score=float(score),
+    )
