@@ -76,6 +76,7 @@ def test_predict_bad_input_exit_2_no_file(tmp_path, samples_dir, args, msg):
     badw = tmp_path / "badw"
     badw.mkdir()
     (badw / "model.safetensors").write_bytes(b"xx")
+    (badw / "config.json").write_text("{}")
     subst = {
         "MISSING.jpg": str(tmp_path / "missing.jpg"),
         "CORRUPT": str(corrupt),

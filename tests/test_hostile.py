@@ -62,7 +62,7 @@ def test_huge_images_are_refused_before_decoding(tmp_path, capsys, size):
 
 @pytest.mark.timing
 def test_refusals_cost_less_than_an_answer(tmp_path, capsys, samples_dir, predict_seconds):
-    """A 900-megapixel image and 1,001 prompts are refused in less time than one ordinary click
+    """A 900-megapixel image and more prompts than the window cap are refused in less time than one click
     takes (neither decodes the image nor runs the model)."""
     from timing import assert_ratio
 
@@ -70,10 +70,11 @@ def test_refusals_cost_less_than_an_answer(tmp_path, capsys, samples_dir, predic
     rc, _, _, dt = run_cli(capsys, "predict", str(path), "--point", "5,5", "--out", str(tmp_path / "m.png"))
     assert rc == 2
     assert_ratio(dt, predict_seconds, 0.5, "refusing a 900-megapixel image")
-    points = [a for i in range(1001) for a in ("--point", f"{i % 800},{i % 534}")]
-    rc, _, _, dt = run_cli(capsys, "predict", str(samples_dir / "dog.jpg"), *points, "--out", str(tmp_path / "m.png"))
+    points = [a for i in range(11) for a in ("--point", f"{i},{i}")]
+    argv = ["predict", str(samples_dir / "dog.jpg"), *points, "--max-windows", "10", "--out", str(tmp_path / "m.png")]
+    rc, _, _, dt = run_cli(capsys, *argv)
     assert rc == 2
-    assert_ratio(dt, predict_seconds, 0.5, "refusing 1,001 prompts")
+    assert_ratio(dt, predict_seconds, 0.5, "refusing more prompts than windows allowed")
 
 
 @pytest.mark.parametrize(
@@ -93,10 +94,17 @@ def test_huge_windows_answer_in_bounded_memory(tmp_path, capsys, samples_dir, pr
     assert peak < 200e6, peak  # before: terabytes asked for, or 4.8 GB
 
 
-def test_prompt_cap(tmp_path, capsys, samples_dir):
-    points = [a for i in range(1001) for a in ("--point", f"{i % 800},{i % 534}")]
+def test_window_cap_says_what_a_request_costs_and_how_to_ask_for_less(tmp_path, capsys, samples_dir):
+    # 300 clicks at the 7 auto sizes of the 800 x 534 dog: 2,100 windows, over the 2,000 cap
+    points = [a for i in range(300) for a in ("--point", f"{i % 800},{i % 534}")]
     rc, err, _, _ = run_cli(capsys, "predict", str(samples_dir / "dog.jpg"), *points, "--out", str(tmp_path / "m.png"))
-    assert rc == 2 and len(err) == 1 and "at most 1000" in err[0]
+    assert rc == 2 and len(err) == 1, err
+    assert "costs 2,100 windows (300 clicks x 7 window sizes + 0 boxes), over the cap of 2,000" in err[0]
+    assert "auto:4 (1,200 windows)" in err[0] and "fixed (300 windows)" in err[0] and "--max-windows" in err[0]
+    assert not (tmp_path / "m.png").exists()
+    points = [a for i in range(2001) for a in ("--point", f"{i % 800},{i % 534}")]
+    rc, err, _, _ = run_cli(capsys, "predict", str(samples_dir / "dog.jpg"), *points, "--out", str(tmp_path / "m.png"))
+    assert rc == 2 and len(err) == 1 and "2,001 prompts cost at least 2,001 windows" in err[0]
 
 
 def test_output_failures_are_one_line_and_leave_nothing(tmp_path, capsys, samples_dir, monkeypatch):

@@ -104,11 +104,14 @@ def _add_output_arguments(p) -> None:
         help="largest image accepted, in pixels (default 50e6; decided from the file header before decoding)",
     )
     p.add_argument(
-        "--max-prompts",
+        "--max-windows",
         type=int,
         default=None,
-        help="most prompts per call (default 1000; time grows by the model's cost per prompt, memory does not)",
+        help="most windows one call may run (default 2000; a click costs one window per point scale, a box one; "
+        "time grows with the windows, memory does not)",
     )
+    p.add_argument("--max-prompts", type=int, default=None, help="also cap the prompts (default: no cap)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (it only shows on a terminal)")
 
 
 def _add_info_parser(sub) -> None:
@@ -131,15 +134,24 @@ def _predict(args) -> int:
     import numpy as np
 
     from .image_io import MAX_PIXELS, check_output_path, load_image, overlay, write_pngs_atomic
-    from .predictor import MAX_PROMPTS, Predictor
+    from .predictor import MAX_WINDOWS, Predictor
+    from .progress import progress_wanted
 
     if not args.point and not args.box:
         raise UsageError("give at least one --point X,Y or --box X0,Y0,X1,Y1")
-    max_prompts = MAX_PROMPTS if args.max_prompts is None else args.max_prompts
-    if max_prompts < 1:
-        raise UsageError(f"--max-prompts must be at least 1, got {max_prompts}")
-    if len(args.point) + len(args.box) > max_prompts:
-        raise UsageError(f"{len(args.point) + len(args.box)} prompts: at most {max_prompts} (raise with --max-prompts)")
+    max_windows = MAX_WINDOWS if args.max_windows is None else args.max_windows
+    if max_windows < 1:
+        raise UsageError(f"--max-windows must be at least 1, got {max_windows}")
+    if args.max_prompts is not None and args.max_prompts < 1:
+        raise UsageError(f"--max-prompts must be at least 1, got {args.max_prompts}")
+    prompts = len(args.point) + len(args.box)
+    if args.max_prompts is not None and prompts > args.max_prompts:
+        raise UsageError(f"{prompts} prompts: at most {args.max_prompts} (raise with --max-prompts)")
+    if prompts > max_windows:  # every prompt costs at least one window: refuse before reading anything
+        raise UsageError(
+            f"{prompts:,} prompts cost at least {prompts:,} windows, over the cap of {max_windows:,} per call; "
+            "ask for fewer prompts or raise --max-windows"
+        )
     if args.max_pixels is not None and not 1 <= args.max_pixels < 1e15:
         raise UsageError(f"--max-pixels must be a positive number of pixels, got {args.max_pixels:g}")
     max_pixels = MAX_PIXELS if args.max_pixels is None else int(args.max_pixels)
@@ -157,7 +169,9 @@ def _predict(args) -> int:
         threads=args.threads,
         revision=args.revision,
         window_size=args.window_size,
-        max_prompts=max_prompts,
+        max_prompts=args.max_prompts,
+        max_windows=max_windows,
+        progress=progress_wanted(args.quiet),
         point_scales="default" if args.point_scales is None else args.point_scales,
     )
     result = predictor.predict(image, points=args.point or None, boxes=args.box or None)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -39,11 +39,11 @@ from .errors import UsageError
 from .image_io import load_image
 from .prompts import (
     MODEL_SIZE,
+    ClickScales,
     PromptError,
     Window,
     crop_images,
     parse_point_scales,
-    point_scales_for,
     point_windows,
     window_for_prompt,
     window_mask,
@@ -52,18 +52,33 @@ from .runtime import Backend, RuntimeOutput, concat_outputs, load_backend, run_c
 from .runtime import normalize_batch as normalize_batch  # noqa: F401 - kept importable from here
 from .selection import ScoreCalibration, choose_candidate
 
-__all__ = ["MAX_PROMPTS", "Prediction", "Predictor", "UntrainedWeightsWarning"]
+__all__ = ["MAX_WINDOWS", "ClickScales", "Prediction", "Predictor", "UntrainedWeightsWarning", "WindowLimitError"]
 
-#: Default cap on prompts per :meth:`Predictor.predict` call (``max_prompts``; the CLI's
-#: ``--max-prompts``). Memory does not grow with the count (masks are made one window at a
-#: time); the cap bounds the time, which is the model's cost per window.
-MAX_PROMPTS = 1000
+#: Default cap on windows per :meth:`Predictor.predict` call (``max_windows``; the CLI's
+#: ``--max-windows``): the work of a call is the model's cost per window times the windows (a
+#: click tries one window per size, up to 8 under ``"auto"``; a box one). Memory does not grow
+#: with the count (masks are made one window at a time). 2,000 windows take tens of seconds on
+#: a laptop CPU.
+MAX_WINDOWS = 2000
 #: Default ``reducing_gap`` of :class:`Predictor` (see :func:`~picosam2.prompts.crop_images`).
 REDUCING_GAP: float | None = 2.0
 
 
 class UntrainedWeightsWarning(UserWarning):
     """The weights in use were never trained: masks are meaningless."""
+
+
+class WindowLimitError(PromptError):
+    """A request that would run more windows than the cap allows.
+
+    Attributes:
+        windows: what the request would cost; ``limit``: the cap; ``cheaper``: ``(setting,
+        windows)`` pairs of click sizes that would cost less (e.g. ``("auto:2", 2002)``).
+    """
+
+    def __init__(self, message: str, windows: int, limit: int, cheaper: list[tuple[str, int]]):
+        super().__init__(message)
+        self.windows, self.limit, self.cheaper = windows, limit, cheaper
 
 
 @dataclass
@@ -155,26 +170,25 @@ class Predictor:
     Args:
         model: a PyTorch :class:`~picosam2.models.PicoSAM2` (run with the torch backend); or
         backend: any :class:`~picosam2.runtime.Backend` (e.g. from :func:`~picosam2.runtime.load_backend`).
-        window_size: side in image pixels of a point prompt's window (the paper: the model input,
-            96); larger sees more context and is resized to the model input. ``None`` takes the
-            weights' recommended ``config.extra["point_window_size"]``, else the model input size.
-        point_mode: ``"centered"`` (padding keeps the point centred) or ``"paper"`` (the reference
-            clip-and-stretch).
+        window_size, point_mode, point_scales, multimask: shortcuts for ``clicks`` (kept for
+            existing callers): ``window_size=W`` is ``ClickScales((W,))``, ``point_scales`` its
+            ``sizes`` (``None``/``"fixed"``: one ``window_size`` window; ``"default"``: what the
+            weights recommend, unless a ``window_size`` is given).
         box_padding: margin added on each side of a box, as a fraction of its longer side.
         threshold: logit above which a pixel is in the mask (0 = probability 0.5).
         batch_size: windows per backend call.
-        max_prompts: most prompts per call (:data:`MAX_PROMPTS`; ``None``: no cap); more raise
-            :class:`~picosam2.prompts.PromptError`.
-        point_scales: scale-aware clicks: ``"auto"`` (96 px up to the image's longer side),
-            ``"auto:N"`` (at most N of those sides: ``"auto:4"`` costs about half), window sides (``[96, 192, 384]``), or ``None`` for one ``window_size`` window.
-            ``"default"`` follows the weights' ``config.extra["point_scales"]``, unless a
-            ``window_size`` is given (then one window of that size).
-        multimask: return every scale's mask with its score (several masks per point, smallest
-            window first) instead of the best one.
+        max_prompts: most prompts per call (``None``: no cap; the work is bounded by ``max_windows``).
         reducing_gap: cut windows more than ``2 * reducing_gap`` times the model input from a
             box-reduced image (:func:`~picosam2.prompts.crop_images`): a whole-image window
             costs a few hundred pixels a side instead of the image; ``None`` cuts every window
             exactly as :func:`~picosam2.prompts.crop_image` (as training does).
+        clicks: how a click becomes windows, one :class:`~picosam2.prompts.ClickScales` (sizes,
+            mode, multimask); ``None``: what the weights recommend
+            (:func:`recommended_clicks`), as changed by the shortcuts above.
+        max_windows: most windows one :meth:`predict` call may run (:data:`MAX_WINDOWS`; ``None``:
+            no cap). A click costs one window per size, a box one; a request over the cap raises
+            :class:`WindowLimitError` before anything runs, saying what it would cost.
+        progress: show a progress bar over the windows on a terminal when a call runs several batches.
     """
 
     def __init__(
@@ -182,14 +196,18 @@ class Predictor:
         model=None,
         backend: Backend | None = None,
         window_size: int | None = None,
-        point_mode: str = "centered",
+        point_mode: str | None = None,
         box_padding: float = 0.1,
         threshold: float = 0.0,
         batch_size: int = 64,
-        max_prompts: int | None = MAX_PROMPTS,
+        max_prompts: int | None = None,
         point_scales="default",
-        multimask: bool = False,
+        multimask: bool | None = None,
         reducing_gap: float | None = REDUCING_GAP,
+        *,
+        clicks: ClickScales | None = None,
+        max_windows: int | None = MAX_WINDOWS,
+        progress: bool = False,
     ):
         if backend is None:
             if model is None:
@@ -198,22 +216,76 @@ class Predictor:
         self.backend = backend
         self.config = backend.config
         self.input_size = self.config.input_size
-        self.window_size = recommended_window_size(self.config) if window_size is None else int(window_size)
-        if self.window_size < 1:
-            raise PromptError(f"window size must be positive, got {self.window_size}")
-        self.point_mode = point_mode
+        self.clicks = _click_options(self.config, clicks, window_size, point_scales, point_mode, multimask)
         self.box_padding = box_padding
         self.threshold = threshold
         self.batch_size = batch_size
         self.max_prompts = max_prompts
-        if isinstance(point_scales, str) and point_scales == "default":
-            point_scales = None if window_size is not None else recommended_point_scales(self.config)
-        self.point_scales = parse_point_scales(point_scales)
-        self.multimask = bool(multimask)
+        self.max_windows = max_windows
+        self.progress = progress
         self.reducing_gap = reducing_gap
         #: turns the network's score of a click's candidates into the one that chooses (None: raw)
         self.score_calibration = ScoreCalibration.from_config(self.config)
         self._image: np.ndarray | None = None
+
+    # the click options, readable (and, for existing callers, settable) one by one
+    @property
+    def window_size(self) -> int:
+        """Side of a click's window when it tries one size; else the weights' recommended side."""
+        return self.clicks.single or recommended_window_size(self.config)
+
+    @property
+    def point_mode(self) -> str:
+        """``"centered"`` or ``"paper"`` (see :class:`~picosam2.prompts.ClickScales`)."""
+        return self.clicks.mode
+
+    @property
+    def point_scales(self):
+        """The click sizes when a click tries several (``"auto"``, ``"auto:N"`` or a list of
+        sides), ``None`` when it tries one window (:attr:`window_size`)."""
+        sizes = self.clicks.sizes
+        return None if self.clicks.single is not None else (sizes if isinstance(sizes, str) else list(sizes))
+
+    @property
+    def multimask(self) -> bool:
+        """Whether a click returns every size's mask (with its score) instead of the best one."""
+        return self.clicks.multimask
+
+    @multimask.setter
+    def multimask(self, value: bool) -> None:
+        self.clicks = replace(self.clicks, multimask=bool(value))
+
+    def window_cost(self, image_size, n_points: int, n_boxes: int) -> int:
+        """Windows a call with ``n_points`` clicks and ``n_boxes`` boxes runs on an image of
+        ``image_size`` = (width, height): each click one per size, each box one."""
+        return n_points * self.clicks.count(image_size) + n_boxes
+
+    def check_cost(self, image_size, n_points: int, n_boxes: int) -> int:
+        """The windows of such a call (:meth:`window_cost`).
+
+        Raises:
+            WindowLimitError: more than :attr:`max_windows`; the message says what the request
+                costs and how to ask for fewer.
+        """
+        cost = self.window_cost(image_size, n_points, n_boxes)
+        if self.max_windows is None or cost <= self.max_windows:
+            return cost
+        per_click = self.clicks.count(image_size)
+        cheaper = [(f"auto:{k}", n_points * k + n_boxes) for k in (4, 2) if 1 < k < per_click]
+        if per_click > 1:
+            cheaper.append(("fixed", n_points + n_boxes))
+        cheaper = [(name, c) for name, c in cheaper if c <= self.max_windows] or cheaper[-1:]
+        ways = " or ".join(f"{name} ({c:,} windows)" for name, c in cheaper)
+        ask = (
+            f"point scales {ways}, " if ways else ""
+        ) + "fewer prompts, or a higher cap (--max-windows / max_windows)"
+        raise WindowLimitError(
+            f"this request costs {cost:,} windows ({n_points:,} clicks x {per_click} window sizes + "
+            f"{n_boxes:,} boxes), over the cap of {self.max_windows:,} per call; ask for fewer: {ask}",
+            cost,
+            self.max_windows,
+            cheaper,
+        )
 
     @classmethod
     def from_pretrained(
@@ -238,7 +310,7 @@ class Predictor:
             revision: Hub revision (branch, tag or commit) to pin, for Hub names.
             warn_untrained: warn (:class:`UntrainedWeightsWarning`) when the weights say they
                 were never trained.
-            **kwargs: passed to :class:`Predictor` (``window_size``, ``point_mode``...).
+            **kwargs: passed to :class:`Predictor` (``clicks``, ``max_windows``, ``window_size``...).
 
         Returns:
             A :class:`Predictor`.
@@ -277,17 +349,25 @@ class Predictor:
             raise PromptError(
                 f"{len(pts) + len(bxs)} prompts: at most {self.max_prompts} per call (raise the max_prompts cap)"
             )
+        self.check_cost(image_size, len(pts), len(bxs))
         wins = [window_for_prompt(p, image_size, "point", self.window_size, self.point_mode) for p in pts]
         wins += [window_for_prompt(b, image_size, "box", box_padding=self.box_padding) for b in bxs]
         return wins, ["point"] * len(pts) + ["box"] * len(bxs)
 
     def run_windows(self, image: np.ndarray, windows: list[Window]) -> RuntimeOutput:
         """Run the model on windows of an (H, W, 3) uint8 image, ``batch_size`` at a time."""
+        from .progress import progress_bar
+
         size = self.input_size
         outs = []
+        bar = progress_bar(
+            total=len(windows), desc="windows", unit="window", enabled=self.progress and len(windows) > self.batch_size
+        )
         for i in range(0, len(windows), self.batch_size):
             crops = crop_images(image, windows[i : i + self.batch_size], size, self.reducing_gap)
             outs.append(run_crops(self.backend, crops))
+            bar.update(len(crops))
+        bar.close()
         return concat_outputs(outs, size)
 
     def predict_windows(self, image: np.ndarray, windows: list[Window]) -> np.ndarray:
@@ -316,7 +396,7 @@ class Predictor:
         else:
             arr = load_image(image)
         height, width = arr.shape[:2]
-        if self.point_scales is None and not self.multimask:
+        if self.clicks.single is not None and not self.multimask:
             wins, kinds = self.windows((width, height), points, boxes)
             if not wins:
                 raise PromptError("give at least one point or box")
@@ -334,7 +414,7 @@ class Predictor:
         if not fixed:
             raise PromptError("give at least one point or box")
         pts = _as_prompt_array(points, 2, "points")
-        sizes = point_scales_for(self.point_scales, size, self.window_size)
+        sizes = self.clicks.sides(size)
         groups = [point_windows(x, y, size, sizes) for x, y in pts] + [[w] for w in fixed[len(pts) :]]
         flat = [w for g in groups for w in g]
         out = self.run_windows(arr, flat)
@@ -378,6 +458,30 @@ class Predictor:
         if self.score_calibration is None or len(windows) < 2:
             return np.asarray(scores, dtype=np.float32)
         return self.score_calibration(logits, windows, image_size, scores).astype(np.float32)
+
+
+def recommended_clicks(config) -> ClickScales:
+    """The click options the weights recommend: their ``config.extra["point_scales"]`` sizes
+    when they name some (e.g. ``"auto"``), else one window of :func:`recommended_window_size`."""
+    spec = parse_point_scales(recommended_point_scales(config))
+    return ClickScales(spec) if spec is not None else ClickScales.fixed(recommended_window_size(config))
+
+
+def _click_options(config, clicks, window_size, point_scales, point_mode, multimask) -> ClickScales:
+    """:class:`ClickScales` from ``clicks`` or the weights' recommendation, changed by the
+    shortcuts of :class:`Predictor` (``window_size``, ``point_scales``, ``point_mode``, ``multimask``)."""
+    if window_size is not None and not (isinstance(window_size, (int, float, np.integer)) and window_size >= 1):
+        raise PromptError(f"window size must be positive, got {window_size}")
+    base = clicks if clicks is not None else recommended_clicks(config)
+    if isinstance(point_scales, str) and point_scales == "default":
+        sizes = (int(window_size),) if window_size is not None else base.sizes
+    else:
+        spec = parse_point_scales(point_scales)
+        one = int(window_size) if window_size is not None else (base.single or recommended_window_size(config))
+        sizes = (one,) if spec is None else spec
+    mode = base.mode if point_mode is None else point_mode
+    many = base.multimask if multimask is None else bool(multimask)
+    return ClickScales(sizes, mode, many)
 
 
 def recommended_point_scales(config):

@@ -600,6 +600,54 @@ def point_scales_for(spec, image_size: tuple[int, int], default_size: int = MODE
     return list(spec)
 
 
+@dataclass(frozen=True)
+class ClickScales:
+    """How a click (a point prompt) becomes windows: the one object that holds the click options.
+
+    Attributes:
+        sizes: the window sides a click tries, always: ``"auto"`` (:func:`auto_point_scales`:
+            96 px up to the image's longer side, at most :data:`AUTO_MAX_SCALES`), ``"auto:N"`` (at
+            most N of those), or a tuple of sides in image pixels. One side is one fixed window
+            (the paper's click is ``(96,)``); several are scale-aware clicks, whose best-scored
+            mask is kept.
+        mode: ``"centered"`` (the point at the window's centre, padded past the border) or
+            ``"paper"`` (the reference clip-and-stretch; one side only).
+        multimask: return every size's mask with its score instead of the best one.
+    """
+
+    sizes: str | tuple[int, ...] = "auto"
+    mode: str = "centered"
+    multimask: bool = False
+
+    def __post_init__(self):
+        spec = parse_point_scales(self.sizes)
+        if spec is None:
+            raise PromptError(f"click sizes must be 'auto', 'auto:N' or window sides, got {self.sizes!r}")
+        object.__setattr__(self, "sizes", spec if isinstance(spec, str) else tuple(spec))
+        if self.mode not in POINT_MODES:
+            raise PromptError(f"unknown point mode {self.mode!r}; use one of {POINT_MODES}")
+        if self.mode == "paper" and self.single is None:
+            raise PromptError("the paper's point mode cuts one window: give one size")
+
+    @classmethod
+    def fixed(cls, size: int = MODEL_SIZE, mode: str = "centered") -> ClickScales:
+        """One window of ``size`` per click."""
+        return cls((int(size),), mode)
+
+    @property
+    def single(self) -> int | None:
+        """The side of the one window a click tries, or ``None`` for several sizes."""
+        return self.sizes[0] if isinstance(self.sizes, tuple) and len(self.sizes) == 1 else None
+
+    def sides(self, image_size: tuple[int, int]) -> list[int]:
+        """The window sides a click tries on an image of ``image_size`` = (width, height)."""
+        return point_scales_for(self.sizes, image_size)
+
+    def count(self, image_size: tuple[int, int]) -> int:
+        """Windows one click costs on an image of ``image_size``."""
+        return len(self.sides(image_size))
+
+
 def point_windows(x: float, y: float, image_size: tuple[int, int], sizes) -> list[Window]:
     """Centred windows of each side in ``sizes`` around the point (scale-aware clicks)."""
     return [point_window(x, y, image_size, window_size=int(s), mode="centered") for s in sizes]

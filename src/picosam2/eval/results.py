@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -140,14 +139,14 @@ def score_results(
     progress: bool = True,
 ) -> EvalResult:
     """Per-instance IoUs of a results file's masks under a protocol (no images needed)."""
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     check_protocol(protocol, prompt)
     t0 = time.perf_counter()
     instances = instance_list(dataset, protocol, limit)
     by_ann, counts = _match_entries(entries, {i.ann_id for i in instances})
     result = EvalResult(protocol=protocol, prompt=prompt, requested=len(instances))
-    for inst in tqdm(instances, desc=f"score {protocol}", unit="inst", file=sys.stderr, disable=not progress):
+    for inst in progress_bar(instances, desc=f"score {protocol}", unit="inst", enabled=progress):
         prepared = prepare_instance(dataset, inst, protocol, prompt, result.skipped)
         if prepared is None:
             continue

@@ -54,6 +54,7 @@ def add_parser(sub) -> list[str]:
     s.add_argument("--name", default="picosam2", help="network name inside the package")
     s.add_argument("--no-convert", action="store_true", help="stop after MCT's quantized ONNX (no Java needed)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress display (it only shows on a terminal)")
     p.set_defaults(func=run_export)
     return ["export"]
 
@@ -135,6 +136,7 @@ def _export_imx500(args: argparse.Namespace, out, calib: dict, summary: dict) ->
         qat_lr=args.qat_lr,
         name=args.name,
         convert_model=not args.no_convert,
+        progress=not args.quiet,
         **calib,
     )
     summary.update(res.to_json())

@@ -374,14 +374,21 @@ def export_imx500(
     qat_lr: float = 1e-4,
     name: str = DEFAULT_NAME,
     convert_model: bool = True,
+    progress: bool = False,
 ) -> Imx500Export:
     """PyTorch model -> IMX500 package in ``out_dir`` (see the module docstring). Everything is
     produced in a temporary folder and moved into ``out_dir`` only when the conversion worked.
-    ``convert_model=False`` stops after the quantized ONNX (no Java needed)."""
+    ``convert_model=False`` stops after the quantized ONNX (no Java needed). ``progress`` shows
+    the current stage (calibration, MCT, ONNX, converter) on a terminal."""
+    from ..progress import progress_bar
+
     check_prerequisites(need_converter=convert_model)
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
         raise UsageError(f"network name {name!r}: use letters, digits, '-' and '_' only")
+    bar = progress_bar(total=4 if convert_model else 3, desc="export imx500", unit="stage", enabled=progress)
+    bar.set_postfix_str("calibration windows")
     windows = get_calibration_windows(calibration, calib_count, calib_annotations, calib_images)
+    bar.update()
     net = sensor_model(model, normalize_in_model)
     data = sensor_input(windows, model.config, normalize_in_model)
     out_dir = Path(out_dir)
@@ -389,24 +396,31 @@ def export_imx500(
     with tempfile.TemporaryDirectory(prefix="picosam2-imx500-") as tmpdir:
         tmp = Path(tmpdir)
         t0 = time.perf_counter()
+        bar.set_postfix_str("MCT quantization" + (" and QAT" if qat_steps else ""))
         q_model = quantize_mct(net, data, qat_steps=qat_steps, qat_lr=qat_lr)
         seconds["mct_qat" if qat_steps else "mct_ptq"] = time.perf_counter() - t0
+        bar.update()
+        bar.set_postfix_str("quantized ONNX")
         t0 = time.perf_counter()
         meta = form_metadata(
             model.config, getattr(model, "weights_info", None), "rgb255" if normalize_in_model else "normalized"
         )
         onnx_path = export_mct_onnx(q_model, tmp / f"{name}.onnx", data, meta)
         seconds["mct_export"] = time.perf_counter() - t0
+        bar.update()
         files = [onnx_path]
         memory = None
         if convert_model:
             t0 = time.perf_counter()
+            bar.set_postfix_str("imxconv-pt (Java)")
             conv_dir = tmp / "conv"
             memory = convert(onnx_path, conv_dir)
             seconds["imxconv"] = time.perf_counter() - t0
+            bar.update()
             files += [p for p in conv_dir.iterdir() if p.is_file()]
             files.append(write_sidecar(conv_dir / "packerOut.zip", meta))
         _install(files, out_dir)
+    bar.close()
     result = Imx500Export(
         out_dir=out_dir,
         packer_zip=out_dir / "packerOut.zip",
