@@ -228,3 +228,31 @@ def test_calibrate_scores_fits_weights_without_a_quality_head(paper, tmp_path, f
     assert p.score_calibration is not None
     out = p.predict(samples_dir / "dog.jpg", points=[[300, 250]])
     assert out.reasons == ["score"] and out.scores is None
+
+
+def test_their_eval_outputs_format_is_scored_by_the_paper_protocol(tmp_path, fixtures_dir):
+    """The authors' published per-sample predictions (eval_outputs: sample index + 96 x 96 window
+    mask, no annotation id): written here from a paper-protocol run of the shipped weights (real
+    masks), they score exactly what that run scored, instance by instance."""
+    from picosam2.data import InstanceSet
+    from picosam2.eval.protocols import instance_list
+
+    root = fixtures_dir / "coco_tiny"
+    common = ["--annotations", str(root / "instances.json"), "--protocol", "paper", "--quiet"]
+    r = run_cli("eval", *common, "--images", str(root / "images"), "--out", str(tmp_path / "ours.json"), "--results-out", str(tmp_path / "preds.json"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    order = {
+        inst.ann_id: k for k, inst in enumerate(instance_list(InstanceSet(root / "instances.json", []), "paper", None))
+    }
+    theirs = [
+        {"image_id": e["image_id"], "category_id": 1, "segmentation": e["window_segmentation"], "score": e["score"],
+         "id": order[e["annotation_id"]]}
+        for e in json.loads((tmp_path / "preds.json").read_text())
+    ]  # fmt: skip
+    assert theirs and all(t["segmentation"]["size"] == [96, 96] for t in theirs)
+    (tmp_path / "theirs.json").write_text(json.dumps(theirs))
+    r = run_cli("eval", *common, "--results", str(tmp_path / "theirs.json"), "--out", str(tmp_path / "scored.json"))
+    assert r.returncode == 0, r.stderr
+    ours, scored = (json.loads((tmp_path / n).read_text()) for n in ("ours.json", "scored.json"))
+    assert ours["miou"] > 0.1 and scored["count"] == ours["count"] == len(theirs)
+    assert scored["per_instance"] == ours["per_instance"]
