@@ -43,10 +43,12 @@ class OneLineErrorParser(argparse.ArgumentParser):
     """Usage errors as one line on stderr and exit status 2 (no usage dump)."""
 
     def error(self, message: str):
+        """Print ``message`` as one line on stderr and exit with status 2."""
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``picosam2`` argument parser with every sub-command of :data:`COMMANDS`."""
     from . import __version__
 
     parser = OneLineErrorParser(prog="picosam2", description="Promptable in-sensor segmentation (PicoSAM2).")

@@ -124,6 +124,7 @@ def _add_info_parser(sub) -> None:
 
 
 def run_predict(args) -> int:
+    """``picosam2 predict``: masks (and an overlay) for the prompts; running out of memory is a one-line user error."""
     try:
         return _predict(args)
     except MemoryError as exc:

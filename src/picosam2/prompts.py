@@ -74,13 +74,16 @@ class Window:
 
     @property
     def width(self) -> int:
+        """Width in pixels."""
         return self.x1 - self.x0
 
     @property
     def height(self) -> int:
+        """Height in pixels."""
         return self.y1 - self.y0
 
     def as_tuple(self) -> tuple[int, int, int, int]:
+        """``(x0, y0, x1, y1)``."""
         return (self.x0, self.y0, self.x1, self.y1)
 
     def to_window_coords(self, x: float, y: float, out_size: int = MODEL_SIZE) -> tuple[float, float]:

@@ -70,7 +70,8 @@ class Backend(Protocol):
     config: PicoSAM2Config
     metadata: dict
 
-    def __call__(self, x: np.ndarray) -> RuntimeOutput: ...
+    def __call__(self, x: np.ndarray) -> RuntimeOutput:
+        """Run the model on a normalised (N, 3, S, S) float32 batch."""
 
 
 def normalize(windows: np.ndarray, config: PicoSAM2Config) -> np.ndarray:
@@ -158,6 +159,7 @@ def write_sidecar(path: str | os.PathLike, meta: dict) -> Path:
 
 
 def read_sidecar(path: str | os.PathLike) -> dict | None:
+    """The form metadata in ``path``'s sidecar JSON (:func:`sidecar_path`), or ``None`` without one."""
     side = sidecar_path(path)
     return parse_form_metadata(side.read_text(), str(side)) if side.is_file() else None
 
@@ -238,6 +240,7 @@ class TorchBackend:
         self.metadata = {"weights": dict(getattr(model, "weights_info", {}) or {})}
 
     def __call__(self, x: np.ndarray) -> RuntimeOutput:
+        """Run the PyTorch model on a normalised (N, 3, S, S) float32 batch."""
         torch = self.torch
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
@@ -298,6 +301,7 @@ class OnnxBackend:
         )
 
     def __call__(self, x: np.ndarray) -> RuntimeOutput:
+        """Run the ONNX model on a normalised (N, 3, S, S) float32 batch."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self.raw_pixels:
             x = denormalize_to_pixels(x, self.config)
@@ -410,6 +414,7 @@ class OpenVinoBackend:
         return None
 
     def __call__(self, x: np.ndarray) -> RuntimeOutput:
+        """Run the OpenVINO model on a normalised (N, 3, S, S) float32 batch."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         result = self._request_for(int(x.shape[0])).infer({0: x})
         return _split_outputs([result[i] for i in range(len(self.output_names))], self.output_names)
@@ -458,6 +463,7 @@ class LiteRTBackend:
         return [o.squeeze(-1) if o.ndim == 4 and o.shape[-1] == 1 else o for o in outs]  # NHWC logits
 
     def __call__(self, x: np.ndarray) -> RuntimeOutput:
+        """Run the LiteRT model on a normalised (N, 3, S, S) float32 batch, one window at a time."""
         per_window = [self._one(x[i : i + 1]) for i in range(len(x))]
         outputs = [np.concatenate([w[k] for w in per_window]) for k in range(len(self.outs))]
         return _split_outputs(outputs, self.output_names)

@@ -107,11 +107,13 @@ class ScoreCalibration:
 
     @classmethod
     def from_dict(cls, spec: dict) -> ScoreCalibration:
+        """A calibration from :meth:`to_dict`'s dictionary (as stored in ``config.json``)."""
         return cls(
             spec["mean"], spec["scale"], spec["weights"], spec.get("features", CLICK_FEATURES), spec.get("fitted_on")
         )
 
     def to_dict(self) -> dict:
+        """The calibration as a JSON-ready dictionary."""
         out = {
             "features": list(self.features),
             "mean": [float(v) for v in self.mean],
@@ -128,4 +130,5 @@ class ScoreCalibration:
         return np.clip(quadratic_terms(z) @ self.weights, 0.0, 1.0)
 
     def __call__(self, logits, windows, image_size, scores) -> np.ndarray:
+        """Calibrated scores of one click's candidates (their logits, windows and network scores)."""
         return self.predict(click_features(logits, windows, image_size, scores))

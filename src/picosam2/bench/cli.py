@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def add_parser(sub) -> list[str]:
+    """Register ``picosam2 bench``; returns its name."""
     p = sub.add_parser(
         "bench",
         help="speed, size and the SAM 2.1 peer, measured in one run",
@@ -22,6 +23,7 @@ def add_parser(sub) -> list[str]:
 
 
 def run(args) -> int:
+    """``picosam2 bench``: run the suite, print its table (or JSON) and write the results file."""
     import json
 
     from ..io_utils import write_json_atomic
@@ -43,6 +45,7 @@ def run(args) -> int:
 
 
 def format_table(r: dict) -> str:
+    """The human-readable table of a bench result dictionary (:func:`~picosam2.bench.suite.run_suite`)."""
     lines = [
         f"picosam2 {r['picosam2']} on {r['machine']['cpu']} ({r['machine']['cores']} cores)",
         f"params {r['params']:,}   conv MACs {r['macs'] / 1e6:.1f} M at {r['input_size']}x{r['input_size']}",

@@ -14,6 +14,7 @@ from .timing import median_ms
 
 
 def sam21_tiny_model(config=None):
+    """A randomly initialised SAM 2.1 Tiny (``transformers.Sam2Model``) for timing the peer row; ``config`` overrides its Sam2Config."""
     try:
         from transformers import Sam2Config, Sam2Model
     except ImportError as exc:

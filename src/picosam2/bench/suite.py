@@ -24,6 +24,7 @@ def _file_size(path) -> int:
 
 
 def model_sizes(model, workdir: Path, onnx_paths: dict) -> dict:
+    """File sizes, in bytes, of the model's forms (safetensors fp32/fp16, the given ONNX files) written under ``workdir``."""
     import torch
     from safetensors.torch import save_file
 

@@ -32,6 +32,7 @@ def median_ms(
 
 @contextmanager
 def torch_threads(n: int):
+    """Context manager: run with ``n`` torch intra-op threads, then restore the previous count."""
     import torch
 
     old = torch.get_num_threads()
@@ -43,6 +44,7 @@ def torch_threads(n: int):
 
 
 def cpu_name() -> str:
+    """The CPU model name from ``/proc/cpuinfo`` (the platform's processor string elsewhere)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -56,6 +58,7 @@ def cpu_name() -> str:
 
 
 def cpu_flags() -> set[str]:
+    """The CPU feature flags from ``/proc/cpuinfo`` (empty where it cannot be read)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -67,4 +70,5 @@ def cpu_flags() -> set[str]:
 
 
 def cpu_count() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -35,6 +35,8 @@ def size_class(area: float) -> str:
 
 @dataclass(frozen=True)
 class Instance:
+    """One annotated object: its ids, box, area, crowd flag and image file (``None`` when missing)."""
+
     ann_id: int
     image_id: int
     category_id: int
@@ -79,6 +81,7 @@ class InstanceSet:
     # -- images ---------------------------------------------------------------------------
     @staticmethod
     def image_name(img: dict) -> str:
+        """The file name of a COCO image record (``file_name``, else the last part of ``coco_url``)."""
         if img.get("file_name"):
             return img["file_name"]
         if img.get("coco_url"):
@@ -136,6 +139,7 @@ class InstanceSet:
         return out
 
     def instance(self, ann_id: int) -> Instance:
+        """The :class:`Instance` of annotation ``ann_id``."""
         return self._instance(self.coco.anns[ann_id])
 
     def mask(self, inst: Instance | int) -> np.ndarray:
@@ -157,9 +161,11 @@ class InstanceSet:
         return m.astype(bool)
 
     def missing_images(self, instances: list[Instance]) -> list[Instance]:
+        """The instances whose image file is not in any image folder."""
         return [i for i in instances if i.image_path is None]
 
     def summary(self) -> dict:
+        """Counts of images, instances, crowd instances and instances per size class."""
         insts = self.instances(include_crowd=True)
         sizes = Counter(size_class(i.area) for i in insts if not i.iscrowd)
         return {

@@ -31,6 +31,7 @@ class WholeWindowBackend:
     metadata: dict = {}
 
     def __call__(self, batch: np.ndarray) -> RuntimeOutput:
+        """Logits that put every pixel of every window in the mask."""
         n, _, h, w = batch.shape
         return RuntimeOutput(np.full((n, h, w), 10.0, dtype=np.float32))
 
@@ -53,6 +54,7 @@ class DiskBackend:
         self.radius_fraction = radius_fraction
 
     def __call__(self, batch: np.ndarray) -> RuntimeOutput:
+        """Logits of the centred disk, the same for every window."""
         n, _, h, w = batch.shape
         return RuntimeOutput(np.broadcast_to(disk_logits(h, self.radius_fraction), (n, h, w)).copy())
 

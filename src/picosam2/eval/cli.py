@@ -17,6 +17,7 @@ full-image mask. Writes REPORT.json (--out), optionally a COCO results file with
 
 
 def add_parser(sub) -> list[str]:
+    """Register ``picosam2 eval``; returns its name."""
     p = sub.add_parser("eval", help="evaluate on COCO-format data (paper or full protocol)", description=DESCRIPTION)
     p.add_argument("--annotations", required=True, metavar="JSON", help="COCO-format instances json (COCO, LVIS v1)")
     p.add_argument(
@@ -119,6 +120,7 @@ def _make_model(args):
 
 
 def run_eval(args) -> int:
+    """``picosam2 eval``: evaluate a model, a baseline or a results file and write the report."""
     from ..data import InstanceSet
     from .protocols import evaluate
     from .results import build_report, format_table, load_results, results_entries, score_results, write_json_atomic

@@ -37,6 +37,7 @@ def _pyplot():
 
 
 def plot_by_size(report: dict, path: Path) -> Path:
+    """Bar chart of a report's mIoU and paper mAP per size class, written to ``path``."""
     plt = _pyplot()
 
     names = ["all", "small", "medium", "large"]
@@ -86,6 +87,7 @@ def _tile(dataset: InstanceSet, sample: Sample, pred: np.ndarray, image: np.ndar
 
 
 def plot_gallery(dataset, samples: list[Sample], pred_of, path: Path, title: str) -> Path:
+    """A grid of samples (image, ground truth, prediction from ``pred_of``) titled ``title``, written to ``path``."""
     plt = _pyplot()
 
     cols = 4

@@ -100,6 +100,7 @@ def prompt_rule_name(protocol: str, prompt: str) -> str:
 
 
 def window_rule(protocol: str, prompt: str) -> str:
+    """One sentence saying how a prompt becomes a window under ``protocol``."""
     check_protocol(protocol, prompt)
     if prompt == "box":
         return "box: square of 1.2 x the longer box side, centred on the box, resized to 96"
@@ -109,6 +110,7 @@ def window_rule(protocol: str, prompt: str) -> str:
 
 
 def check_protocol(protocol: str, prompt: str) -> None:
+    """Raise :class:`~picosam2.errors.UsageError` for an unknown protocol or prompt kind."""
     if protocol not in PROTOCOLS:
         raise UsageError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
     if prompt not in PROMPTS:
@@ -208,6 +210,8 @@ class Sample:
 
 @dataclass
 class EvalResult:
+    """Per-instance samples and skip counts of one evaluation, with their summary."""
+
     protocol: str
     prompt: str
     samples: list[Sample] = field(default_factory=list)
@@ -223,9 +227,11 @@ class EvalResult:
 
     @property
     def per_instance(self) -> dict[int, float]:
+        """Annotation id -> IoU of every scored instance."""
         return {s.ann_id: s.iou for s in self.samples}
 
     def summary(self) -> dict:
+        """mIoU, paper mAP and counts per size class (plus the click-scale summary when candidates were kept)."""
         out = metrics.summarize(self.per_instance, {s.ann_id: s.area for s in self.samples})
         if any(s.candidates for s in self.samples):
             out["point_scales"] = metrics.scale_summary(self.samples, self.point_scales)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -74,6 +73,11 @@ def results_entries(result: EvalResult) -> list[dict]:
 
 
 def load_results(path: str | os.PathLike) -> list[dict]:
+    """The entries of a COCO-style results JSON file (a list of dicts).
+
+    Raises:
+        DataError: the file is missing or not such a list.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"results file not found: {path}")
@@ -160,7 +164,7 @@ def score_results(
     progress: bool = True,
 ) -> EvalResult:
     """Per-instance IoUs of a results file's masks under a protocol (no images needed)."""
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     check_protocol(protocol, prompt)
     t0 = time.perf_counter()
@@ -169,7 +173,7 @@ def score_results(
         entries = reference_entries(entries, instances)
     by_ann, counts = _match_entries(entries, {i.ann_id for i in instances})
     result = EvalResult(protocol=protocol, prompt=prompt, requested=len(instances))
-    for inst in tqdm(instances, desc=f"score {protocol}", unit="inst", file=sys.stderr, disable=not progress):
+    for inst in progress_bar(instances, desc=f"score {protocol}", unit="inst", enabled=progress):
         prepared = prepare_instance(dataset, inst, protocol, prompt, result.skipped)
         if prepared is None:
             continue

@@ -16,6 +16,7 @@ FORMATS = ("onnx", "onnx-int8", "imx500", "tflite", "tflite-int8")
 
 
 def add_parser(sub) -> list[str]:
+    """Register ``picosam2 export``; returns its name."""
     p = sub.add_parser(
         "export",
         help="export weights to onnx, onnx-int8, imx500 (Raspberry Pi AI Camera) or tflite",

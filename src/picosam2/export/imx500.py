@@ -60,6 +60,7 @@ class NormalizedInput(nn.Module):
         self.config = getattr(net, "config", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise 0..255 RGB in the network, then run it."""
         return self.net(self.norm(x))
 
 
@@ -281,6 +282,7 @@ class MemoryReport:
     raw: dict = field(default_factory=dict, repr=False)
 
     def summary(self) -> str:
+        """One line: memory used of available, utilisation and whether the network fits."""
         verdict = "fits" if self.fits else "DOES NOT FIT"
         return (
             f"IMX500 memory: {self.memory_usage_mb:.2f} MB of {self.available_mb:.2f} MB ({self.utilization}; "
@@ -299,6 +301,7 @@ def _mb(text) -> float:
 
 
 def parse_memory_report(path: str | os.PathLike) -> MemoryReport:
+    """The converter's ``*_MemoryReport.json`` as a :class:`MemoryReport`."""
     raw = json.loads(Path(path).read_text())
     r = raw["Memory Report"]
     return MemoryReport(
@@ -335,6 +338,8 @@ def convert(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, timeout: f
 
 @dataclass
 class Imx500Export:
+    """What :func:`export_imx500` wrote: the package files, memory report, stage times and settings."""
+
     out_dir: Path
     packer_zip: Path
     dnn_params: Path
@@ -347,6 +352,7 @@ class Imx500Export:
     qat_steps: int
 
     def to_json(self) -> dict:
+        """The export as a JSON-ready dictionary (paths as strings, without the raw memory report)."""
         d = asdict(self)
         if d["memory"] is not None:
             d["memory"].pop("raw", None)

@@ -29,6 +29,7 @@ EXTRA_HINT = "pip install 'picosam2[tflite]' (litert-torch)"
 
 
 def litert_available() -> bool:
+    """Whether ``litert_torch`` (the LiteRT converter) is installed."""
     return importlib.util.find_spec("litert_torch") is not None
 
 

@@ -34,6 +34,7 @@ class PicoSAM2Config:
         return ("mask_logits", "iou") if self.quality_head else ("mask_logits",)
 
     def to_dict(self) -> dict:
+        """The config as a JSON-ready dictionary (tuples as lists)."""
         d = asdict(self)
         for k, v in d.items():
             if isinstance(v, tuple):
@@ -42,6 +43,11 @@ class PicoSAM2Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> PicoSAM2Config:
+        """A config from :meth:`to_dict`'s dictionary.
+
+        Raises:
+            UsageError: a key this version does not know.
+        """
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:

@@ -57,6 +57,7 @@ class QualityHead(nn.Module):
         self.fc2 = nn.Conv2d(hidden, 1, 1)
 
     def forward(self, bottleneck: torch.Tensor, decoded: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """(N, 1) predicted full-image IoU of the mask ``logits`` from the bottleneck and decoder features."""
         return self.predict(self.pooled(bottleneck, decoded, logits))
 
     def predict(self, pooled: torch.Tensor) -> torch.Tensor:
@@ -112,6 +113,7 @@ class PicoSAM2(nn.Module):
         self.quality = QualityHead(c.bottleneck_width, cin, c.quality_hidden) if c.quality_head else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """(N, 1, S, S) mask logits of normalised (N, 3, S, S) windows, plus (N, 1) predicted IoU with a quality head."""
         skips = []
         for block, down in zip(self.encoder, self.downsample):
             x = block(x)

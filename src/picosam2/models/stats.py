@@ -7,6 +7,7 @@ from torch import nn
 
 
 def count_params(model: nn.Module) -> int:
+    """The number of parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
 
 

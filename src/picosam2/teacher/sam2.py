@@ -260,6 +260,7 @@ class TeacherWindowModel:
         self.out_size = out_size
 
     def predict_windows(self, image: np.ndarray, windows, points=None) -> np.ndarray:
+        """SAM 2.1's (N, 96, 96) window logits for windows of an (H, W, 3) uint8 image (``points``: the clicks, else the window centres)."""
         from ..prompts import crop_image
 
         if not windows:

@@ -9,6 +9,7 @@ from ..errors import UsageError, WeightsError
 
 
 def add_parser(sub) -> list[str]:
+    """Register ``train``, ``teacher-cache``, ``calibrate-scores`` and ``tune-quality-head``; returns their names."""
     p = sub.add_parser(
         "train",
         help="train PicoSAM2 (ground truth or distillation) with PyTorch Lightning",
@@ -100,6 +101,7 @@ def _click_args(parser, annotations_help: str) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """``picosam2 train``: load and validate the config, then train (or only pack the data)."""
     from .config import dump_config, load_config
 
     cfg = load_config(args.config, args.overrides)
@@ -122,6 +124,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_teacher_cache(args: argparse.Namespace) -> int:
+    """``picosam2 teacher-cache``: compute the SAM 2.1 teacher's logits for a packed set."""
     from .teacher_cache import build_teacher_cache
 
     out = build_teacher_cache(
@@ -143,6 +146,7 @@ def run_teacher_cache(args: argparse.Namespace) -> int:
 
 
 def run_calibrate_scores(args: argparse.Namespace) -> int:
+    """``picosam2 calibrate-scores``: fit the score calibration on held-out clicks (and store it with ``--write``)."""
     import json
     from pathlib import Path
 
@@ -195,6 +199,7 @@ def run_calibrate_scores(args: argparse.Namespace) -> int:
 
 
 def run_tune_quality_head(args: argparse.Namespace) -> int:
+    """``picosam2 tune-quality-head``: refit the quality head on the clicks it ranks and write new weights."""
     import json
     import shutil
     from pathlib import Path

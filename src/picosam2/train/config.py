@@ -34,6 +34,8 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 @dataclass
 class DataConfig:
     #: COCO/LVIS-format json of the training instances and the folders holding its images.
+    """Where the training data is and how windows and prompts are drawn from it."""
+
     train_annotations: str = ""
     train_images: list[str] = field(default_factory=list)
     #: folder of packed crops (``picosam2 train --pack-only`` / :func:`build_packed`); when set, training
@@ -79,6 +81,8 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
+    """Optimiser, learning rate and its schedule."""
+
     name: str = "adamw"
     lr: float = 3e-4
     weight_decay: float = 0.01
@@ -94,6 +98,8 @@ class OptimConfig:
 class LossConfig:
     #: ``gt``: (BCE + Dice)(student, ground truth). ``distill``: alpha * (MSE + Dice)(student
     #: prob, teacher prob) + (1 - alpha) * (BCE + Dice)(student, ground truth).
+    """The training loss: ground truth or distillation, and their weights."""
+
     mode: str = "gt"
     #: ``dynamic`` (alpha = the teacher's predicted IoU per sample, the paper) or a number in [0, 1].
     alpha: str | float = "dynamic"
@@ -109,6 +115,8 @@ class LossConfig:
 @dataclass
 class TeacherConfig:
     #: hub id, local folder or checkpoint of a SAM 2.1 model for ``transformers.Sam2Model``.
+    """The SAM 2.1 teacher of distillation (cached or online)."""
+
     model: str = "facebook/sam2.1-hiera-tiny"
     #: ``crop`` (paper: the teacher sees the same 96 px window, upsampled) or ``full`` (the teacher
     #: sees the whole image with the point; its mask is cut to the window).
@@ -122,6 +130,8 @@ class TeacherConfig:
 
 @dataclass
 class TrainConfig:
+    """A whole training run: model, data, optimiser, loss, teacher, checkpoints and logging."""
+
     model: str = "picosam2"
     #: start from these weights (folder or ``default``) instead of random initialisation.
     init_weights: str | None = None
@@ -154,6 +164,8 @@ class TrainConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
 
     def to_dict(self) -> dict:
+        """The config as nested plain dictionaries (for YAML)."""
+
         def conv(v):
             if dataclasses.is_dataclass(v):
                 return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
@@ -229,10 +241,16 @@ def resolve_config_path(name: str | Path) -> Path:
 
 
 def shipped_configs() -> list[str]:
+    """Names of the training configs shipped in the package."""
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
 def apply_overrides(d: dict, overrides: list[str]) -> dict:
+    """``d`` with ``key.sub=value`` overrides applied (values parsed as YAML).
+
+    Raises:
+        ConfigError: an override that is not ``key=value`` or names a non-section.
+    """
     yaml = _yaml()
     for item in overrides:
         if "=" not in item:
@@ -282,6 +300,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def validate(cfg: TrainConfig) -> None:
+    """Check the values that must fit together.
+
+    Raises:
+        ConfigError: the first value that does not.
+    """
     if cfg.batch_size < 1 or cfg.max_steps < 1:
         raise ConfigError("batch_size and max_steps must be positive")
     if cfg.loss.mode not in ("gt", "distill"):
@@ -307,4 +330,5 @@ def validate(cfg: TrainConfig) -> None:
 
 
 def dump_config(cfg: TrainConfig) -> str:
+    """The config as YAML text."""
     return _yaml().safe_dump(cfg.to_dict(), sort_keys=False)

@@ -60,6 +60,7 @@ class WindowPolicy:
 
     @classmethod
     def from_data_config(cls, d) -> WindowPolicy:
+        """The policy from a :class:`~picosam2.train.config.DataConfig`."""
         return cls(**{k: getattr(d, k) for k in cls.__dataclass_fields__})
 
     @classmethod
@@ -107,12 +108,15 @@ def crop_units(pixels: float, win: Window, out_size: int = MODEL_SIZE) -> float:
 # -- augmentation ---------------------------------------------------------------------------
 @dataclass
 class Augment:
+    """Random flips and colour jitter applied alike to a crop and its targets."""
+
     hflip: float = 0.0
     vflip: float = 0.0
     color_jitter: float = 0.0
 
     @classmethod
     def from_data_config(cls, d) -> Augment:
+        """The augmentation from a :class:`~picosam2.train.config.DataConfig`."""
         return cls(hflip=d.hflip, vflip=d.vflip, color_jitter=d.color_jitter)
 
     def __call__(self, image: np.ndarray, targets: list[np.ndarray], rng: np.random.Generator):
@@ -149,6 +153,7 @@ class StreamSampler:
         self._start = start
 
     def start(self) -> int:
+        """The index the stream starts at (resumed runs continue where they stopped)."""
         return int(self._start() if callable(self._start) else self._start)
 
     def __iter__(self):
@@ -481,12 +486,15 @@ class PackedCrops:
         return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
 
     def crop(self, row: int) -> np.ndarray:
+        """The (96, 96, 3) uint8 crop of ``row``."""
         return _decode_jpeg(self.jpeg[row]) if self.jpeg is not None else self.images[row]
 
     def gt_mask(self, row: int) -> np.ndarray:
+        """The (96, 96) ground-truth mask of ``row``."""
         return np.unpackbits(self.mask[row])[: MODEL_SIZE * MODEL_SIZE].reshape(MODEL_SIZE, MODEL_SIZE).astype(bool)
 
     def windows(self) -> list[Window]:
+        """The image-pixel window of every row."""
         return [Window(*map(int, w)) for w in self.window]
 
     def __getitem__(self, g: int) -> dict:

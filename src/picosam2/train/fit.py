@@ -212,6 +212,7 @@ def export_weights(module, folder: Path, cfg: TrainConfig, step: int, extra_meta
 
 
 def copy_for_export(net: torch.nn.Module) -> torch.nn.Module:
+    """A float32, eval-mode copy of ``net`` (the training one is left as it is)."""
     import copy
 
     net = copy.deepcopy(net).float().eval()

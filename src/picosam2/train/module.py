@@ -57,6 +57,8 @@ def lr_lambda(cfg: TrainConfig):
 
 
 class PicoSAM2Module(L.LightningModule):
+    """The LightningModule that trains PicoSAM2: losses, EMA, validation IoU and optimiser."""
+
     def __init__(self, cfg: TrainConfig, teacher=None):
         super().__init__()
         self.cfg = cfg
@@ -78,6 +80,7 @@ class PicoSAM2Module(L.LightningModule):
 
     # -- helpers ------------------------------------------------------------------------------
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, S, S, 3) uint8 images -> the network's normalised (N, 3, S, S) input."""
         x = images.permute(0, 3, 1, 2).float().div_(255.0)
         x = (x - self.mean) / self.std
         if self.cfg.channels_last:
@@ -90,6 +93,7 @@ class PicoSAM2Module(L.LightningModule):
 
     # -- training -----------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
+        """One batch's loss (ground truth or distillation, plus the quality head's), logged."""
         x = self.normalize(batch["image"])
         logits, pred_iou = split_outputs(self.model(x))
         logits = logits[:, 0].float()
@@ -128,11 +132,13 @@ class PicoSAM2Module(L.LightningModule):
         return loss
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):
+        """The optimiser step, then the EMA update."""
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         self.update_ema()  # before any callback (checkpoints) sees this step
 
     @torch.no_grad()
     def update_ema(self):
+        """Move the EMA weights towards the current ones (from ``ema_start`` on)."""
         if self.ema_model is None:
             return
         step = self.global_step
@@ -150,6 +156,7 @@ class PicoSAM2Module(L.LightningModule):
 
     # -- validation (paper-protocol crops) ----------------------------------------------------
     def validation_step(self, batch, batch_idx):
+        """IoU of the exported (EMA) network on a validation batch."""
         net = self.export_model()
         was_training = net.training
         net.eval()
@@ -159,6 +166,7 @@ class PicoSAM2Module(L.LightningModule):
         self._val_ious.append(batch_iou(logits, batch["mask"].float()))
 
     def on_validation_epoch_end(self):
+        """Log the mean validation IoU over all processes."""
         if self._val_ious:
             ious = torch.cat(self._val_ious)
             ious = self.all_gather(ious).reshape(-1) if self.trainer.world_size > 1 else ious
@@ -167,6 +175,7 @@ class PicoSAM2Module(L.LightningModule):
 
     # -- optimizer ----------------------------------------------------------------------------
     def configure_optimizers(self):
+        """The optimiser (no weight decay on norms and biases) and its warm-up + schedule."""
         o = self.cfg.optim
         decay, no_decay = [], []
         for p in self.model.parameters():

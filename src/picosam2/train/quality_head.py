@@ -36,6 +36,7 @@ class ClickSet:
 
     @classmethod
     def load(cls, path) -> ClickSet:
+        """A click set saved by :meth:`save`."""
         with np.load(path) as z:
             return cls(z["pooled"], z["iou"], z["click"])
 

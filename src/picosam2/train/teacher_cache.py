@@ -96,6 +96,7 @@ class OnlineTeacher:
         self.teacher = teacher
 
     def window_logits(self, images):
+        """The teacher's logits for a batch of (N, S, S, 3) crops, as a tensor on their device."""
         import torch
 
         out = self.teacher.predict_crops(images.cpu().numpy())
