@@ -28,8 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: a target is thin when its most interior pixel is this close to the border, relative to sqrt(area)
-#: (a w x h rectangle: 0.5 * sqrt(w / h), so 0.2 is about 1:6 or thinner)
-THIN = 0.2
+#: (a w x h rectangle: 0.5 * sqrt(w / h), so 0.25 is 1:4 or thinner)
+THIN = 0.25
 
 
 def thinness(mask: np.ndarray) -> float:
