@@ -256,3 +256,29 @@ def test_their_eval_outputs_format_is_scored_by_the_paper_protocol(tmp_path, fix
     ours, scored = (json.loads((tmp_path / n).read_text()) for n in ("ours.json", "scored.json"))
     assert ours["miou"] > 0.1 and scored["count"] == ours["count"] == len(theirs)
     assert scored["per_instance"] == ours["per_instance"]
+
+
+def test_browser_port_calibrates_headless_clicks_like_python():
+    """windows.js clickScores with no network scores (a head-less network) = Predictor's."""
+    from picosam2.prompts import point_windows
+    from picosam2.selection import CLICK_FEATURES, ScoreCalibration
+    from test_demo_js import NODE, run_js
+
+    if NODE is None:
+        pytest.skip("node is not installed")
+    rng = np.random.default_rng(7)
+    f = len(CLICK_FEATURES)
+    cal = ScoreCalibration(np.zeros(f), np.ones(f), rng.normal(size=1 + f + f * (f + 1) // 2) * 0.1)
+    wins = point_windows(570, 200, (800, 534), [96, 140, 205, 300])
+    logits = (rng.standard_normal((len(wins), 96, 96)) * 3).astype(np.float32)
+    data = {
+        "cal": cal.to_dict(),
+        "lg": logits.ravel().tolist(),
+        "wins": [dict(zip(("x0", "y0", "x1", "y1"), w.as_tuple())) for w in wins],
+    }
+    got = run_js(
+        "const lg = Float32Array.from(data.lg); const offs = data.wins.map((_, i) => i * 96 * 96);"
+        " return w.clickScores(data.cal, lg, offs, 96, data.wins, 800, 534, null);",
+        data,
+    )
+    assert np.allclose(got, cal(logits, wins, (800, 534), np.zeros(len(wins))), atol=1e-6)

@@ -442,8 +442,9 @@ export function calibrateScore(cal, features) {
 }
 
 /** Predictor.click_scores: a click's candidate scores through the calibration (when `cal` is
- * given and the click has more than one window), else as they are. */
+ * given and the click has more than one window), else as they are. A network without a quality
+ * head (`scores` null) scores 0 in the calibration's features, as in Predictor._predict_scales. */
 export function clickScores(cal, logits, offsets, size, wins, width, height, scores) {
-  if (!cal || !scores || wins.length < 2) return scores;
-  return offsets.map((o, i) => calibrateScore(cal, clickFeatures(logits, o, size, wins[i], width, height, scores[i])));
+  if (!cal || wins.length < 2) return scores;
+  return offsets.map((o, i) => calibrateScore(cal, clickFeatures(logits, o, size, wins[i], width, height, scores ? scores[i] : 0)));
 }
