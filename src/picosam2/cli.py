@@ -29,6 +29,8 @@ COMMANDS = {
     "bundle": "picosam2.ops.cli",
     "device": "picosam2.ops.cli",
     "monitor": "picosam2.ops.cli",
+    "finetune": "picosam2.train.finetune",
+    "gate": "picosam2.ops.gate",
 }
 
 

@@ -1,0 +1,381 @@
+"""``picosam2 finetune``: adapt shipped weights to one site's labelled frames on a CPU.
+
+The recipe (docs/field-learning.md), meant for a few hundred site images and at most 30 minutes
+on 2 CPU cores:
+
+* the site annotations are split by image: ``holdout`` of the images (seeded) are kept out of
+  training and refit the score calibration at the end; the rest are the training set;
+* every batch mixes ``replay_fraction`` of windows from the base training data (``--replay``) with
+  site windows, so the network keeps what it knew; windows are drawn like the base weights' last
+  stage (a random point, 60 % of the windows at a side from 96 px to the image's longer side,
+  horizontal flips, mild colour jitter);
+* every layer moves (BatchNorm statistics included: most of a lighting or optics shift is
+  there), AdamW at a low learning rate with a short warm-up and a cosine decay **over the time
+  budget** (``minutes``), so a run ends annealed whatever the CPU's speed; an EMA of the weights
+  is what ships;
+* the quality head stays and keeps learning the full-image IoU of the new masks (the same loss as
+  the base training), and the score calibration that ranks a click's windows is refitted on the
+  held-out site images (ridge, penalty chosen by cross-validation), so scale-aware clicks rank
+  the adapted masks with the adapted scores.
+
+Resumable: state (weights, EMA, optimizer, step, elapsed time) is checkpointed atomically to
+``OUT.work/`` about every minute; running the same command again continues where it stopped.
+The weights are written to ``OUT`` (a new folder, created by a rename at the very end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+
+CKPT = "state.pt"
+LOG = "log.jsonl"
+
+
+@dataclass
+class FinetuneSettings:
+    base: str | None
+    annotations: str
+    images: list[str]
+    out: str
+    replay_annotations: str | None = None
+    replay_images: list[str] = field(default_factory=list)
+    replay_fraction: float = 0.25
+    minutes: float = 15.0
+    max_steps: int = 0  #: 0 = until the time budget is spent
+    batch_size: int = 32
+    lr: float = 3e-4
+    warmup_steps: int = 20
+    weight_decay: float = 0.01
+    ema_decay: float = 0.98
+    holdout: float = 0.15
+    calib_clicks: int = 200
+    seed: int = 0
+    threads: int = 2
+    precision: str = "bf16"  #: ``bf16`` autocast (CPUs with AVX-512 BF16 / AMX) or ``32``
+    hflip: float = 0.5
+    color_jitter: float = 0.2
+    ckpt_seconds: float = 60.0
+
+    def key(self) -> str:
+        """What a resumed run must share with the first one (the budget may change)."""
+        d = asdict(self)
+        for k in ("minutes", "max_steps", "threads", "ckpt_seconds", "calib_clicks"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def split_by_image(
+    annotations: str | os.PathLike, images, holdout: float, seed: int, work: Path
+) -> tuple[Path, Path, dict]:
+    """Write ``fit.json`` and ``holdout.json`` (whole images, seeded) into ``work``."""
+    from ..data.labels import import_labels
+
+    data = import_labels(annotations, images)
+    data.pop("summary")
+    ids = sorted(im["id"] for im in data["images"])
+    with_ann = sorted({a["image_id"] for a in data["annotations"]})
+    if len(with_ann) < 2:
+        raise UsageError(f"{annotations}: fine-tuning needs labelled objects on at least 2 images")
+    rng = np.random.default_rng([seed, 5])
+    n_hold = min(len(with_ann) - 1, max(1, int(round(holdout * len(with_ann))))) if holdout > 0 else 0
+    held = set(rng.permutation(with_ann)[:n_hold].tolist())
+    out = {}
+    for name, keep in (("fit", [i for i in ids if i not in held]), ("holdout", sorted(held))):
+        ks = set(keep)
+        sub = {
+            **{k: v for k, v in data.items() if k not in ("images", "annotations")},
+            "images": [im for im in data["images"] if im["id"] in ks],
+            "annotations": [a for a in data["annotations"] if a["image_id"] in ks],
+        }
+        from ..io_utils import write_json_atomic
+
+        write_json_atomic(sub, work / f"{name}.json")
+        out[name] = {"images": len(sub["images"]), "instances": len(sub["annotations"])}
+    return work / "fit.json", work / "holdout.json", out
+
+
+class MixedWindows:
+    """Global sample index -> a site window, or (with probability ``fraction``) a replay window."""
+
+    def __init__(self, site, replay=None, fraction: float = 0.0, seed: int = 0):
+        self.site, self.replay, self.fraction, self.seed = site, replay, fraction if replay else 0.0, seed
+
+    def is_replay(self, g: int) -> bool:
+        return self.fraction > 0 and np.random.default_rng([self.seed, 13, int(g)]).random() < self.fraction
+
+    def __len__(self) -> int:
+        return 1 << 40
+
+    def __getitem__(self, g: int) -> dict:
+        s = self.replay[g] if self.is_replay(g) else self.site[g]
+        s["index"] = int(g)
+        return s
+
+
+def _window_set(annotations, images, seed: int, settings: FinetuneSettings):
+    from ..data import InstanceSet
+    from .data import Augment, WindowDataset, WindowPolicy
+
+    policy = WindowPolicy(point="random", paper_point_prob=0.25, interior_point_prob=0.15, scale_prob=0.6,
+                          scale_min=96, scale_to_image=True, paper_mode_prob=0.5)  # fmt: skip
+    augment = Augment(hflip=settings.hflip, color_jitter=settings.color_jitter)
+    return WindowDataset(InstanceSet(annotations, images), policy, augment, seed=seed)
+
+
+def _lr_factor(step: int, elapsed: float, s: FinetuneSettings) -> float:
+    if step < s.warmup_steps:
+        return (step + 1) / s.warmup_steps
+    t = elapsed / (60.0 * s.minutes) if s.minutes > 0 else 0.0
+    if s.max_steps:
+        t = max(t, step / s.max_steps)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def _save_state(work: Path, state: dict) -> None:
+    import torch
+
+    tmp = work / f".{CKPT}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, work / CKPT)
+
+
+def refit_calibration(folder: Path, holdout_json: Path, images, clicks: int, progress: bool) -> dict:
+    """Refit the weights' score calibration on held-out site clicks (written into config.json)."""
+    from ..data import InstanceSet
+    from ..io_utils import write_json_atomic
+    from ..predictor import Predictor
+    from .score_calibration import click_figures, collect, cross_validate, fit_ridge
+
+    predictor = Predictor.from_pretrained(str(folder), point_scales="auto", warn_untrained=False)
+    feats, ious = collect(InstanceSet(holdout_json, images), predictor, clicks or None, progress)
+    raw = click_figures([(f[:, 0], y) for f, y in zip(feats, ious)])
+    folds = min(5, len(feats))
+    tried = {a: cross_validate(feats, ious, a, folds) for a in (10.0, 100.0, 300.0, 1000.0)} if folds >= 2 else {}
+    alpha = max(tried, key=lambda a: tried[a]["miou"]) if tried else 100.0
+    cal = fit_ridge(np.concatenate(feats), np.concatenate(ious), alpha, fitted_on=f"site holdout ({len(feats)} clicks)")
+    cfile = folder / "config.json"
+    config = json.loads(cfile.read_text())
+    config.setdefault("extra", {})["score_calibration"] = {**cal.to_dict(), "alpha": alpha}
+    write_json_atomic(config, cfile, indent=2)
+    return {"clicks": len(feats), "alpha": alpha, "network_score": raw, "cross_validated": tried.get(alpha)}
+
+
+def finetune(s: FinetuneSettings, progress: bool = True) -> dict:
+    """Run (or resume) the fine-tune; returns its report (also ``OUT/finetune.json``)."""
+    import torch
+
+    from ..io_utils import write_json_atomic
+    from ..models import from_pretrained, save_pretrained, split_outputs, weights_metadata
+    from ..models.registry import resolve_weights
+    from .data import collate
+    from .losses import batch_iou, gt_loss, quality_loss
+
+    out = Path(s.out)
+    if out.exists():
+        raise UsageError(f"{out} exists; choose a new --out (weights are written once)")
+    if not 0 <= s.replay_fraction < 1:
+        raise UsageError("--replay-fraction must be in [0, 1)")
+    if s.replay_fraction > 0 and not s.replay_annotations:
+        raise UsageError("--replay-fraction needs --replay ANNOTATIONS IMAGES")
+    if s.minutes <= 0 and s.max_steps <= 0:
+        raise UsageError("give a positive --minutes or --steps")
+    if not 0 <= s.holdout < 1:
+        raise UsageError("--holdout must be in [0, 1)")
+    base_dir = resolve_weights(s.base)
+    work = out.with_name(out.name + ".work")
+    work.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, s.threads))
+    torch.manual_seed(s.seed)
+
+    state = torch.load(work / CKPT, map_location="cpu", weights_only=False) if (work / CKPT).exists() else None
+    if state is not None and state["key"] != s.key():
+        raise UsageError(f"{work} holds a fine-tune with other settings; remove it or choose another --out")
+    t_prep = time.monotonic()
+    fit_json, hold_json, split = split_by_image(s.annotations, s.images, s.holdout, s.seed, work)
+    label_check_s = time.monotonic() - t_prep
+    site = _window_set(fit_json, s.images, s.seed, s)
+    replay = _window_set(s.replay_annotations, s.replay_images, s.seed + 1, s) if s.replay_fraction > 0 else None
+    mixed = MixedWindows(site, replay, s.replay_fraction, s.seed)
+
+    model = from_pretrained(s.base).train()
+    if getattr(model, "quality", None) is None:
+        raise UsageError(f"{base_dir} has no quality head; finetune keeps and retrains it (use picosam2-q weights)")
+    model = model.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=s.lr
+    )
+    step, elapsed = 0, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        step, elapsed = int(state["step"]), float(state["elapsed"])
+    mc = model.config
+    mean = torch.tensor(mc.mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(mc.std, dtype=torch.float32).view(1, 3, 1, 1)
+
+    budget = 60.0 * s.minutes if s.minutes > 0 else float("inf")
+    limit = s.max_steps or (1 << 40)
+    sampler = range(step * s.batch_size, (1 << 40))
+    loader = torch.utils.data.DataLoader(
+        mixed, batch_size=s.batch_size, sampler=sampler, collate_fn=collate, num_workers=1,
+        prefetch_factor=4, persistent_workers=False,
+    )  # fmt: skip
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=int(budget) if budget < float("inf") else None, initial=int(elapsed), unit="s",
+               desc="finetune", disable=not progress or None)  # fmt: skip
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if s.precision == "bf16" else contextlib.nullcontext()
+    t_last, t_ckpt = time.monotonic(), time.monotonic()
+    logf = open(work / LOG, "a")
+    try:
+        for batch in loader:
+            if elapsed >= budget or step >= limit:
+                break
+            for g in opt.param_groups:
+                g["lr"] = s.lr * _lr_factor(step, elapsed, s)
+            x = batch["image"].permute(0, 3, 1, 2).float().div_(255.0)
+            x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+            gt = batch["mask"].float()
+            with autocast:
+                logits, pred_iou = split_outputs(model(x))
+            logits = logits[:, 0].float()
+            loss = gt_loss(logits, gt)
+            q = quality_loss(pred_iou.float(), logits.detach(), gt, batch["outside"])
+            total = loss + q
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            step += 1
+            d = min(s.ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for pe, p in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(p.detach(), 1.0 - d)
+                for be, b in zip(ema.buffers(), model.buffers()):
+                    be.copy_(b) if not be.dtype.is_floating_point else be.lerp_(b, 1.0 - d)
+            now = time.monotonic()
+            elapsed += now - t_last
+            bar.update(int(elapsed) - bar.n)
+            t_last = now
+            if step % 10 == 0:
+                with torch.no_grad():
+                    iou = float(batch_iou(logits.detach(), gt).mean())
+                share = float(np.mean([mixed.is_replay(int(g)) for g in batch["index"]]))
+                logf.write(json.dumps({"step": step, "elapsed_s": round(elapsed, 1), "loss": round(float(loss.detach()), 4),
+                                       "quality_loss": round(float(q.detach()), 4), "iou": round(iou, 4),
+                                       "replay_share": round(share, 3),
+                                       "lr": opt.param_groups[0]["lr"]}) + "\n")  # fmt: skip
+                logf.flush()
+                bar.set_postfix(step=step, loss=f"{float(loss.detach()):.3f}")
+            if now - t_ckpt >= s.ckpt_seconds:
+                _save_state(work, {"key": s.key(), "model": model.state_dict(), "ema": ema.state_dict(),
+                                   "opt": opt.state_dict(), "step": step, "elapsed": elapsed})  # fmt: skip
+                t_ckpt = time.monotonic()
+                t_last = t_ckpt  # checkpoint time is not training time
+    finally:
+        logf.close()
+        bar.close()
+    _save_state(work, {"key": s.key(), "model": model.state_dict(), "ema": ema.state_dict(),
+                       "opt": opt.state_dict(), "step": step, "elapsed": elapsed})  # fmt: skip
+
+    net = copy.deepcopy(ema).float().eval().to(memory_format=torch.contiguous_format)
+    meta = weights_metadata(s.base)
+    meta.update(
+        trained="true",
+        finetune=f"{step} steps x {s.batch_size} ({s.replay_fraction:.0%} replay) from {base_dir.name} on "
+        f"{Path(s.annotations).name}, {elapsed / 60:.1f} min",
+    )
+    stage = out.with_name(f".{out.name}.stage")
+    shutil.rmtree(stage, ignore_errors=True)
+    save_pretrained(net, stage, metadata=meta, card=False)
+    t0 = time.monotonic()
+    calib = (
+        refit_calibration(stage, hold_json, s.images, s.calib_clicks, progress)
+        if split["holdout"]["instances"]
+        else None
+    )
+    report = {
+        "settings": {**asdict(s), "base": str(base_dir)},
+        "split": split,
+        "steps": step,
+        "samples": step * s.batch_size,
+        "train_minutes": round(elapsed / 60, 2),
+        "label_check_minutes": round(label_check_s / 60, 2),
+        "calibration_minutes": round((time.monotonic() - t0) / 60, 2),
+        "score_calibration": calib,
+        "threads": torch.get_num_threads(),
+    }
+    write_json_atomic(report, stage / "finetune.json", indent=2)
+    os.rename(stage, out)
+    return report
+
+
+# -- command line -------------------------------------------------------------------------------
+def add_parser(sub) -> list[str]:
+    p = sub.add_parser(
+        "finetune",
+        help="adapt weights to a site's labelled frames (CPU, minutes; replay keeps what they knew)",
+        description=(
+            "Fine-tune weights on a site's COCO labels (CVAT, Label Studio or picosam2 exports, checked "
+            "first) within a time budget, mixing in a share of the base training data, keeping the quality "
+            "head and refitting the score calibration on held-out site images. Running the same command "
+            "again resumes an interrupted run (state in OUT.work/). See docs/field-learning.md."
+        ),
+    )
+    p.add_argument("--base", default=None, metavar="WEIGHTS", help="weights to start from (default: shipped)")
+    p.add_argument("--annotations", required=True, metavar="JSON", help="the site's COCO labels")
+    p.add_argument("--images", required=True, action="append", metavar="DIR", help="site image folder (repeatable)")
+    p.add_argument("--out", required=True, metavar="WEIGHTS_DIR", help="new weights folder (must not exist)")
+    p.add_argument("--replay", nargs=2, metavar=("ANNOTATIONS", "IMAGES"), help="base training data to mix in")
+    p.add_argument("--replay-fraction", type=float, default=None, metavar="F",
+                   help="share of each batch from --replay (default 0.25 with --replay, else 0)")  # fmt: skip
+    p.add_argument("--minutes", type=float, default=15.0, metavar="M", help="training time budget (default 15)")
+    p.add_argument("--steps", type=int, default=0, metavar="N", help="also stop after N steps (0: time only)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--holdout", type=float, default=0.15, help="share of site images kept for the calibration")
+    p.add_argument("--calib-clicks", type=int, default=200, metavar="N", help="held-out clicks for the calibration")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", choices=("bf16", "32"), default="bf16")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_finetune)
+    return ["finetune"]
+
+
+def run_finetune(args) -> int:
+    if args.batch_size < 1 or args.lr <= 0 or args.threads < 1 or args.calib_clicks < 0:
+        raise UsageError("--batch-size, --lr and --threads must be positive")
+    replay = args.replay or (None, None)
+    fraction = args.replay_fraction if args.replay_fraction is not None else (0.25 if args.replay else 0.0)
+    s = FinetuneSettings(
+        base=args.base, annotations=args.annotations, images=args.images, out=args.out,
+        replay_annotations=replay[0], replay_images=[replay[1]] if replay[1] else [], replay_fraction=fraction,
+        minutes=args.minutes, max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, holdout=args.holdout,
+        calib_clicks=args.calib_clicks, threads=args.threads, precision=args.precision, seed=args.seed,
+    )  # fmt: skip
+    r = finetune(s, progress=not args.quiet)
+    cal = r["score_calibration"]
+    print(f"wrote {args.out}: {r['steps']} steps x {s.batch_size} in {r['train_minutes']:.1f} min "
+          f"({s.replay_fraction:.0%} replay); site split {r['split']['fit']['images']} images to train, "
+          f"{r['split']['holdout']['images']} held out"
+          + (f"; score calibration refitted on {cal['clicks']} held-out clicks" if cal else ""))  # fmt: skip
+    return 0
