@@ -137,3 +137,49 @@ def test_onnx_backend_matches_torch(trained_like_model, tmp_path, samples_dir):
         samples_dir / "dog.jpg", points=[[570, 200]], boxes=[[1, 1, 300, 300]]
     )
     np.testing.assert_allclose(a.logits, b.logits, atol=1e-3)
+
+
+def test_click_options_are_one_object_and_the_old_keywords_map_onto_it(trained_like_model):
+    from picosam2.prompts import ClickScales
+
+    assert Predictor(trained_like_model).clicks == ClickScales.fixed(96)  # no recommendation: the paper's click
+    p = Predictor(trained_like_model, window_size=128)
+    assert p.clicks == ClickScales((128,)) and p.window_size == 128 and p.point_scales is None
+    p = Predictor(trained_like_model, point_scales="96,192")
+    assert p.clicks.sizes == (96, 192) and p.point_scales == [96, 192]
+    p = Predictor(trained_like_model, clicks=ClickScales("auto:3", multimask=True))
+    assert p.point_scales == "auto:3" and p.multimask and p.clicks.count((800, 534)) == 3
+    p.multimask = False  # still settable one by one
+    assert p.clicks == ClickScales("auto:3")
+    with pytest.raises(PromptError, match="one size"):
+        ClickScales("auto", mode="paper")
+    with pytest.raises(PromptError, match="window size must be positive"):
+        Predictor(trained_like_model, window_size=0)
+
+
+def test_window_cap_counts_windows_and_refuses_before_running(trained_like_model, samples_dir):
+    from picosam2.predictor import WindowLimitError
+    from picosam2.prompts import ClickScales
+
+    calls = []
+    p = Predictor(trained_like_model, clicks=ClickScales("auto"), max_windows=20)
+    real = p.backend
+
+    class Counting:  # the real backend, counting the windows it runs
+        name, config, metadata = real.name, real.config, real.metadata
+
+        def __call__(self, x):
+            calls.append(len(x))
+            return real(x)
+
+    p.backend = Counting()
+    image = load_image(samples_dir / "dog.jpg")
+    per_click = len(ClickScales("auto").sides((800, 534)))  # 7 on the 800 x 534 dog
+    with pytest.raises(WindowLimitError) as info:
+        p.predict(image, points=[[100, 100], [200, 200], [300, 300]], boxes=[[10, 10, 50, 50]])
+    err = info.value
+    assert (err.windows, err.limit) == (3 * per_click + 1, 20) and not calls
+    assert f"costs {3 * per_click + 1} windows (3 clicks x {per_click} window sizes + 1 boxes)" in str(err)
+    assert ("auto:4", 13) in err.cheaper and ("fixed", 4) in err.cheaper
+    res = p.predict(image, points=[[100, 100], [200, 200]], boxes=[[10, 10, 50, 50]])  # 2 x 7 + 1 = 15
+    assert sum(calls) == 2 * per_click + 1 and len(res) == 3
