@@ -28,6 +28,7 @@ from .bundle import (
     utc_now,
     write_tar,
 )
+from .gate import GATE_REPORT, read_report, summary, weights_digest
 from .monitor import build_reference
 from .network import SlotNetwork
 from .stats import records_from_windows
@@ -86,23 +87,40 @@ def _imx500_package(model, dest: Path, calib_count: int | None) -> dict:
     return {"fits": bool(res.memory.fits), "memory_mb": res.memory.memory_usage_mb, "rpk": bool(packager)}
 
 
-def _reference_and_health(stage: Path, count: int | None, annotations=None, images=()) -> dict:
-    """Run the bundled INT8 network on reference windows (cut from ``annotations``/``images``,
-    the release's dev data, when given; else the bundled calibration windows): the monitor's
-    reference, and the health check's known window (the one whose mask covers closest to a third)."""
+def _reference_and_health(
+    stage: Path, count: int | None, annotations=None, images=(), reference_photos=None, reference_log=None
+) -> dict:
+    """The monitor's reference and the health check's known window.
+
+    The reference is recorded through the camera loop (:mod:`picosam2.ops.reference`): a log the
+    camera wrote (``reference_log``), else the camera loop run here on the bundled INT8 network over
+    ``reference_photos`` (a folder) or the photos of ``annotations`` (at most ``count``, default
+    200). Without photos it falls back to the bundled calibration windows, marked as such (the
+    monitor then warns that drift may be a false alarm). The health window is the window (of the
+    dev data's objects when given, else the calibration set) whose mask covers closest to a third."""
     from PIL import Image
 
     from ..export.calibration import load_bundled, windows_from_coco
+    from .reference import camera_reference, photos_of, reference_from_log
 
+    if reference_log:
+        ref = reference_from_log(reference_log)
+    elif reference_photos or annotations:
+        photos = photos_of(annotations, images, folder=reference_photos, limit=count or DEFAULT_DEV_REFERENCE)
+        ref = camera_reference(stage / INT8_ONNX, photos)
+    else:
+        ref = None
     if annotations:
         windows = windows_from_coco(annotations, list(images), count=count or DEFAULT_DEV_REFERENCE)
-        source = f"{len(windows)} windows of {Path(annotations).name}"
+        health_source = f"{len(windows)} windows of {Path(annotations).name}"
     else:
         windows = load_bundled(count)
-        source = f"first {len(windows)} bundled COCO calibration windows"
+        health_source = f"first {len(windows)} bundled COCO calibration windows"
     net = SlotNetwork(stage / INT8_ONNX, stage / CONFIG)
     logits, scores = net.run_batched(windows)
-    ref = build_reference(records_from_windows(windows, logits, scores), source=source)
+    if ref is None:
+        ref = {**build_reference(records_from_windows(windows, logits, scores), source=health_source),
+               "path": "calibration-windows"}  # fmt: skip
     (stage / REFERENCE).parent.mkdir(parents=True, exist_ok=True)
     (stage / REFERENCE).write_text(json.dumps(ref) + "\n")
     area = (logits > 0).mean(axis=(1, 2))
@@ -110,7 +128,25 @@ def _reference_and_health(stage: Path, count: int | None, annotations=None, imag
     (stage / HEALTH_WINDOW).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(windows[k]).save(stage / HEALTH_WINDOW)
     np.save(stage / HEALTH_EXPECTED, logits[k].astype(np.float32))
-    return {"reference": source, "health_window_index": k, "health_mask_area": float(area[k])}
+    return {"reference": ref["source"], "reference_path": ref["path"], "health_window_index": k,
+            "health_mask_area": float(area[k])}  # fmt: skip
+
+
+def _gate(weights, gate_report, require_gate: bool):
+    """(report, summary) of a gate report about these weights, or None; refusals per --require-gate."""
+    if gate_report is None:
+        if require_gate:
+            raise OpsError("--require-gate: give --gate-report GATE.json (written by picosam2 gate)")
+        return None
+    report = read_report(gate_report)
+    summ = summary(report)
+    if summ["candidate_sha256"] != weights_digest(weights)["sha256"]:
+        raise OpsError(
+            f"{gate_report} gates other weights (sha256 {str(summ['candidate_sha256'])[:12]}...) than {weights or 'the shipped ones'}"
+        )
+    if require_gate and not summ["passed"]:
+        raise OpsError(f"--require-gate: {gate_report} did not pass ({summ['reason']})")
+    return report, summ
 
 
 def create_bundle(
@@ -127,6 +163,10 @@ def create_bundle(
     calib_count: int | None = None,
     latency_budget_ms: float = DEFAULT_LATENCY_BUDGET_MS,
     reference_count: int | None = None,
+    reference_photos=None,
+    reference_log=None,
+    gate_report=None,
+    require_gate: bool = False,
 ) -> dict:
     """Build the bundle folder ``out`` and ``out.tar``; returns the manifest. Everything is built
     in a temporary folder beside ``out`` and renamed into place at the end. ``reference_count``:
@@ -150,6 +190,7 @@ def create_bundle(
         from ..export.imx500 import check_prerequisites
 
         check_prerequisites(need_converter=True)
+    gate = _gate(weights, gate_report, require_gate)
     model = from_pretrained(weights)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -158,7 +199,10 @@ def create_bundle(
         (stage / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
         export_onnx_int8(model, stage / INT8_ONNX, calib_count=calib_count)
         info = {"imx500": None if skip_imx500 else _imx500_package(model, stage / "imx500", calib_count)}
-        info.update(_reference_and_health(stage, reference_count, annotations, images))
+        info.update(_reference_and_health(stage, reference_count, annotations, images, reference_photos, reference_log))
+        if gate is not None:
+            (stage / GATE_REPORT).parent.mkdir(parents=True, exist_ok=True)
+            (stage / GATE_REPORT).write_text(json.dumps(gate[0], indent=2) + "\n")
         report = _eval_reports(eval_reports, annotations, images, stage / INT8_ONNX, eval_limit)
         (stage / EVAL_REPORT).parent.mkdir(parents=True, exist_ok=True)
         (stage / EVAL_REPORT).write_text(json.dumps(report, indent=2) + "\n")
@@ -168,8 +212,15 @@ def create_bundle(
             "created": utc_now(),
             "app": default_app_range(__version__),
             "health": {"latency_budget_ms": float(latency_budget_ms), "min_mask_iou": DEFAULT_MIN_IOU},
-            "build": {"picosam2": __version__, "weights": str(weights or "default"), **info},
+            "build": {
+                "picosam2": __version__,
+                "weights": str(weights or "default"),
+                "weights_sha256": weights_digest(weights)["sha256"],
+                **info,
+            },
         }
+        if gate is not None:
+            meta["gate"] = gate[1]
         manifest = finalize_bundle(stage, meta, sign)
         os.chmod(stage, 0o755)
         os.rename(stage, out)

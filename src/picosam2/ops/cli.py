@@ -25,10 +25,17 @@ def add_parser(sub) -> list[str]:
     c.add_argument("--latency-budget-ms", type=float, default=200.0, help="health check: CPU latency per window")
     c.add_argument("--reference-count", type=int, default=None, metavar="N",
                    help="monitoring reference windows: first N calibration windows (default 128), or N from --annotations (200)")  # fmt: skip
+    c.add_argument("--reference-photos", metavar="DIR",
+                   help="monitoring reference: the camera loop over these photos (default: the photos of --annotations)")  # fmt: skip
+    c.add_argument("--reference-log", metavar="LOG",
+                   help="monitoring reference: a statistics log recorded by `picosam2 camera --stats-log`")  # fmt: skip
+    c.add_argument("--gate-report", metavar="GATE.json", help="embed this `picosam2 gate` report of the weights")
+    c.add_argument("--require-gate", action="store_true", help="refuse unless --gate-report passed for these weights")
     c.set_defaults(func=run_bundle_create)
     v = bs.add_parser("verify", help="check every hash of a bundle (folder or .tar) and its signature")
     v.add_argument("bundle")
     v.add_argument("--pubkey", metavar="PUB.pem", help="trusted Ed25519 public key: the signature must verify")
+    v.add_argument("--require-gate", action="store_true", help="also refuse a bundle without a passing gate report")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=run_bundle_verify)
 
@@ -40,6 +47,7 @@ def add_parser(sub) -> list[str]:
     i.add_argument("--pubkey", metavar="PUB.pem", help="trusted key (default: ROOT/trusted.pem when present)")
     i.add_argument("--allow-downgrade", action="store_true", help="install a version older than the active one")
     i.add_argument("--latency-budget-ms", type=float, default=None, help="override the bundle's latency budget")
+    i.add_argument("--require-gate", action="store_true", help="refuse a bundle without a passing gate report")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=run_device_install)
     r = ds.add_parser("rollback", help="switch back to the other slot")
@@ -63,9 +71,19 @@ def add_parser(sub) -> list[str]:
     m.add_argument("--window", type=int, default=200, metavar="N", help="most recent frames to compare (default 200)")
     m.add_argument("--min-frames", type=int, default=30, metavar="N")
     m.add_argument("--prom-out", metavar="FILE.prom", help="write Prometheus textfile-collector metrics here")
+    m.add_argument("--collect", metavar="DIR",
+                   help="on drift, arm frame collection into DIR (the camera's --collect writes it); off on ok")  # fmt: skip
+    m.add_argument("--collect-max", type=int, default=200, metavar="N", help="collected frames kept (oldest go first)")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=run_monitor)
     return ["bundle", "device", "monitor"]
+
+
+def _gate_text(gate) -> str:
+    if not gate:
+        return "none"
+    return (f"{'passed' if gate.get('passed') else 'FAILED'} (site {gate.get('site_gain', 0):+.2f} points, "
+            f"reference {-(gate.get('reference_drop') or 0):+.2f})")  # fmt: skip
 
 
 def _print(obj, as_json: bool, text: str) -> None:
@@ -83,6 +101,8 @@ def run_bundle_create(args) -> int:
         eval_reports=args.eval_report, annotations=args.annotations, images=args.images,
         eval_limit=args.eval_limit, skip_imx500=args.skip_imx500, calib_count=args.calib_count,
         latency_budget_ms=args.latency_budget_ms, reference_count=args.reference_count,
+        reference_photos=args.reference_photos, reference_log=args.reference_log, gate_report=args.gate_report,
+        require_gate=args.require_gate,
     )  # fmt: skip
     print(f"wrote {args.out} ({len(m['files'])} files, version {m['version']}, "
           f"{'signed' if args.sign else 'unsigned'}) and {args.out.rstrip('/')}.tar")  # fmt: skip
@@ -94,11 +114,17 @@ def run_bundle_verify(args) -> int:
 
     with opened_bundle(args.bundle) as folder:
         m = verify_bundle(folder, args.pubkey)
-    summary = {"name": m.get("name"), "version": m["version"], "files": len(m["files"]), "signature": m["signature"]}
+        if args.require_gate:
+            from .gate import check_bundle_gate
+
+            check_bundle_gate(m, folder)
+    summary = {"name": m.get("name"), "version": m["version"], "files": len(m["files"]), "signature": m["signature"],
+               "gate": m.get("gate")}  # fmt: skip
     _print(
         summary,
         args.json,
-        f"ok: {m.get('name')} {m['version']}, {len(m['files'])} files match, signature {m['signature']}",
+        f"ok: {m.get('name')} {m['version']}, {len(m['files'])} files match, signature {m['signature']}, "
+        f"gate {_gate_text(m.get('gate'))}",
     )
     return 0
 
@@ -107,7 +133,9 @@ def run_device_install(args) -> int:
     from .device import Device, HealthCheckFailed
 
     try:
-        r = Device(args.root).install(args.bundle, args.pubkey, args.allow_downgrade, args.latency_budget_ms)
+        r = Device(args.root).install(
+            args.bundle, args.pubkey, args.allow_downgrade, args.latency_budget_ms, require_gate=args.require_gate
+        )
     except HealthCheckFailed as exc:
         print(f"picosam2 device install: failed: {exc}", file=sys.stderr)
         return 1
@@ -142,7 +170,8 @@ def run_device_status(args) -> int:
     st = Device(args.root).status()
     lines = [f"root: {st['root']}", f"active: slot {st['active'] or 'none'} ({st['active_version'] or '-'})"]
     for s, info in st["slots"].items():
-        lines.append(f"slot {s}: {info['version'] if info else 'empty'}{'  (active)' if s == st['active'] else ''}")
+        lines.append(f"slot {s}: {info['version'] if info else 'empty'}{'  (active)' if s == st['active'] else ''}"
+                     + (f"; gate {_gate_text(info.get('gate'))}" if info else ""))  # fmt: skip
     h = st["last_health"]
     if h:
         lines.append(f"last health check: {'ok' if h['ok'] else 'FAILED'} ({h['reason']}), {h.get('version')} in slot "
@@ -169,9 +198,23 @@ def run_monitor(args) -> int:
         version = json.loads((bundle / MANIFEST).read_text()).get("version", "?")
     except (OSError, ValueError) as exc:
         raise OpsError(f"no readable reference in bundle {bundle}: {exc}") from None
+    from .reference import reference_note
+
     report = compare(reference, read_recent(args.log, args.window), min_frames=args.min_frames)
     report["bundle_version"] = version
+    note = reference_note(reference)
+    if note:
+        report["note"] = note
+        print(note, file=sys.stderr)
+    if args.collect:
+        from .collect import arm, disarm
+
+        if report["verdict"] == "drift":
+            arm(args.collect, report, args.collect_max)
+            report["collect"] = f"armed: the camera keeps up to {args.collect_max} frames in {args.collect}"
+        else:
+            report["collect"] = "disarmed" if disarm(args.collect) else "off"
     if args.prom_out:
         write_prometheus(prometheus_text(report, version), args.prom_out)
-    _print(report, args.json, format_report(report))
+    _print(report, args.json, format_report(report) + (f"\ncollection: {report['collect']}" if args.collect else ""))
     return 1 if report["verdict"] == "drift" else 0

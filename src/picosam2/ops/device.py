@@ -128,7 +128,9 @@ class Device:
         os.rename(new, dest)
         return dest
 
-    def install(self, bundle, pubkey=None, allow_downgrade: bool = False, latency_budget_ms=None) -> dict:
+    def install(
+        self, bundle, pubkey=None, allow_downgrade: bool = False, latency_budget_ms=None, require_gate: bool = False
+    ) -> dict:
         """Verify, write the inactive slot, health-check it, switch. Raises :class:`OpsError`
         (refused, nothing written to a slot) or :class:`HealthCheckFailed` (not activated)."""
         from .. import __version__
@@ -139,6 +141,10 @@ class Device:
             with opened_bundle(bundle, scratch=self.root) as folder:
                 manifest = verify_bundle(folder, self.trusted_key(pubkey))
                 check_app_compat(manifest, __version__)
+                if require_gate:
+                    from .gate import check_bundle_gate
+
+                    check_bundle_gate(manifest, folder)
                 active = self.active_slot()
                 current = self.manifest(active)
                 if current and parse_version(manifest["version"]) < parse_version(current["version"]):
@@ -247,12 +253,15 @@ class Device:
         slots = {}
         for s in SLOTS:
             m = self.manifest(s)
-            slots[s] = None if m is None else {"version": m.get("version"), "created": m.get("created")}
+            slots[s] = (
+                None if m is None else {"version": m.get("version"), "created": m.get("created"), "gate": m.get("gate")}
+            )
         return {
             "root": str(self.root),
             "active": active,
             "active_version": (slots.get(active) or {}).get("version") if active else None,
             "slots": slots,
+            "active_gate": (slots.get(active) or {}).get("gate") if active else None,
             "last_health": state.get("last_health"),
             "last_fallback": state.get("last_fallback"),
             "events": state.get("events", [])[-5:],
