@@ -1,6 +1,7 @@
 """Click-to-mask latency of the web demo, as the page sees it, in headless Chromium.
 
     .venv/bin/python benchmarks/demo_latency.py [--weights W] [--clicks 12] [--photo dog] [--no-browser-mode]
+    .venv/bin/python benchmarks/demo_latency.py --paired 8 [--photo truck] [--json]
 
 Starts the demo app on a free loopback port, opens the page in Debian's /usr/bin/chromium
 (Playwright), picks a bundled photo and clicks at spread-out points, first in server mode
@@ -44,6 +45,53 @@ def clicks(page, box, size, n):
     return out[2:] if len(out) > 4 else out
 
 
+def _after(page, action):
+    """Run ``action`` and wait for the page to show the mask it causes; that mask's latency."""
+    shown = page.evaluate("() => window.picosam2Demo.masksShown")
+    action()
+    page.wait_for_function(f"() => window.picosam2Demo.masksShown > {shown}", timeout=600_000)
+    sample = dict(page.evaluate("() => window.picosam2Demo.lastLatency"))
+    if sample.get("mode") == "browser":
+        profile = page.evaluate("() => window.picosam2Demo.lastProfile")
+        sample.update({f"{k}_stage": v for k, v in profile.items() if k != "total"})
+    return sample
+
+
+def paired(page, box, n, settings):
+    """Each click once on the server and once in the page per window-size setting, back to back,
+    so both see the same machine load: per setting the median of browser / server round trips."""
+    rows = {s: [] for s in settings}
+    for i in range(n):
+        x = box["x"] + (0.1 + 0.8 * ((i * 0.37) % 1.0)) * box["width"]
+        y = box["y"] + (0.1 + 0.8 * ((i * 0.61) % 1.0)) * box["height"]
+        if page.evaluate("() => window.picosam2Demo.state.prompts.length"):
+            _after(page, lambda: page.uncheck("#local"))  # back to the server: it segments the old click
+        else:
+            page.uncheck("#local")
+        server = _after(page, lambda x=x, y=y: page.mouse.click(x, y))
+        page.select_option("#local-scales", settings[0])
+        local = [_after(page, lambda: page.check("#local"))]
+        for s in settings[1:]:
+            local.append(_after(page, lambda s=s: page.select_option("#local-scales", s)))
+        if i >= 1:  # the first click warms both sides up
+            for s, sample in zip(settings, local):
+                rows[s].append((server, sample))
+    out = {}
+    for s, pairs in rows.items():
+        out[s] = {
+            "ratio_median": round(statistics.median(b["total"] / a["total"] for a, b in pairs), 2),
+            "server_total_ms_median": round(statistics.median(a["total"] for a, _ in pairs), 1),
+            "server_network_ms_median": round(statistics.median(a["network"] for a, _ in pairs), 1),
+            "browser_total_ms_median": round(statistics.median(b["total"] for _, b in pairs), 1),
+            "browser_network_ms_median": round(statistics.median(b["network"] for _, b in pairs), 1),
+            "browser_cut_ms_median": round(statistics.median(b["cut_stage"] for _, b in pairs), 1),
+            "browser_paste_ms_median": round(statistics.median(b["paste_stage"] for _, b in pairs), 1),
+            "windows": pairs[0][1]["windows"],
+            "n": len(pairs),
+        }
+    return out
+
+
 def summary(samples):
     keys = [k for k in ("total", "server", "network", "windows") if k in samples[0]]
     keys += [k for k in samples[0] if k.endswith("_stage")]
@@ -61,6 +109,14 @@ def main(argv=None) -> int:
         "--browser-scales",
         default=None,
         help="window sizes a click tries in the page: server (as the server), auto:4, auto:2 (default: the page's)",
+    )
+    ap.add_argument(
+        "--paired",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: N clicks, each on the server and then in the page at every window-size setting, "
+        "back to back (ratios robust to the machine's load)",
     )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -85,8 +141,17 @@ def main(argv=None) -> int:
                 "() => [window.picosam2Demo.state.photo.width, window.picosam2Demo.state.photo.height]"
             )
             result["photo"] = f"{args.photo} {size[0]}x{size[1]}"
-            result["server_mode"] = summary(clicks(page, box, size, args.clicks))
-            if not args.no_browser_mode:
+            if args.paired:
+                page.check("#local")
+                page.wait_for_function(
+                    "() => window.picosam2Demo.state.useLocal || window.picosam2Demo.lastError", timeout=600_000
+                )
+                settings = [o for o in page.eval_on_selector_all("#local-scales option", "os => os.map(o => o.value)")]
+                result["precision"] = page.evaluate("() => window.picosam2Demo.state.local.precision")
+                result["paired"] = paired(page, box, args.paired + 1, settings)
+            else:
+                result["server_mode"] = summary(clicks(page, box, size, args.clicks))
+            if not args.no_browser_mode and not args.paired:
                 if args.browser_scales:
                     page.select_option("#local-scales", args.browser_scales)
                 result["browser_scales"] = page.input_value("#local-scales")

@@ -129,3 +129,186 @@ def test_reduced_crops_match_python():
         got = np.asarray(got, np.int16).reshape(96, 96, 3)
         assert np.abs(got - ref).max() <= 1, win
         assert np.mean(got != ref) < 0.01, win
+
+
+# ---------------------------------------------------------------- the tracking policy (track.js)
+
+TRACK_JS = WINDOWS_JS.parent / "track.js"
+
+
+def run_track_js(body: str, data) -> object:
+    """Run ``body`` with ``t`` = track.js and ``data`` in node; its JSON."""
+    script = (
+        f"const t = await import({json.dumps(TRACK_JS.as_uri())});\n"
+        "const { readFileSync } = await import('node:fs');\n"
+        "const data = JSON.parse(readFileSync(0, 'utf8'));\n"
+        f"const result = (() => {{ {body} }})();\n"
+        "console.log(JSON.stringify(result));\n"
+    )
+    out = subprocess.run(
+        [NODE, "--input-type=module", "-e", script],
+        input=json.dumps(data),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def _state_dict(s) -> dict:
+    return {
+        "anchor": list(s.anchor),
+        "velocity": list(s.velocity),
+        "extent": s.extent,
+        "area": s.area,
+        "grow": s.grow,
+        "lost": s.lost,
+        "frames": s.frames,
+    }
+
+
+def _obs_dict(o) -> dict:
+    return {
+        "area": o.area,
+        "box": list(o.box),
+        "interior": list(o.interior),
+        "centroid": list(o.centroid),
+        "touch": list(o.touch),
+        "score": o.score,
+    }
+
+
+def _blob_logits(rng, n=96):
+    """Logits of a random blob (an ellipse, sometimes two, sometimes none) with noise."""
+    yy, xx = np.mgrid[0:n, 0:n]
+    out = np.full((n, n), -4.0, np.float32)
+    for _ in range(int(rng.choice([0, 1, 1, 1, 2]))):
+        cx, cy = rng.uniform(-10, n + 10, 2)
+        rx, ry = rng.uniform(3, 60, 2)
+        inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 1
+        out[inside] = 4.0
+    return out + rng.normal(0, 1.5, (n, n)).astype(np.float32)
+
+
+def _close(a, b, path="") -> None:
+    """Equal structures, floats to 1e-9 relative (the same double operations in the same order)."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert b == pytest.approx(a, rel=1e-9, abs=1e-9), path
+    else:
+        assert a == b, path
+
+
+def test_track_policy_constants_match_python():
+    from dataclasses import asdict
+
+    from picosam2.track import TrackPolicy
+    from picosam2.track.policy import ANCHORS, STATES, SWEEP
+
+    got = run_track_js("return {policy: t.DEFAULT_POLICY, sweep: t.SWEEP, anchors: t.ANCHORS, states: t.STATES};", None)
+    assert got["policy"] == asdict(TrackPolicy())
+    assert got["sweep"] == [list(e) for e in SWEEP]
+    assert got["anchors"] == list(ANCHORS) and got["states"] == list(STATES)
+
+
+def test_track_observe_matches_python():
+    """track.js observe() reads a window's logits as policy.observe does: area, box, interior
+    point, centroid, border touch, score."""
+    from picosam2.track import policy as P
+
+    rng = np.random.default_rng(7)
+    cases = []
+    for _ in range(40):
+        logits = _blob_logits(rng)
+        x0, y0 = (int(v) for v in rng.integers(-200, 600, 2))
+        side = int(rng.integers(20, 900))
+        score = None if rng.random() < 0.2 else float(rng.random())
+        cases.append((logits, [x0, y0, x0 + side, y0 + side], score))
+    cases.append((np.full((96, 96), -5.0, np.float32), [0, 0, 96, 96], 0.5))  # nothing there
+    js = run_track_js(
+        "return data.map(([lg, win, score]) => t.observe(Float32Array.from(lg), 0, 96, win, score, 0));",
+        [[lg.ravel().tolist(), win, score] for lg, win, score in cases],
+    )
+    empty = 0
+    for (lg, win, score), got in zip(cases, js):
+        want = P.observe(lg, tuple(win), score, 0.0)
+        empty += want.empty
+        _close(_obs_dict(want), got)
+    assert 0 < empty < len(cases)  # both branches seen
+
+
+def test_track_policy_steps_match_python():
+    """next_windows, best_observation and update, chained over whole random sequences (with
+    losses, re-acquisitions, the long-lost sweep and several windows per lost frame), give the
+    same windows, choices, states and statuses in JS and Python."""
+    from picosam2.track import TrackPolicy
+    from picosam2.track import policy as P
+
+    rng = np.random.default_rng(11)
+    runs = []
+    for policy in (
+        TrackPolicy(),
+        TrackPolicy(sweep_per_frame=3, max_lost=4, anchor="centroid"),
+        TrackPolicy(anchor="box"),
+    ):
+        for _ in range(4):
+            size = (int(rng.integers(100, 1900)), int(rng.integers(100, 1100)))
+            first = P.observe(_blob_logits(rng), (100, 80, 400, 380), 0.9, 0.0)
+            while first.empty:
+                first = P.observe(_blob_logits(rng), (100, 80, 400, 380), 0.9, 0.0)
+            frames = []
+            state = P.start_state(first, policy)
+            for _ in range(30):
+                wins = P.next_windows(state, size, policy)
+                obs = []
+                for w in wins:
+                    jitter = rng.integers(-40, 41, 2)
+                    win = (w[0] + int(jitter[0]), w[1] + int(jitter[1]), w[2] + int(jitter[0]), w[3] + int(jitter[1]))
+                    obs.append(P.observe(_blob_logits(rng), win, float(rng.random()), 0.0))
+                best = P.best_observation(state, obs, policy)
+                state, status = P.update(state, None if best is None else obs[best], policy)
+                frames.append(
+                    {
+                        "windows": [list(w) for w in wins],
+                        "obs": [_obs_dict(o) for o in obs],
+                        "best": best,
+                        "state": _state_dict(state),
+                        "status": status,
+                    }
+                )
+            runs.append(
+                {"policy": dataclasses_asdict(policy), "size": list(size), "first": _obs_dict(first), "frames": frames}
+            )
+    js = run_track_js(
+        """return data.map((run) => {
+             let state = t.startState(run.first, run.policy);
+             return run.frames.map((f) => {
+               const windows = t.nextWindows(state, run.size, run.policy);
+               const best = t.bestObservation(state, f.obs, run.policy);
+               const [next, status] = t.update(state, best === null ? null : f.obs[best], run.policy);
+               state = next;
+               return {windows, obs: f.obs, best, state, status};
+             });
+           });""",
+        runs,
+    )
+    statuses = set()
+    for run, got in zip(runs, js):
+        for k, (want, have) in enumerate(zip(run["frames"], got)):
+            _close(want, have, f"frame {k}")
+            statuses.add(want["status"])
+    assert statuses == {"tracking", "lost", "reacquired"}
+
+
+def dataclasses_asdict(obj) -> dict:
+    from dataclasses import asdict
+
+    return asdict(obj)

@@ -1,0 +1,346 @@
+// Following objects through video in the browser: a line-by-line port of picosam2/track/policy.py
+// (the window policy: where each frame's window goes, from the masks of the frames before it) and
+// of the per-frame loop of picosam2/track/tracker.py. Pure arithmetic, no model, no image: the
+// page (video.js) cuts the windows and runs the network. tests/test_demo_js.py compares this
+// file with the Python, step by step.
+//
+//   nextWindows(state, size, policy)  -> the frame's windows of one object ([x0, y0, x1, y1])
+//   observe(logits, offset, n, win, score, threshold) -> what one window's mask says
+//   bestObservation(state, observations, policy) -> the index the object takes, or null
+//   update(state, observation | null, policy) -> [new state, "tracking" | "lost" | "reacquired"]
+//
+// States are plain objects {anchor: [x, y], velocity: [vx, vy], extent, area, grow, lost, frames}
+// and observations {area, box: [x0, y0, x1, y1], interior: [x, y], centroid: [x, y],
+// touch: [left, top, right, bottom], score}, all in image pixels, as the Python dataclasses.
+
+import { roundHalfEven } from "./windows.js";
+
+export const STATES = ["tracking", "lost", "reacquired"];
+export const ANCHORS = ["interior", "centroid", "box"];
+
+/** policy.SWEEP: (offset x, offset y) in object extents and a window-size factor, one entry
+ * per lost frame, cycled. */
+export const SWEEP = [
+  [0.0, 0.0, 1.0],
+  [0.0, 0.0, 1.8],
+  [-0.6, 0.0, 1.0],
+  [0.6, 0.0, 1.0],
+  [0.0, -0.6, 1.0],
+  [0.0, 0.6, 1.0],
+  [0.0, 0.0, 3.0],
+  [-0.6, -0.6, 1.4],
+  [0.6, -0.6, 1.4],
+  [-0.6, 0.6, 1.4],
+  [0.6, 0.6, 1.4],
+];
+
+/** TrackPolicy's defaults. The app serves the Python values in /api/info (track_policy), which
+ * the page uses; these are the fallback. */
+export const DEFAULT_POLICY = Object.freeze({
+  anchor: "interior",
+  margin: 1.5,
+  min_side: 96.0,
+  max_side: 1.5,
+  velocity_gain: 0.5,
+  size_smoothing: 0.5,
+  area_smoothing: 0.2,
+  border_grow: 1.4,
+  border_touch: 0.05,
+  lost_score: 0.2,
+  area_jump: 4.0,
+  jump: 1.5,
+  reacquire_score: 0.4,
+  reacquire_area: 2.5,
+  coast_decay: 0.8,
+  sweep_per_frame: 1,
+  max_lost: 30,
+});
+
+export const EMPTY = Object.freeze({ area: 0.0, box: [0, 0, 0, 0], interior: [0, 0], centroid: [0, 0], touch: [0, 0, 0, 0], score: 0.0 });
+
+export function isEmpty(obs) {
+  return obs.area <= 0;
+}
+
+export function anchorOf(obs, rule) {
+  if (rule === "interior") return obs.interior;
+  if (rule === "centroid") return obs.centroid;
+  const [x0, y0, x1, y1] = obs.box;
+  return [(x0 + x1) / 2.0, (y0 + y1) / 2.0];
+}
+
+export function extentOf(obs, anchor) {
+  const [x0, y0, x1, y1] = obs.box;
+  const [ax, ay] = anchor;
+  return 2.0 * Math.max(ax - x0, x1 - ax, ay - y0, y1 - ay, 0.5);
+}
+
+export function startState(obs, policy = DEFAULT_POLICY) {
+  const a = anchorOf(obs, policy.anchor);
+  return { anchor: a, velocity: [0.0, 0.0], extent: extentOf(obs, a), area: obs.area, grow: 1.0, lost: 0, frames: 1 };
+}
+
+export function side(extent, factor, size, policy) {
+  const longer = Math.max(size[0], size[1]);
+  return Math.min(Math.max(policy.margin * extent * factor, policy.min_side), policy.max_side * longer);
+}
+
+export function square(cx, cy, s, size) {
+  const [width, height] = size;
+  cx = Math.min(Math.max(cx, 0.0), width - 1.0);
+  cy = Math.min(Math.max(cy, 0.0), height - 1.0);
+  const n = Math.max(1, roundHalfEven(s));
+  const x0 = Math.floor(cx + 0.5 - n / 2.0);
+  const y0 = Math.floor(cy + 0.5 - n / 2.0);
+  return [x0, y0, x0 + n, y0 + n];
+}
+
+export function predictedAnchor(state) {
+  return [state.anchor[0] + state.velocity[0], state.anchor[1] + state.velocity[1]];
+}
+
+/** Python's k % n for k >= 0. */
+function mod(k, n) {
+  return ((k % n) + n) % n;
+}
+
+export function sweepEntry(state, k, size, policy) {
+  const n = SWEEP.length + (policy.max_lost && state.lost > policy.max_lost ? 1 : 0);
+  k = mod(k, n);
+  if (k === SWEEP.length) return [state.anchor[0], state.anchor[1], policy.max_side * Math.max(size[0], size[1])];
+  const [du, dv, f] = SWEEP[k];
+  const e = state.extent;
+  return [state.anchor[0] + du * e, state.anchor[1] + dv * e, side(e, f, size, policy)];
+}
+
+export function nextWindows(state, size, policy = DEFAULT_POLICY) {
+  if (state.lost === 0) {
+    const [cx, cy] = predictedAnchor(state);
+    return [square(cx, cy, side(state.extent, state.grow, size, policy), size)];
+  }
+  const first = (state.lost - 1) * policy.sweep_per_frame;
+  const out = [];
+  for (let j = 0; j < policy.sweep_per_frame; j++) {
+    const [cx, cy, s] = sweepEntry(state, first + j, size, policy);
+    out.push(square(cx, cy, s, size));
+  }
+  return out;
+}
+
+function ratio(a, b) {
+  if (a <= 0 || b <= 0) return Infinity;
+  return Math.max(a / b, b / a);
+}
+
+export function accepts(state, obs, policy = DEFAULT_POLICY) {
+  if (isEmpty(obs)) return false;
+  if (state.lost) return obs.score >= policy.reacquire_score && ratio(obs.area, state.area) <= policy.reacquire_area;
+  if (obs.score < policy.lost_score || ratio(obs.area, state.area) > policy.area_jump) return false;
+  const [px, py] = predictedAnchor(state);
+  const [ax, ay] = anchorOf(obs, policy.anchor);
+  return Math.hypot(ax - px, ay - py) <= policy.jump * state.extent;
+}
+
+export function bestObservation(state, observations, policy = DEFAULT_POLICY) {
+  const order = observations.map((_, i) => i).sort((i, j) => observations[j].score - observations[i].score);
+  for (const i of order) if (accepts(state, observations[i], policy)) return i;
+  return null;
+}
+
+export function touches(obs, policy) {
+  return Math.max(...obs.touch) > policy.border_touch;
+}
+
+export function update(state, obs, policy = DEFAULT_POLICY) {
+  if (obs === null || obs === undefined) {
+    const [vx, vy] = state.velocity;
+    return [
+      {
+        ...state,
+        anchor: [state.anchor[0] + vx, state.anchor[1] + vy],
+        velocity: [vx * policy.coast_decay, vy * policy.coast_decay],
+        grow: 1.0,
+        lost: state.lost + 1,
+        frames: state.frames + 1,
+      },
+      "lost",
+    ];
+  }
+  const m = anchorOf(obs, policy.anchor);
+  const e = extentOf(obs, m);
+  let velocity;
+  let extent;
+  if (state.lost) {
+    velocity = [0.0, 0.0];
+    extent = e;
+  } else {
+    const g = policy.velocity_gain;
+    velocity = [g * (m[0] - state.anchor[0]) + (1 - g) * state.velocity[0], g * (m[1] - state.anchor[1]) + (1 - g) * state.velocity[1]];
+    extent = policy.size_smoothing * e + (1 - policy.size_smoothing) * state.extent;
+  }
+  const a = policy.area_smoothing;
+  const next = {
+    anchor: m,
+    velocity,
+    extent,
+    area: a * obs.area + (1 - a) * state.area,
+    grow: touches(obs, policy) ? policy.border_grow : 1.0,
+    lost: 0,
+    frames: state.frames + 1,
+  };
+  return [next, state.lost ? "reacquired" : "tracking"];
+}
+
+// ---------------------------------------------------------------- observations of a window mask
+
+/** policy.interior_index: [row, col] of a most interior pixel of a non-empty n x n 0/1 mask. */
+export function interiorIndex(mask, n) {
+  let m = Uint8Array.from(mask);
+  for (;;) {
+    const e = new Uint8Array(n * n);
+    let any = false;
+    for (let r = 1; r < n - 1; r++) {
+      for (let c = 1; c < n - 1; c++) {
+        const i = r * n + c;
+        if (m[i] && m[i - n] && m[i + n] && m[i - 1] && m[i + 1]) {
+          e[i] = 1;
+          any = true;
+        }
+      }
+    }
+    if (!any) break;
+    m = e;
+  }
+  let count = 0;
+  let sr = 0;
+  let sc = 0;
+  for (let i = 0; i < n * n; i++) {
+    if (!m[i]) continue;
+    count++;
+    sr += Math.floor(i / n);
+    sc += i % n;
+  }
+  const mr = sr / count;
+  const mc = sc / count;
+  let best = -1;
+  let bestD = Infinity;
+  for (let i = 0; i < n * n; i++) {
+    if (!m[i]) continue;
+    const r = Math.floor(i / n);
+    const c = i % n;
+    const d = (r - mr) ** 2 + (c - mc) ** 2;
+    if (d < bestD) {
+      bestD = d;
+      best = i;
+    }
+  }
+  return [Math.floor(best / n), best % n];
+}
+
+/** policy.observe: the observation of one window's n x n logits (at `offset` in `logits`);
+ * `win` [x0, y0, x1, y1] in image pixels; `score` the network's predicted IoU (null: 1). */
+export function observe(logits, offset, n, win, score, threshold = 0.0) {
+  const m = new Uint8Array(n * n);
+  let count = 0;
+  let sx = 0;
+  let sy = 0;
+  let r0 = n;
+  let r1 = -1;
+  let c0 = n;
+  let c1 = -1;
+  for (let r = 0; r < n; r++) {
+    for (let c = 0; c < n; c++) {
+      if (!(logits[offset + r * n + c] > threshold)) continue;
+      m[r * n + c] = 1;
+      count++;
+      sx += c;
+      sy += r;
+      if (r < r0) r0 = r;
+      if (r > r1) r1 = r;
+      if (c < c0) c0 = c;
+      if (c > c1) c1 = c;
+    }
+  }
+  if (!count) return EMPTY;
+  const [x0, y0, x1, y1] = win;
+  const kx = (x1 - x0) / n;
+  const ky = (y1 - y0) / n;
+  const [ir, ic] = interiorIndex(m, n);
+  let left = 0;
+  let top = 0;
+  let right = 0;
+  let bottom = 0;
+  for (let k = 0; k < n; k++) {
+    left += m[k * n];
+    right += m[k * n + n - 1];
+    top += m[k];
+    bottom += m[(n - 1) * n + k];
+  }
+  return {
+    area: count * kx * ky,
+    box: [x0 + c0 * kx, y0 + r0 * ky, x0 + (c1 + 1) * kx, y0 + (r1 + 1) * ky],
+    interior: [x0 + (ic + 0.5) * kx, y0 + (ir + 0.5) * ky],
+    centroid: [x0 + (sx / count + 0.5) * kx, y0 + (sy / count + 0.5) * ky],
+    touch: [left / n, top / n, right / n, bottom / n],
+    score: score === null || score === undefined ? 1.0 : score,
+  };
+}
+
+// ---------------------------------------------------------------- several objects, one batch
+
+/** The per-frame loop of picosam2.track.Tracker, without the model: `plan(size)` lists every
+ * object's windows for this frame (all of them go through the network as one batch), and
+ * `observeFrame(size, plan, logits, scores, n, threshold)` reads each window's mask, lets the
+ * policy decide, and answers per object {id, window, windowIndex, score, state, windows}. */
+export class Follower {
+  constructor(policy = DEFAULT_POLICY) {
+    this.policy = { ...DEFAULT_POLICY, ...policy };
+    this.objects = new Map(); // id -> {state, status}
+    this.nextId = 1;
+  }
+
+  /** Start an object from the observation of its first frame's chosen window. */
+  start(obs) {
+    if (isEmpty(obs)) throw new Error("the first frame's mask is empty: click inside the object");
+    const id = this.nextId++;
+    this.objects.set(id, { state: startState(obs, this.policy), status: "tracking" });
+    return id;
+  }
+
+  remove(id) {
+    this.objects.delete(id);
+  }
+
+  clear() {
+    this.objects.clear();
+  }
+
+  plan(size) {
+    return [...this.objects].map(([id, o]) => ({ id, windows: nextWindows(o.state, size, this.policy) }));
+  }
+
+  observeFrame(plan, logits, scores, n, threshold = 0.0) {
+    const out = [];
+    let k = 0;
+    for (const { id, windows } of plan) {
+      const obj = this.objects.get(id);
+      const obs = windows.map((w, j) => observe(logits, (k + j) * n * n, n, w, scores ? scores[k + j] : null, threshold));
+      const best = obj ? bestObservation(obj.state, obs, this.policy) : null;
+      if (obj) {
+        const [state, status] = update(obj.state, best === null ? null : obs[best], this.policy);
+        obj.state = state;
+        obj.status = status;
+        out.push({
+          id,
+          window: best === null ? windows[windows.length - 1] : windows[best],
+          windowIndex: best === null ? null : k + best,
+          score: best === null ? 0.0 : obs[best].score,
+          state: status,
+          windows: windows.length,
+        });
+      }
+      k += windows.length;
+    }
+    return out;
+  }
+}
