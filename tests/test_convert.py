@@ -6,6 +6,7 @@ non-trivial BatchNorm statistics, saved as they save theirs: ``torch.save(state_
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import numpy as np
@@ -282,3 +283,32 @@ def test_browser_port_calibrates_headless_clicks_like_python():
         data,
     )
     assert np.allclose(got, cal(logits, wins, (800, 534), np.zeros(len(wins))), atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.imx500
+def test_their_pt_through_mct_and_the_mct_onnx_back(paper, tmp_path):
+    """Their .pt -> MCT PTQ (the IMX500 export's quantized ONNX) runs here; converting that MCT
+    ONNX back gives their float network (weights read through the quantizer nodes, BN folded)."""
+    import importlib.util
+
+    if importlib.util.find_spec("model_compression_toolkit") is None:
+        if os.environ.get("CI"):
+            pytest.fail("the imx500 extra is missing in CI")
+        pytest.skip("the imx500 extra is not installed")
+    from picosam2.export.calibration import load_bundled, to_model_input
+    from picosam2.export.imx500 import export_imx500
+
+    model = from_pretrained(paper["pt"])
+    res = export_imx500(model, tmp_path / "pkg", calib_count=16, convert_model=False)
+    x = to_model_input(load_bundled()[64:72], model.config)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()[:, 0]
+    quant = load_backend(str(res.onnx_path))(x).logits
+    assert np.corrcoef(ref.ravel(), quant.ravel())[0, 1] > 0.99
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # MCT's bias corrections are dropped, with a warning
+        r = run_cli("convert", str(res.onnx_path), "--out", str(tmp_path / "back"))
+    assert r.returncode == 0, r.stderr
+    back = _logits(str(tmp_path / "back"), x)
+    assert np.corrcoef(ref.ravel(), back.ravel())[0, 1] > 0.9999

@@ -278,6 +278,9 @@ def _onnx_tensors(path) -> tuple[list[dict], dict]:
 def read_onnx_state(path) -> tuple[dict, PicoSAM2Config]:
     """Our state_dict and config from an ONNX export of the network (ours, the authors' MCT ONNX,
     any exporter): every ``Conv`` is matched to ours by its weight's shape (unique in this network).
+    A sensor export's input normalisation (a 1x1 depthwise convolution) is left out: the config's
+    mean/std do that. Biases a quantizer added where the network has none (MCT's bias correction
+    on the stride-2 convolutions) are dropped with a warning.
     Exporters fold each BatchNorm into the convolution before it, so the BatchNorms come back as
     identities carrying the folded bias; the network computes the same function. Quantized weights
     come back dequantized."""
@@ -311,8 +314,11 @@ def read_onnx_state(path) -> tuple[dict, PicoSAM2Config]:
             slots[tuple(module.weight.shape)] = (name, None)
     expected = model.state_dict()
     state: dict = {}
+    dropped: list[float] = []
     for conv in convs:
         shape = tuple(conv["weight"].shape)
+        if shape == (config.in_channels, 1, 1, 1) and conv["group"] == config.in_channels:
+            continue  # the input normalisation of a sensor export (0..255 pixels in): the config's mean/std
         if shape not in slots:
             raise WeightsError(f"{path}: Conv {conv['name']!r} with weights {list(shape)} has no place in the network")
         conv_name, bn_name = slots.pop(shape)
@@ -326,8 +332,8 @@ def read_onnx_state(path) -> tuple[dict, PicoSAM2Config]:
             b = beta + ((b if b is not None else 0.0) - mean) * k
         if bn_name is None:
             if b is not None and f"{conv_name}.bias" not in expected:
-                if np.abs(b).max() > 1e-6:
-                    raise WeightsError(f"{path}: Conv {conv['name']!r} has a bias the network has no place for")
+                if np.abs(b).max() > 1e-6:  # a quantizer's bias correction (MCT): dropped, said once
+                    dropped.append(float(np.abs(b).max()))
                 b = None
             state[f"{conv_name}.weight"] = torch.from_numpy(w.astype(np.float32))
             if f"{conv_name}.bias" in expected:
@@ -347,6 +353,14 @@ def read_onnx_state(path) -> tuple[dict, PicoSAM2Config]:
     if slots:
         shape, (conv_name, _) = next(iter(slots.items()))
         raise WeightsError(f"{path}: no Conv for {conv_name!r} (weights {list(shape)}) in the file")
+    if dropped:
+        import warnings
+
+        warnings.warn(
+            f"{path}: {len(dropped)} convolution bias(es) the network has no place for were dropped (largest "
+            f"|b| {max(dropped):.3g}; a quantizer's bias correction): the weights approximate the file",
+            stacklevel=2,
+        )
     return _check_state(state, config, str(path)), config
 
 
