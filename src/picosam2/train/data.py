@@ -402,22 +402,10 @@ def build_packed(
     return out
 
 
-class _NoBar:
-    def update(self, n=1):
-        pass
-
-    def close(self):
-        pass
-
-
 def _progress(total, desc, enabled):
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(total=total, desc=desc, unit="shard")
+    from ..progress import progress_bar
+
+    return progress_bar(total=total, desc=desc, unit="shard", enabled=enabled)
 
 
 class PackedCrops:

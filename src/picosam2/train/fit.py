@@ -177,11 +177,18 @@ def _callbacks(cfg: TrainConfig, out: Path):
                 self.save(trainer, module)
 
     cbs = [AtomicCheckpoint()]
-    if cfg.progress_bar:
+    if _show_progress(cfg):
         from lightning.pytorch.callbacks import TQDMProgressBar
 
         cbs.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every)))
     return cbs
+
+
+def _show_progress(cfg: TrainConfig) -> bool:
+    """Lightning's bar: when the config asks for it and stderr is a terminal."""
+    from ..progress import progress_wanted
+
+    return bool(cfg.progress_bar) and progress_wanted()
 
 
 def _ckpt_step(path: Path) -> int:
@@ -321,7 +328,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         logger=loggers,
         callbacks=_callbacks(cfg, out),
         enable_checkpointing=False,
-        enable_progress_bar=cfg.progress_bar,
+        enable_progress_bar=_show_progress(cfg),
         enable_model_summary=False,
         log_every_n_steps=max(1, cfg.log_every),
         val_check_interval=cfg.val_every if val_set is not None else None,

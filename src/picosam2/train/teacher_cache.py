@@ -182,11 +182,9 @@ def _inputs(args):
 
 
 def _progress_bar(total: int):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="teacher cache", unit="shard")
+    from ..progress import progress_bar
+
+    return progress_bar(total=total, desc="teacher cache", unit="shard")
 
 
 def _run_parallel(devices: int, args: dict) -> None:
