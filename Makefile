@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= eval,export,train,demo,imx500,openvino,ops,hub,test
+EXTRAS ?= eval,export,train,demo,imx500,openvino,ops,hub,video,test
 # Extra pip arguments for the torch install. Empty: pip's own configuration decides which build of
 # torch 2.13.0 it gets (on PyPI for Linux that is the large CUDA build). For the CPU build:
 #   make install TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"

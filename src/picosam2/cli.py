@@ -26,6 +26,7 @@ COMMANDS = {
     "camera": "picosam2.camera.cli",
     "demo": "picosam2.demo.cli",
     "bench": "picosam2.bench.cli",
+    "track": "picosam2.track.cli",
     "bundle": "picosam2.ops.cli",
     "device": "picosam2.ops.cli",
     "monitor": "picosam2.ops.cli",
