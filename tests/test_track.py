@@ -158,3 +158,18 @@ def test_tracker_runs_all_objects_in_one_batch_and_removes(samples_dir, tracker_
         tracker.start(photo, point=(570, 200), obj_id=1)
     with pytest.raises(ValueError):
         tracker.start(photo)
+
+
+def test_bench_times_the_tracker_on_a_480p_clip():
+    from picosam2.bench.suite import TRACK_CLIP_FRAMES, measure_tracker, track_clip
+    from picosam2.models import from_pretrained
+
+    clip = track_clip()
+    assert len(clip) == TRACK_CLIP_FRAMES and all(f.shape == (480, 854, 3) for f in clip)
+    assert not np.array_equal(clip[0], clip[1])  # the view moves
+    rows = measure_tracker(from_pretrained().eval(), {}, repeats=3)
+    assert set(rows["tracker_fps"]) == {"torch_fp32"}
+    ms = rows["tracker_ms_per_frame"]["torch_fp32"]
+    assert rows["tracker_fps"]["torch_fp32"] == pytest.approx(1e3 / ms, rel=0.01)
+    assert rows["tracker_vs_single_click"]["torch_fp32"] > 0
+    assert rows["tracker_windows_per_frame"] == 1.0  # a steady pan: one window a frame

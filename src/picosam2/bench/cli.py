@@ -73,6 +73,12 @@ def format_table(r: dict) -> str:
                 for k, v in ms.items()
             )
         )
+    if "tracker_fps" in r:
+        lines.append(
+            "tracker, one object, 480p clip (frames/s, x its one-window click): "
+            + ", ".join(f"{k} {v:.0f} ({r['tracker_vs_single_click'][k]:.2f}x)" for k, v in r["tracker_fps"].items())
+            + f"; {r['tracker_windows_per_frame']} windows a frame"
+        )
     pk = r["peak_gmacs_per_core"]
     lines.append(f"one core's peak: fp32 {pk['fp32_gmacs']:.0f} G MAC/s, int8 {pk['int8_gmacs']:.0f} G MAC/s")
     if "peers" in r:

@@ -157,6 +157,62 @@ def measure_end_to_end(model, onnx_paths: dict, repeats: int) -> dict:
     return out
 
 
+#: the clip the tracker figures follow an object through: 854 x 480 (480p) frames panned across
+#: the bundled truck photo, and the click on the first frame
+TRACK_CLIP_SIZE = (854, 480)
+TRACK_CLIP_FRAMES = 24
+TRACK_CLICK = (427, 240)
+
+
+def track_clip() -> list:
+    """A 480p clip from the bundled truck photo (resized to 1100 px wide, a 854 x 480 view panned
+    6 px right and 2 px down a frame, then back): the tracker's timing clip."""
+    from PIL import Image
+
+    photo = Image.open(Path(__file__).resolve().parents[1] / "samples" / "truck.jpg").convert("RGB")
+    photo = np.asarray(photo.resize((1100, round(1100 * photo.height / photo.width)), Image.BILINEAR))
+    w, h = TRACK_CLIP_SIZE
+    half = [photo[2 * k : 2 * k + h, 6 * k : 6 * k + w] for k in range(TRACK_CLIP_FRAMES // 2)]
+    return half + half[::-1]
+
+
+def measure_tracker(model, onnx_paths: dict, repeats: int) -> dict:
+    """Following one clicked object through the 480p :func:`track_clip`, one thread, per form:
+    median ms of ``Tracker.update`` (cut, normalise, model, the policy's reading of the window
+    mask, the full-size mask), frames per second, its ratio to the same form's one-window click
+    on a frame of the clip (cut, normalise, model, paste), and windows per frame."""
+    from ..predictor import Predictor
+    from ..track import Tracker
+
+    _log("tracker: one object through a 480p clip, one thread, per form")
+    clip = track_clip()
+    out: dict = {"tracker_ms_per_frame": {}, "tracker_fps": {}, "tracker_vs_single_click": {}}
+    windows = []
+    with torch_threads(1):
+        for key, backend in _click_backends(model, onnx_paths).items():
+            single = Predictor(backend=backend, point_scales=None)
+            click_ms = median_ms(lambda p=single: p.predict(clip[0], points=[TRACK_CLICK]).union(), repeats)
+            tracker = Tracker(Predictor(backend=backend))
+            tracker.start(clip[0], point=TRACK_CLICK)
+            frames = iter(())
+
+            def step(t=tracker):
+                nonlocal frames
+                frame = next(frames, None)
+                if frame is None:
+                    frames = iter(clip)
+                    frame = next(frames)
+                windows.append(t.update(frame)[1].windows)
+
+            ms = median_ms(step, max(repeats, TRACK_CLIP_FRAMES))
+            out["tracker_ms_per_frame"][key] = round(ms, 3)
+            out["tracker_fps"][key] = round(1e3 / ms, 1)
+            out["tracker_vs_single_click"][key] = round(ms / click_ms, 2)
+    out["tracker_windows_per_frame"] = round(float(np.mean(windows)), 3) if windows else None
+    out["tracker_clip"] = {"size": list(TRACK_CLIP_SIZE), "frames": TRACK_CLIP_FRAMES, "click": list(TRACK_CLICK)}
+    return out
+
+
 def auto_click_rows(e2e: dict, latency: dict) -> dict:
     """The scale-aware click's cost as ratios measured in this run, per setting and form: to the
     same form's one-window click (end to end), and to one window of that form through the model
@@ -212,6 +268,7 @@ def run_bench(
     e2e = measure_end_to_end(model, onnx_paths, repeats // 2)
     result["end_to_end_ms"] = {k: round(v, 3) for k, v in e2e["single"].items()}
     result.update(auto_click_rows(e2e, latency))
+    result.update(measure_tracker(model, onnx_paths, repeats // 2))
     _log("peak MAC rate of one core (fp32 GEMM via torch, u8s8 GEMM via onnxruntime)")
     peaks = {"fp32_gmacs": peak.fp32_peak_gmacs(), "int8_gmacs": peak.int8_peak_gmacs()}
     result["peak_gmacs_per_core"] = {k: round(v, 1) for k, v in peaks.items()}

@@ -106,6 +106,10 @@ class TrackPolicy:
         sweep_per_frame: sweep windows run per lost frame (1 on the sensor; more on a CPU).
         max_lost: after this many lost frames the sweep also tries the whole image around the
             anchor (``0``: never).
+        probe_every: while following, every this many frames a second window at the same centre
+            tries another size (alternately ``probe_scale`` times larger and smaller) in the same
+            batch, and is kept when its score beats the main window's by ``probe_margin``: the
+            size is corrected over time (``0``: never; costs ``1 / probe_every`` windows a frame).
     """
 
     anchor: str = "interior"
@@ -125,6 +129,9 @@ class TrackPolicy:
     coast_decay: float = 0.8
     sweep_per_frame: int = 1
     max_lost: int = 30
+    probe_every: int = 0
+    probe_scale: float = 1.6
+    probe_margin: float = 0.05
 
     def __post_init__(self):
         if self.anchor not in ANCHORS:
@@ -133,6 +140,8 @@ class TrackPolicy:
             raise ValueError("margin, min_side and max_side must be positive")
         if self.sweep_per_frame < 1:
             raise ValueError("sweep_per_frame must be at least 1")
+        if self.probe_every < 0 or not self.probe_scale > 1:
+            raise ValueError("probe_every must be at least 0 and probe_scale above 1")
 
     def with_(self, **changes) -> TrackPolicy:
         """A copy with some constants changed."""
@@ -236,7 +245,15 @@ def next_windows(state: TrackState, image_size, policy: TrackPolicy) -> list[tup
     windows while lost (entries ``(lost - 1) * sweep_per_frame ...`` of the cycle)."""
     if state.lost == 0:
         cx, cy = predicted_anchor(state)
-        return [_square(cx, cy, _side(state.extent, state.grow, image_size, policy), image_size)]
+        side = _side(state.extent, state.grow, image_size, policy)
+        wins = [_square(cx, cy, side, image_size)]
+        if policy.probe_every and state.frames % policy.probe_every == 0:
+            up = (state.frames // policy.probe_every) % 2 == 0
+            factor = policy.probe_scale if up else 1.0 / policy.probe_scale
+            probe = _square(cx, cy, _side(state.extent, state.grow * factor, image_size, policy), image_size)
+            if probe != wins[0]:
+                wins.append(probe)
+        return wins
     first = (state.lost - 1) * policy.sweep_per_frame
     return [
         _square(*sweep_entry(state, first + j, image_size, policy), image_size) for j in range(policy.sweep_per_frame)
@@ -268,10 +285,14 @@ def accepts(state: TrackState, obs: Observation, policy: TrackPolicy) -> bool:
 
 
 def best_observation(state: TrackState, observations, policy: TrackPolicy) -> int | None:
-    """Index of the observation the object takes among this frame's windows (the first
-    accepted one, highest score first), or None."""
-    order = sorted(range(len(observations)), key=lambda i: -observations[i].score)
-    for i in order:
+    """Index of the observation the object takes among this frame's windows, or None: the
+    accepted one with the highest score, where a following object's main window (index 0) gets
+    ``probe_margin`` added (a probe must beat it clearly)."""
+
+    def rank(i):
+        return observations[i].score + (policy.probe_margin if i == 0 and not state.lost else 0.0)
+
+    for i in sorted(range(len(observations)), key=lambda i: -rank(i)):
         if accepts(state, observations[i], policy):
             return i
     return None
