@@ -223,6 +223,7 @@ def finetune(s: FinetuneSettings, progress: bool = True) -> dict:
         [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=s.lr
     )
     step, elapsed = 0, 0.0
+    resumed_from = int(state["step"]) if state is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
@@ -316,6 +317,7 @@ def finetune(s: FinetuneSettings, progress: bool = True) -> dict:
         "settings": {**asdict(s), "base": str(base_dir)},
         "split": split,
         "steps": step,
+        "resumed_from_step": resumed_from,
         "samples": step * s.batch_size,
         "train_minutes": round(elapsed / 60, 2),
         "label_check_minutes": round(label_check_s / 60, 2),
