@@ -196,7 +196,8 @@ def test_camera_cli_simulate(tmp_path, samples_dir):
     out = tmp_path / "overlay.png"
     r = run_cli("camera", "--simulate", str(samples_dir / "dog.jpg"), "--box", "480,130,670,270", "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert "roi (sensor x, y, w, h)" in r.stdout
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("frame 0: roi ") and "; box; score " in lines[0], r.stdout
     assert Image.open(out).size == Image.open(samples_dir / "dog.jpg").size
     bad = run_cli("camera", "--simulate", str(samples_dir / "dog.jpg"), "--point", "5000,10")
     assert bad.returncode == 2 and "outside" in bad.stderr
@@ -278,7 +279,7 @@ def test_simulate_over_photos_sweeps_then_keeps_the_best_scored_window(quality_w
     swept = {}
     for k, side in enumerate((96, 192, 384)):
         assert f"window {side} px: sweep {k + 1}/3 (new prompt); score " in lines[k]
-        swept[side] = float(lines[k].rsplit("score ", 1)[1])
+        swept[side] = float(lines[k].rsplit("score ", 1)[1].split(";")[0])
     best = max(swept, key=swept.get)
     for line in lines[3:]:
         assert f"window {best} px: kept: best score of the sweep" in line

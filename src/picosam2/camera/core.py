@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UsageError
 from ..prompts import (
     MODEL_SIZE,
     PromptError,
@@ -138,17 +139,17 @@ def decode_output(
     ``transpose`` swaps the two spatial axes (for a reader that serialises column-major)."""
     if isinstance(tensor, (list, tuple)):
         if len(tensor) != 1:
-            raise ValueError(f"expected one output tensor, got {len(tensor)}")
+            raise UsageError(f"expected one output tensor, got {len(tensor)}")
         tensor = tensor[0]
     arr = np.asarray(tensor)
     if arr.size != size * size:
-        raise ValueError(f"output tensor has {arr.size} values, expected {size}x{size}")
+        raise UsageError(f"output tensor has {arr.size} values, expected {size}x{size}")
     if np.issubdtype(arr.dtype, np.integer):
         if scale is None:
-            raise ValueError("an integer output tensor needs its scale (see dnnParams.xml)")
+            raise UsageError("an integer output tensor needs its scale (see dnnParams.xml)")
         arr = (arr.astype(np.float32) - zero_point) * scale
     elif scale is not None:
-        raise ValueError("a float output tensor is already dequantized: do not pass a scale")
+        raise UsageError("a float output tensor is already dequantized: do not pass a scale")
     out = arr.astype(np.float32).reshape(size, size)
     return np.ascontiguousarray(out.T) if transpose else out
 
@@ -253,7 +254,7 @@ def network_path(path: str | os.PathLike) -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"network file not found: {p} (make it with imx500-package, see docs/deployment.md)")
     if p.suffix == ".zip":
-        raise ValueError(f"{p} is the converter's packerOut.zip: run `imx500-package -i {p} -o DIR` on the Pi first")
+        raise UsageError(f"{p} is the converter's packerOut.zip: run `imx500-package -i {p} -o DIR` on the Pi first")
     return p
 
 

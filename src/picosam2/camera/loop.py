@@ -1,0 +1,77 @@
+"""The camera loop, shared by the live app and the simulation.
+
+Per frame: the window policy plans the sensor ROI, the sensor (or a CPU model standing in for it)
+runs the network on that ROI, the output is decoded and pasted into the frame, and the policy
+sees the result (and plans the next ROI). :class:`CameraLoop` holds that sequence;
+:func:`frame_line` is the one printed line per frame.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..prompts import Window
+from .core import FrameGeometry, decode_output, frame_mask, roi_tuple, split_outputs
+from .policy import FrameReport, WindowPolicy
+
+
+@dataclass
+class FrameResult:
+    """One frame of the loop: the ROI the network saw (sensor pixels), the frame geometry, the
+    96 x 96 logits, the network's own score (``None`` without a quality head), the frame-size
+    mask and the policy's report."""
+
+    roi: Window
+    geometry: FrameGeometry
+    logits: np.ndarray
+    score: float | None
+    mask: np.ndarray
+    report: FrameReport
+    ms: float = 0.0
+
+
+class CameraLoop:
+    """``roi = loop.roi(geometry)`` for the coming frame (the same until the frame is seen), then
+    ``result = loop.frame(outputs, geometry)`` with what the sensor returned for it (a list like
+    ``IMX500.get_outputs``: the mask tensor, and the predicted IoU when the network has one)."""
+
+    def __init__(self, policy: WindowPolicy, threshold: float = 0.0, transpose: bool = False):
+        self.policy, self.threshold, self.transpose = policy, float(threshold), bool(transpose)
+        self._roi: Window | None = None
+        self._geometry: FrameGeometry | None = None
+        self.count = 0
+
+    def roi(self, geometry: FrameGeometry) -> Window:
+        """The sensor ROI for the coming frame (planned again when the geometry changes)."""
+        if self._roi is None or geometry != self._geometry:
+            self._roi, self._geometry = self.policy.plan(geometry), geometry
+        return self._roi
+
+    def move(self, prompt, kind: str) -> None:
+        """A new prompt (a click): the policy starts over from it."""
+        self.policy.move(prompt, kind)
+        self._roi = None
+
+    def frame(self, outputs, geometry: FrameGeometry, started: float | None = None) -> FrameResult:
+        """The coming frame's outputs, run at :meth:`roi`. ``started``: ``time.perf_counter()``
+        when the frame's work began (for ``ms``; default: now)."""
+        t0 = time.perf_counter() if started is None else started
+        roi = self.roi(geometry)
+        tensor, score = split_outputs(outputs)
+        logits = decode_output(tensor, transpose=self.transpose)
+        mask = frame_mask(logits, roi, geometry, self.threshold)
+        report = self.policy.observe(logits, score, roi, geometry)
+        self._roi = None
+        self.count += 1
+        return FrameResult(roi, geometry, logits, score, mask, report, (time.perf_counter() - t0) * 1000.0)
+
+
+def frame_line(k: int, r: FrameResult, name: str | None = None) -> str:
+    """``frame K (NAME): roi X, Y, W, H; mask pixels: N; <policy's line>; T ms`` (ROI in sensor
+    pixels, as ``IMX500.set_inference_roi_abs`` takes it)."""
+    x, y, w, h = roi_tuple(r.roi)
+    label = f"frame {k}" + (f" ({name})" if name else "")
+    return f"{label}: roi {x}, {y}, {w}, {h}; mask pixels: {int(r.mask.sum())}; {r.report.text}; {r.ms:.1f} ms"
