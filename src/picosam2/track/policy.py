@@ -89,8 +89,11 @@ class TrackPolicy:
             anchor to the mask box's sides, so the whole object fits around the anchor).
         min_side: smallest window side in image pixels (the network's input is 96).
         max_side: largest window side, as a multiple of the image's longer side.
-        velocity_gain: alpha of the alpha-beta filter: how much of the newest displacement
-            enters the velocity (0: no motion model, the window stays at the last anchor).
+        position_gain: alpha of the alpha-beta filter: the share of the gap between the
+            measured and the predicted anchor that moves the anchor (1: the measured anchor).
+        velocity_gain: beta of the alpha-beta filter: the share of that gap added to the
+            velocity (0: no motion model, the window stays at the last anchor).
+        max_speed: the velocity's length is capped at this many object extents a frame.
         size_smoothing: weight of the newest extent in the smoothed extent (1: no smoothing).
         area_smoothing: weight of the newest area in the reference area the jumps are judged by.
         border_grow: window-size factor for the next frame when the mask touches the window
@@ -116,7 +119,9 @@ class TrackPolicy:
     margin: float = 1.5
     min_side: float = 96.0
     max_side: float = 1.5
+    position_gain: float = 1.0
     velocity_gain: float = 0.5
+    max_speed: float = 1.0
     size_smoothing: float = 0.5
     area_smoothing: float = 0.2
     border_grow: float = 1.4
@@ -324,11 +329,15 @@ def update(state: TrackState, obs: Observation | None, policy: TrackPolicy) -> t
         velocity = (0.0, 0.0)
         extent = e
     else:
+        px, py = predicted_anchor(state)
+        rx, ry = m[0] - px, m[1] - py  # the innovation: measured minus predicted
         g = policy.velocity_gain
-        velocity = (
-            g * (m[0] - state.anchor[0]) + (1 - g) * state.velocity[0],
-            g * (m[1] - state.anchor[1]) + (1 - g) * state.velocity[1],
-        )
+        velocity = (state.velocity[0] + g * rx, state.velocity[1] + g * ry)
+        speed, cap = math.hypot(*velocity), policy.max_speed * state.extent
+        if speed > cap:
+            velocity = (velocity[0] * cap / speed, velocity[1] * cap / speed)
+        a = policy.position_gain
+        m = (px + a * rx, py + a * ry)
         extent = policy.size_smoothing * e + (1 - policy.size_smoothing) * state.extent
     a = policy.area_smoothing
     new = TrackState(
@@ -346,26 +355,30 @@ def update(state: TrackState, obs: Observation | None, policy: TrackPolicy) -> t
 # -- observations from a window mask (numpy) -------------------------------------------------------
 
 
+def _run_left(m: np.ndarray) -> np.ndarray:
+    """Per pixel, how many mask pixels run from it leftwards to the first background pixel (the
+    array's edge counts as background): 0 on background."""
+    idx = np.arange(m.shape[1])
+    last_background = np.maximum.accumulate(np.where(m, -1, idx), axis=1)
+    return np.where(m, idx - last_background, 0)
+
+
 def interior_index(mask: np.ndarray) -> tuple[int, int]:
-    """(row, col) of a most interior pixel of a non-empty boolean mask: peel the mask by
-    4-neighbour erosion (the array's edge counts as background) until one more step would empty
-    it, then take the remaining pixel nearest the remaining pixels' mean. A city-block distance
-    transform's maximum, in a few dozen array operations on a 96 x 96 mask."""
-    m = np.asarray(mask, bool)
-    while True:
-        e = m.copy()
-        e[0, :] = e[-1, :] = False
-        e[:, 0] = e[:, -1] = False
-        e[1:, :] &= m[:-1, :]
-        e[:-1, :] &= m[1:, :]
-        e[:, 1:] &= m[:, :-1]
-        e[:, :-1] &= m[:, 1:]
-        if not e.any():
-            break
-        m = e
-    rows, cols = np.nonzero(m)
+    """(row, col) of the most interior pixel of a non-empty boolean mask, read along rows and
+    columns: each pixel's depth is the shortest of its four runs of mask pixels (left, right, up,
+    down) to the first background pixel (the array's edge counts as background); of the deepest
+    pixels, the one nearest their mean. Always a mask pixel, also for rings and thin shapes (a box
+    centre may be off the mask), in about twenty array operations whatever the object."""
+    full = np.asarray(mask, bool)
+    rows, cols = np.flatnonzero(full.any(axis=1)), np.flatnonzero(full.any(axis=0))
+    r0, c0 = int(rows[0]), int(cols[0])
+    m = full[r0 : int(rows[-1]) + 1, c0 : int(cols[-1]) + 1]  # no run crosses the mask's box
+    depth = np.minimum(_run_left(m), _run_left(m[:, ::-1])[:, ::-1])
+    depth = np.minimum(depth, _run_left(m.T).T)
+    depth = np.minimum(depth, _run_left(m.T[:, ::-1])[:, ::-1].T)
+    rows, cols = np.nonzero(depth == depth.max())
     k = int(np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2))
-    return int(rows[k]), int(cols[k])
+    return int(rows[k]) + r0, int(cols[k]) + c0
 
 
 def observe(logits: np.ndarray, window, score: float | None, threshold: float = 0.0) -> Observation:
@@ -383,11 +396,12 @@ def observe(logits: np.ndarray, window, score: float | None, threshold: float = 
     ys, xs = np.nonzero(m)
     r, c = interior_index(m)
     touch = (m[:, 0].mean(), m[0, :].mean(), m[:, -1].mean(), m[-1, :].mean())
+    c0, c1, r0, r1 = int(cols[0]), int(cols[-1]) + 1, int(rows[0]), int(rows[-1]) + 1
     return Observation(
         area=float(len(xs) * kx * ky),
-        box=(x0 + cols[0] * kx, y0 + rows[0] * ky, x0 + (cols[-1] + 1) * kx, y0 + (rows[-1] + 1) * ky),
+        box=(x0 + c0 * kx, y0 + r0 * ky, x0 + c1 * kx, y0 + r1 * ky),
         interior=(x0 + (c + 0.5) * kx, y0 + (r + 0.5) * ky),
-        centroid=(x0 + (xs.mean() + 0.5) * kx, y0 + (ys.mean() + 0.5) * ky),
+        centroid=(x0 + (float(xs.mean()) + 0.5) * kx, y0 + (float(ys.mean()) + 0.5) * ky),
         touch=tuple(float(t) for t in touch),
         score=1.0 if score is None else float(score),
     )
@@ -413,7 +427,7 @@ def observe_mask(mask: np.ndarray, score: float = 1.0) -> Observation:
         area=float(len(xs)),
         box=(float(x0), float(y0), float(x1), float(y1)),
         interior=(x0 + (c - 1) * step + 0.5, y0 + (r - 1) * step + 0.5),
-        centroid=(x0 + xs.mean() + 0.5, y0 + ys.mean() + 0.5),
+        centroid=(x0 + float(xs.mean()) + 0.5, y0 + float(ys.mean()) + 0.5),
         touch=(0.0, 0.0, 0.0, 0.0),
         score=float(score),
     )
