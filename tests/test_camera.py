@@ -1,5 +1,7 @@
 """Camera-independent parts of the Raspberry Pi AI Camera app, with outputs of our own models."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -300,3 +302,193 @@ def test_simulate_one_photo_with_auto_scales(quality_weights, samples_dir, tmp_p
     assert png.exists()
     bad = run_cli("camera", "--simulate", str(samples_dir / "dog.jpg"), "--point-scales", "0,5")
     assert bad.returncode == 2 and "point scales" in bad.stderr
+
+
+# ---------------------------------------------------------------- window policies and following
+
+
+def _disc_sensor(centre, radius=40.0, score=0.9):
+    """A scene holding one disc: what the network would say for any ROI (logits +5 inside the
+    disc, -5 outside, at the 96 x 96 output's pixel centres), with ``centre=None``: no object."""
+
+    def run(roi):
+        u = (np.arange(96) + 0.5) / 96
+        xs = roi.x0 + u * roi.width
+        ys = roi.y0 + u * roi.height
+        if centre is None:
+            logits = np.full((96, 96), -5.0, np.float32)
+        else:
+            inside = (xs[None, :] - centre[0]) ** 2 + (ys[:, None] - centre[1]) ** 2 <= radius**2
+            logits = np.where(inside, 5.0, -5.0).astype(np.float32)
+        return [logits[None], np.float32([score])]
+
+    return run
+
+
+def _roi_centre(roi):
+    return ((roi.x0 + roi.x1) / 2, (roi.y0 + roi.y1) / 2)
+
+
+def test_follow_moves_the_roi_with_the_object_loses_it_and_finds_it_again():
+    """The follow policy alone (no model): a disc moving 6 px a frame; the sensor ROI it picks
+    each frame stays centred on the disc; when the disc vanishes the frames say lost (and show no
+    mask); when it comes back near where it was, re-acquired, then tracking again."""
+    from picosam2.camera.follow import Follow
+    from picosam2.camera.loop import CameraLoop
+
+    g = FrameGeometry((640, 480), scaler_crop=(0, 0, 640, 480), sensor_size=(640, 480))
+    loop = CameraLoop(Follow((200.0, 240.0), "point", [96]))
+    states, centres = [], []
+    for k in range(25):
+        centre = (200.0 + 6 * k, 240.0) if not 15 <= k < 18 else None
+        if k >= 18:
+            centre = (200.0 + 6 * 15, 240.0)  # back where it vanished, standing still
+        roi = loop.roi(g)
+        r = loop.frame(_disc_sensor(centre)(roi), g)
+        assert r.roi == roi
+        states.append(r.report.state)
+        centres.append((_roi_centre(roi), centre))
+        if r.report.state == "lost":
+            assert not r.mask.any()
+    assert states[:15] == ["tracking"] * 15
+    for (cx, cy), (dx, dy) in centres[3:15]:  # after the motion model has caught the speed
+        assert abs(cx - dx) <= 8 and abs(cy - dy) <= 3
+    assert states[15:18] == ["lost"] * 3
+    assert "reacquired" in states[18:] and states[-1] == "tracking"
+    (cx, cy), (dx, dy) = centres[-1]
+    assert abs(cx - dx) <= 3 and abs(cy - dy) <= 3
+
+
+def test_follow_starts_with_a_sweep_or_a_box_and_speaks_in_sensor_pixels():
+    """On a 640 x 480 preview of the full sensor: a click sweeps its sides first (state start),
+    the kept frame starts the track; the ROI is the followed window scaled to sensor pixels and
+    clipped to the sensor; a box starts at once; a click moves the start back to a sweep."""
+    from picosam2.camera.follow import Follow
+    from picosam2.camera.loop import CameraLoop, frame_line
+    from picosam2.camera.policy import frame_window_roi
+
+    g = FrameGeometry((640, 480))
+    sx = SENSOR_SIZE[0] / 640
+    disc = ((320.0 * sx, 240.0 * sx), 30 * sx)  # sensor pixels: the sensor's view of a disc in the preview
+    loop = CameraLoop(Follow((320.0, 240.0), "point", [96, 192]))
+    lines = []
+    for k in range(5):
+        roi = loop.roi(g)
+        r = loop.frame(_disc_sensor(*disc)(roi), g)
+        lines.append(frame_line(k, r))
+    assert [ln.rsplit("state ", 1)[1].split(";")[0] for ln in lines] == ["start", "start"] + ["tracking"] * 3
+    assert "start: sweep 1/2" in lines[0] and "start: kept" in lines[2] and "follow" in lines[3]
+    state = loop.policy.state
+    assert state.extent == pytest.approx(60, abs=4)  # the disc's diameter, in preview pixels
+    from picosam2.camera.follow import follow_window
+
+    win = follow_window(state, (640, 480), loop.policy.track_policy)
+    assert loop.roi(g) == frame_window_roi(win, g)
+    side = win[2] - win[0]
+    assert loop.roi(g).width == pytest.approx(side * sx, abs=2)
+    edge = frame_window_roi((600, 440, 700, 540), g)  # past the corner: clipped to the sensor
+    assert (edge.x1, edge.y1) == SENSOR_SIZE and edge.x0 == round(600 * sx)
+
+    box = CameraLoop(Follow((290.0, 210.0, 350.0, 270.0), "box", [96, 192]))
+    r = box.frame(_disc_sensor(*disc)(box.roi(g)), g)
+    assert r.report.state == "tracking" and r.report.reason == "start: box"
+    box.move((320.0, 240.0), "point")
+    assert box.policy.state is None
+    assert box.frame(_disc_sensor(*disc)(box.roi(g)), g).report.state == "start"
+
+
+def test_make_policy_picks_the_window_policy_from_the_settings():
+    from picosam2.camera.follow import Follow
+    from picosam2.camera.policy import FixedWindow, ScaleSweep, make_policy
+    from picosam2.camera.settings import CameraSettings
+    from picosam2.errors import PicoSAM2Error
+
+    size = (640, 480)
+    assert isinstance(make_policy(CameraSettings(kind="box", prompt=(1, 2, 30, 40)), None, size), FixedWindow)
+    fixed = make_policy(CameraSettings(kind="point", prompt=(5, 5), window_size=128), None, size)
+    assert isinstance(fixed, FixedWindow) and fixed.side == 128
+    sweep = make_policy(CameraSettings(point_scales="auto:4"), None, size)
+    assert isinstance(sweep, ScaleSweep) and sweep.settle_frames == 5
+    follow = make_policy(CameraSettings(kind="point", prompt=(5, 5), track=True, point_scales="96,192"), None, size)
+    assert isinstance(follow, Follow) and follow.start_sides == [96, 192] and follow.settle_frames == 3
+    for bad in (dict(kind="point"), dict(kind="box", prompt=(1, 2)), dict(window_size=0), dict(point_scales="0,5")):
+        with pytest.raises(PicoSAM2Error):
+            CameraSettings(**bad)
+
+
+def _panned_clip(samples_dir, folder, frames=14, step=5):
+    """Frames of a camera panning across the bundled dog photo: a 480 x 360 view whose left edge
+    moves ``step`` px left per frame, so everything in it moves ``step`` px right per frame."""
+    from PIL import Image
+
+    folder.mkdir()
+    photo = Image.open(samples_dir / "dog.jpg").convert("RGB")
+    for k in range(frames):
+        x = 335 - step * k
+        photo.crop((x, 20, x + 480, 380)).save(folder / f"{k:05d}.png")
+    return folder
+
+
+LINE = re.compile(
+    r"^frame (\d+) \((\d{5}\.png)\): roi (\d+), (\d+), (\d+), (\d+); mask pixels: (\d+); window (\d+) px: "
+    r"([^;]+)(?:; score (\d\.\d\d))?; state (start|tracking|lost|reacquired); (\d+\.\d) ms$"
+)
+
+
+def test_camera_simulate_track_follows_the_bowl_across_a_pan(samples_dir, tmp_path):
+    """``camera --simulate FOLDER --track``: the bowl held out in the photo moves 5 px right per
+    frame; the ROI the loop sets follows it (its centre moves about 5 px per frame, the height
+    stays), every frame prints one well-formed line, and the statistics log gets every frame."""
+    clip = _panned_clip(samples_dir, tmp_path / "clip")
+    log = tmp_path / "stats.jsonl"
+    r = run_cli(
+        "camera", "--simulate", str(clip), "--track", "--point", "240,180", "--window-size", "252",
+        "--stats-log", str(log),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("frame ")]
+    assert len(lines) == 14 and f"appended 14 frames to {log}" in r.stdout
+    rows = []
+    for k, line in enumerate(lines):
+        m = LINE.match(line)
+        assert m, line
+        assert int(m[1]) == k and m[2] == f"{k:05d}.png"
+        x, y, w, h = (int(v) for v in m.group(3, 4, 5, 6))
+        rows.append((x + w / 2, y + h / 2, int(m[7]), m[11]))
+    assert rows[0][:2] == (240, 180) and lines[0].count("start: one window") == 1
+    assert all(state == "tracking" for *_, state in rows) and all(area > 2000 for _, _, area, _ in rows)
+    xs = np.array([cx for cx, *_ in rows])
+    slope = np.polyfit(np.arange(len(xs)), xs, 1)[0]
+    assert 3.0 <= slope <= 7.0, xs
+    assert all(abs(cy - 180) <= 40 for _, cy, *_ in rows)
+    assert len(log.read_text().splitlines()) == 14
+
+
+def test_camera_simulate_track_on_a_video_file_and_bad_prompts(samples_dir, tmp_path):
+    """A video file plays the frames too (through the tracking command's reader); a click
+    outside the frame or a malformed one is one line and exit status 2."""
+    pytest.importorskip("av")
+    from picosam2.image_io import load_image
+    from picosam2.track.video import VideoWriter
+
+    clip = _panned_clip(samples_dir, tmp_path / "clip", frames=4)
+    video = tmp_path / "clip.mp4"
+    writer = VideoWriter(video, fps=10)
+    for f in sorted(clip.iterdir()):
+        writer.write(load_image(f))
+    writer.close()
+    out = tmp_path / "overlays"
+    r = run_cli(
+        "camera", "--simulate", str(video), "--track", "--point", "240,180", "--point-scales", "96,192",
+        "--out", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("frame ")]
+    assert [ln.split(":")[0] for ln in lines] == [f"frame {k}" for k in range(4)]
+    assert "state start" in lines[0] and "start: kept" in lines[2] and "state tracking" in lines[3]
+    assert sorted(p.name for p in out.iterdir()) == [f"{k:05d}.png" for k in range(4)]
+    for bad, words in (("5000,10", "outside"), ("2x", "--point must be 2")):
+        r = run_cli("camera", "--simulate", str(video), "--track", "--point", bad)
+        assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = run_cli("camera", "--simulate", str(tmp_path / "none" / "*.png"), "--track", "--point", "1,1")
+    assert r.returncode == 2 and "no file matches" in r.stderr

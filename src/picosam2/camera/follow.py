@@ -1,14 +1,142 @@
-"""Following the object with the sensor's window (``picosam2 camera --track``)."""
+"""Following the object with the sensor's window (``picosam2 camera --track``).
+
+The sensor runs one window per frame, so following is a window policy like the others
+(:mod:`picosam2.camera.policy`): :class:`Follow` chooses each frame's ROI with the tracker's pure
+policy step (:mod:`picosam2.track.policy`: ``next_window`` / ``observe`` / ``best_observation`` /
+``update``), in frame (preview) pixels, and the ROI goes to the sensor clipped to its array.
+
+It starts from the prompt: a box's window, or a click's window sides swept over consecutive
+frames at the click (as without ``--track``) until the best-scored side is kept; the first kept
+frame's mask starts the track. ``--window-size`` or ``--point-scales fixed`` start from one
+window on the first frame. From then on the window moves every frame to where the policy expects
+the object; a lost object is searched for with one re-acquisition window per frame.
+"""
 
 from __future__ import annotations
 
-from ..errors import UsageError
-from .policy import WindowPolicy
+from ..prompts import Window
+from .core import FrameGeometry, ScalePolicy, roi_in_frame, scale_text, sensor_roi
+from .policy import FrameReport, WindowPolicy, frame_window_roi
+
+
+def follow_window(state, frame_size: tuple[int, int], track_policy) -> tuple[int, int, int, int]:
+    """The window (x0, y0, x1, y1) in frame pixels the tracker's policy runs next for ``state``
+    (one window a frame: the sensor has one ROI)."""
+    from ..track import policy as P
+
+    return P.next_window(state, tuple(frame_size), track_policy)
+
+
+def follow_step(state, logits, window, score, track_policy, threshold: float = 0.0):
+    """One frame of following: the window mask (``logits`` of ``window``, frame pixels) judged
+    and folded into ``state``. Returns ``(new state, status, accepted)``."""
+    from ..track import policy as P
+
+    obs = P.observe(logits, window, score, threshold)
+    best = P.best_observation(state, [obs], track_policy)
+    new, status = P.update(state, None if best is None else obs, track_policy)
+    return new, status, best is not None
 
 
 class Follow(WindowPolicy):
-    """The window follows the object (see :mod:`picosam2.track.policy`)."""
+    """The sensor's window follows the object from frame to frame.
+
+    ``prompt``/``kind``: the start (a point, a box, or the frame centre); ``start_sides``: the
+    window sides a click sweeps over frames before the track starts (one side: start at once);
+    ``track_policy``: the :class:`~picosam2.track.TrackPolicy` (default: the tracker's);
+    ``threshold``: the mask logit threshold."""
+
+    def __init__(
+        self, prompt, kind: str, start_sides, track_policy=None, calibration=None, frame_size=None,
+        threshold: float = 0.0,
+    ):  # fmt: skip
+        from ..track import TrackPolicy
+
+        self.track_policy = track_policy or TrackPolicy()
+        self.start_sides = [int(s) for s in start_sides]
+        self.calibration, self.frame_size, self.threshold = calibration, frame_size, float(threshold)
+        self.settle_frames = len(self.start_sides) + 1 if len(self.start_sides) > 1 and kind != "box" else 1
+        self.move(prompt, kind)
 
     @classmethod
-    def from_settings(cls, settings, config, frame_size, calibration=None):
-        raise UsageError("--track needs picosam2.track, which this installation does not have")
+    def from_settings(cls, settings, config, frame_size, calibration=None) -> Follow:
+        """The follow policy of ``--track`` with the settings' prompt and start window sides."""
+        from ..prompts import point_scales_for
+
+        sides = point_scales_for(settings.scales(config), tuple(frame_size), settings.window_side(config))
+        return cls(
+            settings.prompt, settings.kind, sides, calibration=calibration, frame_size=tuple(frame_size),
+            threshold=settings.threshold,
+        )  # fmt: skip
+
+    # -- the start ------------------------------------------------------------------------------
+
+    def move(self, prompt, kind):
+        """Start over from a new prompt."""
+        self.prompt, self.kind = prompt, kind
+        self.state = None  # a TrackState once the track has started
+        self.status = "start"
+        self._sweep = None
+        if kind != "box" and len(self.start_sides) > 1:
+            self._sweep = ScalePolicy(self.start_sides, calibration=self.calibration, frame_size=self.frame_size)
+        self._plan: tuple[Window, str, int | None] | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.state is not None
+
+    def _start_plan(self, geometry: FrameGeometry):
+        if self.kind == "box":
+            return sensor_roi(self.prompt, "box", geometry), "start: box", None
+        if self._sweep is None:
+            side = self.start_sides[0]
+            return sensor_roi(self.prompt, self.kind, geometry, window_size=side), "start: one window", side
+        side, why = self._sweep.next()
+        return sensor_roi(self.prompt, self.kind, geometry, window_size=side), f"start: {why}", side
+
+    # -- the policy -----------------------------------------------------------------------------
+
+    def plan(self, geometry):
+        if self._plan is None:
+            if self.state is None:
+                self._plan = self._start_plan(geometry)
+            else:
+                win = follow_window(self.state, geometry.frame_size, self.track_policy)
+                why = "follow" if self.state.lost == 0 else f"re-acquire {self.state.lost}"
+                self._plan = (frame_window_roi(win, geometry), why, None)
+        return self._plan[0]
+
+    def observe(self, logits, score, roi, geometry):
+        _, why, side = self._plan if self._plan is not None else (roi, "follow", None)
+        self._plan = None
+        window = roi_in_frame(roi, geometry)  # the window the network saw, frame pixels (clipped)
+        side = side or int(round(max(window[2] - window[0], window[3] - window[1])))
+        if self.state is None:
+            return self._observe_start(logits, score, window, side, why)
+        self.state, self.status, accepted = follow_step(
+            self.state, logits, window, score, self.track_policy, self.threshold
+        )
+        text = scale_text(side, why, score) + f"; state {self.status}"
+        return FrameReport(text, side, why, score, state=self.status, accepted=accepted)
+
+    def _observe_start(self, logits, score, window, side, why):
+        from ..track import policy as P
+
+        compared = score
+        if self._sweep is not None:
+            compared = self._sweep.update(logits, score)
+            if why.startswith("start: sweep"):  # the sweep still runs: nothing to follow yet
+                return FrameReport(scale_text(side, why, compared) + "; state start", side, why, compared, "start")
+        obs = P.observe(logits, window, score, self.threshold)
+        if obs.empty:  # nothing at the prompt: try again from it
+            if self._sweep is not None:
+                self._sweep.reset("empty mask at the prompt")
+            text = scale_text(side, why, compared) + "; state start (empty mask)"
+            return FrameReport(text, side, why, compared, "start", accepted=False)
+        self.state = P.start_state(obs, self.track_policy)
+        self.status = "tracking"
+        return FrameReport(scale_text(side, why, compared) + "; state tracking", side, why, compared, "tracking")
+
+    @property
+    def marker(self):
+        return (self.prompt, self.kind) if self.state is None else (None, None)

@@ -64,6 +64,8 @@ class CameraLoop:
         logits = decode_output(tensor, transpose=self.transpose)
         mask = frame_mask(logits, roi, geometry, self.threshold)
         report = self.policy.observe(logits, score, roi, geometry)
+        if not report.accepted:  # not the object (lost): nothing to show
+            mask = np.zeros_like(mask)
         self._roi = None
         self.count += 1
         return FrameResult(roi, geometry, logits, score, mask, report, (time.perf_counter() - t0) * 1000.0)

@@ -33,13 +33,15 @@ class FrameReport:
     follow state); ``side``: the point window side in frame pixels (``None`` for a followed
     window); ``reason``: why that window ran; ``score``: the score the policy compared (the
     calibrated one when it recalibrates; ``None`` without a quality head); ``state``:
-    ``tracking`` / ``lost`` / ``reacquired`` when following, else ``None``."""
+    ``start`` / ``tracking`` / ``lost`` / ``reacquired`` when following, else ``None``;
+    ``accepted``: whether the window's mask is the object's (a lost frame shows no mask)."""
 
     text: str
     side: int | None
     reason: str
     score: float | None
     state: str | None = None
+    accepted: bool = True
 
 
 class WindowPolicy:

@@ -73,10 +73,12 @@ def open_source(path) -> FrameSource:
 
 
 def _video_source(path: str) -> FrameSource:
-    from ..track.frames import open_frames  # the video / glob reader of `picosam2 track`
+    from ..track.video import FrameSource as Frames  # the reader of `picosam2 track`
 
-    reader = open_frames(path)
-    return FrameSource(((None, frame) for frame in reader), still=False, count=len(reader) or None)
+    reader = Frames(path)  # a video file (PyAV) or a glob of images; a bad one is one line
+    names = [p.name for p in reader.paths] if reader.paths is not None else None
+    frames = (((names[k] if names else None), frame) for k, frame in enumerate(reader))
+    return FrameSource(frames, still=False, count=len(reader) or None)
 
 
 def simulate_frames(
