@@ -16,7 +16,7 @@ MACHINE_PATH = re.compile(r"\.\./shared/|/work/(?:main|shared)\b|/home/\w+/|/Use
 
 
 def _text_files():
-    globs = ["README.md", "CHANGELOG.md", "Makefile", "docs/**/*.md", "scripts/*", "benchmarks/*.py", "benchmarks/*.md",
+    globs = ["README.md", "CHANGELOG.md", "Makefile", "docs/**/*.md", "scripts/*", "benchmarks/*.py", "benchmarks/*.md", "benchmarks/**/*.json",
              "deploy/**/*", "src/picosam2/**/*.py", "src/picosam2/**/*.yaml", "src/picosam2/**/*.md",
              "src/picosam2/demo/static/*.js", "src/picosam2/demo/static/*.html"]  # fmt: skip
     for pattern in globs:
