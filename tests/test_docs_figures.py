@@ -76,3 +76,15 @@ def test_product_docs_do_not_speak_of_their_development():
                 if m := DEVELOPMENT_WORDS.search(line):
                     found.append(f"{p.relative_to(ROOT)}:{n}: {m.group(0)!r} in {line.strip()[:90]}")
     assert not found, "\n".join(found)
+
+
+def test_the_quoted_benchmark_run_is_of_the_shipped_network():
+    """The README's speed table and the model card quote a bench run: it must be of the network that ships."""
+    from picosam2.models import from_pretrained
+
+    model = from_pretrained()
+    params = sum(p.numel() for p in model.parameters())
+    assert rd.figure("bench/results-2026-12-02-fast-click:params|int") == f"{params:,}"
+    # the dev-val reports were measured on these weights
+    assert rd.figure("devval/paper:weights_metadata.recipe") == model.weights_info["recipe"]
+    assert rd.figure("devval/full-auto:weights_metadata.recipe") == model.weights_info["recipe"]
