@@ -256,8 +256,8 @@ def test_track_policy_steps_match_python():
     runs = []
     for policy in (
         TrackPolicy(),
-        TrackPolicy(sweep_per_frame=3, max_lost=4, anchor="centroid"),
-        TrackPolicy(anchor="box"),
+        TrackPolicy(sweep_per_frame=3, max_lost=4, anchor="centroid", probe_every=3),
+        TrackPolicy(anchor="box", position_gain=0.7, max_speed=0.2, probe_every=2),
     ):
         for _ in range(4):
             size = (int(rng.integers(100, 1900)), int(rng.integers(100, 1100)))
@@ -306,6 +306,7 @@ def test_track_policy_steps_match_python():
             _close(want, have, f"frame {k}")
             statuses.add(want["status"])
     assert statuses == {"tracking", "lost", "reacquired"}
+    assert any(len(f["windows"]) == 2 for run in runs for f in run["frames"])  # probes ran
 
 
 def dataclasses_asdict(obj) -> dict:

@@ -83,6 +83,16 @@ GPU_BUNDLES = ("ort.all.min.mjs", "ort.webgpu.min.mjs")
 GPU_RUNTIME = ("ort-wasm-simd-threaded.jsep.mjs", "ort-wasm-simd-threaded.jsep.wasm")
 
 
+def track_policy(policy=None) -> dict:
+    """``policy`` (default: the default :class:`picosam2.track.TrackPolicy`) as a dict, for the
+    page's video mode."""
+    from dataclasses import asdict
+
+    from ..track import TrackPolicy
+
+    return asdict(policy if policy is not None else TrackPolicy())
+
+
 def browser_point_scales(scales):
     """The click sizes the page tries by default in the browser: ``"auto:4"`` (at most 4 of the
     auto sizes, about half the windows) for ``"auto"``, else the server's own."""
@@ -112,7 +122,7 @@ SECURITY_HEADERS = [
     (
         b"content-security-policy",
         b"default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
-        b"img-src 'self' blob: data:; connect-src 'self' blob: data:; style-src 'self'; "
+        b"img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self' blob: data:; style-src 'self'; "
         b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     ),
 ]
@@ -547,6 +557,7 @@ def create_app(
     model_cache_dir: str | os.PathLike | None = None,
     browser_model: str = "int8",
     allowed_hosts: list[str] | None = None,
+    track_policy=None,
 ) -> FastAPI:
     """The demo app.
 
@@ -557,6 +568,8 @@ def create_app(
     ``browser_model``: ``"int8"`` (the default; fp32 where the INT8 exporter is missing) or
     ``"fp32"``: the precision offered to onnxruntime-web. ``allowed_hosts``: accepted ``Host``
     headers (default: loopback names only, which blocks DNS-rebinding pages; ``["*"]`` for any).
+    ``track_policy``: the :class:`picosam2.track.TrackPolicy` the page's video mode follows
+    objects with (default: the default policy).
     """
     if browser_model not in BROWSER_MODELS:
         raise UsageError(f"browser_model must be one of {', '.join(BROWSER_MODELS)}, got {browser_model!r}")
@@ -575,7 +588,7 @@ def create_app(
     app.add_middleware(_SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_error_handlers(app)
-    _add_page_routes(app, predictor, exporter, weights, trained, max_upload_bytes)
+    _add_page_routes(app, predictor, exporter, weights, trained, max_upload_bytes, track_policy)
     _add_segment_route(app, segmenter, max_upload_bytes)
     return app
 
@@ -605,7 +618,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(503, "the server ran out of memory for this request; try a smaller photo")
 
 
-def _add_page_routes(app: FastAPI, predictor, exporter: BrowserModel, weights, trained, max_upload_bytes: int) -> None:
+def _add_page_routes(
+    app: FastAPI, predictor, exporter: BrowserModel, weights, trained, max_upload_bytes: int, follow_policy=None
+) -> None:
     """The page, its info, the bundled photos and the browser model."""
 
     @app.get("/", include_in_schema=False)
@@ -634,6 +649,8 @@ def _add_page_routes(app: FastAPI, predictor, exporter: BrowserModel, weights, t
             # the weights' score calibration (selection.ScoreCalibration.to_dict), or null
             "score_calibration": None if predictor.score_calibration is None else predictor.score_calibration.to_dict(),
             "box_padding": predictor.box_padding,
+            # the video mode's window policy (picosam2.track.TrackPolicy), ported in static/track.js
+            "track_policy": track_policy(follow_policy),
             "threshold": predictor.threshold,
             "max_upload_bytes": max_upload_bytes,
             "max_prompts": MAX_PROMPTS,

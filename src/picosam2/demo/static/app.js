@@ -643,7 +643,7 @@ async function toggleLocal() {
     return;
   }
   try {
-    if (!state.local) state.local = await LocalModel.load(state.info, setStatus);
+    if (!state.local) state.local = await LocalModel.shared(state.info, setStatus);
     state.useLocal = true;
     // same text length as before loading (the label must not grow: the photo would move)
     el.localPrecision.textContent = `(${state.local.precision} ONNX)`;

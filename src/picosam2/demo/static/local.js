@@ -48,6 +48,7 @@ export function providerOrder(info) {
 }
 
 const CACHE_ENTRIES = 64;
+let shared = null;
 
 export class LocalModel {
   constructor(ort, session, precision, bytes, provider = "wasm") {
@@ -59,6 +60,18 @@ export class LocalModel {
     // per prompt (and photo): its candidate windows' logits and scores, so adding an object or
     // picking another candidate does not run the earlier prompts again
     this.cache = new Map();
+  }
+
+  /** One model for the whole page (the photo and the video mode share it): loaded on the first
+   * call, the same promise after. */
+  static shared(info, onStatus = () => {}) {
+    if (!shared) {
+      shared = LocalModel.load(info, onStatus);
+      shared.catch(() => {
+        shared = null;
+      });
+    }
+    return shared;
   }
 
   /** Load the runtime and the model offered by /api/info (INT8 first, fp32 if that fails), on

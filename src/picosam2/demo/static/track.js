@@ -41,7 +41,9 @@ export const DEFAULT_POLICY = Object.freeze({
   margin: 1.5,
   min_side: 96.0,
   max_side: 1.5,
+  position_gain: 1.0,
   velocity_gain: 0.5,
+  max_speed: 1.0,
   size_smoothing: 0.5,
   area_smoothing: 0.2,
   border_grow: 1.4,
@@ -54,6 +56,9 @@ export const DEFAULT_POLICY = Object.freeze({
   coast_decay: 0.8,
   sweep_per_frame: 1,
   max_lost: 30,
+  probe_every: 0,
+  probe_scale: 1.6,
+  probe_margin: 0.05,
 });
 
 export const EMPTY = Object.freeze({ area: 0.0, box: [0, 0, 0, 0], interior: [0, 0], centroid: [0, 0], touch: [0, 0, 0, 0], score: 0.0 });
@@ -113,10 +118,19 @@ export function sweepEntry(state, k, size, policy) {
   return [state.anchor[0] + du * e, state.anchor[1] + dv * e, side(e, f, size, policy)];
 }
 
+/** This frame's windows for one object: one while following (and every probe_every frames a
+ * probe of another size at the same centre); sweep_per_frame sweep windows while lost. */
 export function nextWindows(state, size, policy = DEFAULT_POLICY) {
   if (state.lost === 0) {
     const [cx, cy] = predictedAnchor(state);
-    return [square(cx, cy, side(state.extent, state.grow, size, policy), size)];
+    const wins = [square(cx, cy, side(state.extent, state.grow, size, policy), size)];
+    if (policy.probe_every && mod(state.frames, policy.probe_every) === 0) {
+      const up = mod(Math.floor(state.frames / policy.probe_every), 2) === 0;
+      const factor = up ? policy.probe_scale : 1.0 / policy.probe_scale;
+      const probe = square(cx, cy, side(state.extent, state.grow * factor, size, policy), size);
+      if (probe.some((v, i) => v !== wins[0][i])) wins.push(probe);
+    }
+    return wins;
   }
   const first = (state.lost - 1) * policy.sweep_per_frame;
   const out = [];
@@ -141,8 +155,11 @@ export function accepts(state, obs, policy = DEFAULT_POLICY) {
   return Math.hypot(ax - px, ay - py) <= policy.jump * state.extent;
 }
 
+/** The accepted observation with the highest score (a following object's main window, index 0,
+ * gets probe_margin added), or null. */
 export function bestObservation(state, observations, policy = DEFAULT_POLICY) {
-  const order = observations.map((_, i) => i).sort((i, j) => observations[j].score - observations[i].score);
+  const rank = (i) => observations[i].score + (i === 0 && !state.lost ? policy.probe_margin : 0.0);
+  const order = observations.map((_, i) => i).sort((i, j) => rank(j) - rank(i));
   for (const i of order) if (accepts(state, observations[i], policy)) return i;
   return null;
 }
@@ -170,17 +187,27 @@ export function update(state, obs, policy = DEFAULT_POLICY) {
   const e = extentOf(obs, m);
   let velocity;
   let extent;
+  let anchor = m;
   if (state.lost) {
     velocity = [0.0, 0.0];
     extent = e;
   } else {
+    // alpha-beta filter on the innovation (measured minus predicted), the speed capped
+    const [px, py] = predictedAnchor(state);
+    const rx = m[0] - px;
+    const ry = m[1] - py;
     const g = policy.velocity_gain;
-    velocity = [g * (m[0] - state.anchor[0]) + (1 - g) * state.velocity[0], g * (m[1] - state.anchor[1]) + (1 - g) * state.velocity[1]];
+    velocity = [state.velocity[0] + g * rx, state.velocity[1] + g * ry];
+    const speed = Math.hypot(velocity[0], velocity[1]);
+    const cap = policy.max_speed * state.extent;
+    if (speed > cap) velocity = [(velocity[0] * cap) / speed, (velocity[1] * cap) / speed];
+    const a = policy.position_gain;
+    anchor = [px + a * rx, py + a * ry];
     extent = policy.size_smoothing * e + (1 - policy.size_smoothing) * state.extent;
   }
   const a = policy.area_smoothing;
   const next = {
-    anchor: m,
+    anchor,
     velocity,
     extent,
     area: a * obs.area + (1 - a) * state.area,
@@ -193,48 +220,76 @@ export function update(state, obs, policy = DEFAULT_POLICY) {
 
 // ---------------------------------------------------------------- observations of a window mask
 
-/** policy.interior_index: [row, col] of a most interior pixel of a non-empty n x n 0/1 mask. */
+/** policy.interior_index: [row, col] of the most interior pixel of a non-empty n x n 0/1 mask:
+ * each pixel's depth is the shortest of its four runs of mask pixels (left, right, up, down) to
+ * the first background pixel, within the mask's box (its edge counts as background); of the
+ * deepest pixels, the one nearest their mean (the first in row order on a tie). */
 export function interiorIndex(mask, n) {
-  let m = Uint8Array.from(mask);
-  for (;;) {
-    const e = new Uint8Array(n * n);
-    let any = false;
-    for (let r = 1; r < n - 1; r++) {
-      for (let c = 1; c < n - 1; c++) {
-        const i = r * n + c;
-        if (m[i] && m[i - n] && m[i + n] && m[i - 1] && m[i + 1]) {
-          e[i] = 1;
-          any = true;
-        }
-      }
-    }
-    if (!any) break;
-    m = e;
+  let r0 = n;
+  let r1 = -1;
+  let c0 = n;
+  let c1 = -1;
+  for (let i = 0; i < n * n; i++) {
+    if (!mask[i]) continue;
+    const r = Math.floor(i / n);
+    const c = i % n;
+    if (r < r0) r0 = r;
+    if (r > r1) r1 = r;
+    if (c < c0) c0 = c;
+    if (c > c1) c1 = c;
   }
+  const h = r1 - r0 + 1;
+  const w = c1 - c0 + 1;
+  const at = (r, c) => mask[(r + r0) * n + c + c0];
+  const depth = new Int32Array(h * w).fill(2 ** 30);
+  for (let r = 0; r < h; r++) {
+    let run = 0;
+    for (let c = 0; c < w; c++) {
+      run = at(r, c) ? run + 1 : 0;
+      depth[r * w + c] = Math.min(depth[r * w + c], run);
+    }
+    run = 0;
+    for (let c = w - 1; c >= 0; c--) {
+      run = at(r, c) ? run + 1 : 0;
+      depth[r * w + c] = Math.min(depth[r * w + c], run);
+    }
+  }
+  for (let c = 0; c < w; c++) {
+    let run = 0;
+    for (let r = 0; r < h; r++) {
+      run = at(r, c) ? run + 1 : 0;
+      depth[r * w + c] = Math.min(depth[r * w + c], run);
+    }
+    run = 0;
+    for (let r = h - 1; r >= 0; r--) {
+      run = at(r, c) ? run + 1 : 0;
+      depth[r * w + c] = Math.min(depth[r * w + c], run);
+    }
+  }
+  let max = 0;
+  for (let i = 0; i < h * w; i++) if (depth[i] > max) max = depth[i];
   let count = 0;
   let sr = 0;
   let sc = 0;
-  for (let i = 0; i < n * n; i++) {
-    if (!m[i]) continue;
+  for (let i = 0; i < h * w; i++) {
+    if (depth[i] !== max) continue;
     count++;
-    sr += Math.floor(i / n);
-    sc += i % n;
+    sr += Math.floor(i / w);
+    sc += i % w;
   }
   const mr = sr / count;
   const mc = sc / count;
   let best = -1;
   let bestD = Infinity;
-  for (let i = 0; i < n * n; i++) {
-    if (!m[i]) continue;
-    const r = Math.floor(i / n);
-    const c = i % n;
-    const d = (r - mr) ** 2 + (c - mc) ** 2;
+  for (let i = 0; i < h * w; i++) {
+    if (depth[i] !== max) continue;
+    const d = (Math.floor(i / w) - mr) ** 2 + ((i % w) - mc) ** 2;
     if (d < bestD) {
       bestD = d;
       best = i;
     }
   }
-  return [Math.floor(best / n), best % n];
+  return [Math.floor(best / w) + r0, (best % w) + c0];
 }
 
 /** policy.observe: the observation of one window's n x n logits (at `offset` in `logits`);
