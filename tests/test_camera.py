@@ -492,3 +492,32 @@ def test_camera_simulate_track_on_a_video_file_and_bad_prompts(samples_dir, tmp_
         assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = run_cli("camera", "--simulate", str(tmp_path / "none" / "*.png"), "--track", "--point", "1,1")
     assert r.returncode == 2 and "no file matches" in r.stderr
+
+
+def test_simulated_follow_runs_the_trackers_windows(samples_dir, tmp_path):
+    """The camera's follow loop and :class:`picosam2.track.Tracker` are one policy: started from
+    the same click window, they run the same window on every frame while the windows stay inside
+    the frame (past its edge the tracker pads, the sensor clips)."""
+    from picosam2.camera.runners import cpu_runner
+    from picosam2.camera.settings import CameraSettings
+    from picosam2.camera.simulate import open_source, simulate_frames
+    from picosam2.image_io import load_image
+    from picosam2.track import Tracker
+
+    clip = _panned_clip(samples_dir, tmp_path / "clip", frames=10)
+    frames = [load_image(p) for p in sorted(clip.iterdir())]
+    tracker = Tracker()
+    first = tracker.start(frames[0], point=(240, 180))
+    x0, y0, x1, y1 = first.window
+    assert x1 - x0 == y1 - y0 and x0 >= 0 and y0 >= 0 and x1 <= 480 and y1 <= 360, first.window
+    want = [first.window] + [tracker.update(f)[first.obj_id].window for f in frames[1:]]
+    run, config = cpu_runner(None)
+    settings = CameraSettings(kind="point", prompt=(240.0, 180.0), window_size=x1 - x0, track=True)
+    records = simulate_frames(run, open_source(clip), settings, config)
+    inside = 0
+    for rec, (a, b, c, d) in zip(records, want):
+        if a < 0 or b < 0 or c > 480 or d > 360:
+            break
+        assert rec["roi"] == (a, b, c - a, d - b)
+        inside += 1
+    assert inside >= 5
