@@ -1,6 +1,12 @@
-"""Raspberry Pi AI Camera (IMX500) app: ``picosam2 camera``. The camera-independent parts (ROI
-arithmetic, output decoding, overlay) are in :mod:`picosam2.camera.core`; picamera2 is imported
-only inside :func:`picosam2.camera.app.run_camera`."""
+"""Raspberry Pi AI Camera (IMX500) app: ``picosam2 camera``.
+
+* :mod:`.cli` reads the command line once into a :class:`.settings.CameraSettings`;
+* :mod:`.policy` (and :mod:`.follow`) choose each frame's sensor ROI: a fixed window, a sweep of
+  window sides, or following the object;
+* :mod:`.loop` is the per-frame loop both the live app (:mod:`.app`, the only picamera2 user, inside
+  :func:`.app.run_camera`) and the simulation (:mod:`.simulate`) run;
+* :mod:`.core` holds the camera-independent arithmetic (ROI, output decoding, overlay).
+"""
 
 from .core import (
     SENSOR_SIZE,

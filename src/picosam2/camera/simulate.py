@@ -35,7 +35,7 @@ def photo_list(path) -> list[Path]:
     return [p]
 
 
-class FrameSource:
+class SimulatedFrames:
     """The frames that play the sensor: ``still`` (one photo, repeated) or a sequence of
     ``count`` frames (``None``: not known before reading). Iterating yields ``(name, RGB uint8
     frame)``; ``name`` is ``None`` for video frames."""
@@ -52,7 +52,7 @@ class FrameSource:
         return iter(self._frames)
 
 
-def open_source(path) -> FrameSource:
+def open_source(path) -> SimulatedFrames:
     """A photo (still), a folder of photos, or a video file / frame glob (read by the tracking
     command's frame reader)."""
     from ..image_io import load_image
@@ -65,25 +65,25 @@ def open_source(path) -> FrameSource:
             while True:
                 yield p.name, image
 
-        return FrameSource(repeat(), still=True, count=1)
+        return SimulatedFrames(repeat(), still=True, count=1)
     if p.is_dir():
         photos = photo_list(p)
-        return FrameSource(((f.name, load_image(f)) for f in photos), still=False, count=len(photos))
+        return SimulatedFrames(((f.name, load_image(f)) for f in photos), still=False, count=len(photos))
     return _video_source(str(path))
 
 
-def _video_source(path: str) -> FrameSource:
+def _video_source(path: str) -> SimulatedFrames:
     from ..track.video import FrameSource as Frames  # the reader of `picosam2 track`
 
     reader = Frames(path)  # a video file (PyAV) or a glob of images; a bad one is one line
     names = [p.name for p in reader.paths] if reader.paths is not None else None
     frames = (((names[k] if names else None), frame) for k, frame in enumerate(reader))
-    return FrameSource(frames, still=False, count=len(reader) or None)
+    return SimulatedFrames(frames, still=False, count=len(reader) or None)
 
 
 def simulate_frames(
-    run_window, source: FrameSource, settings: CameraSettings, config=None, calibration=None,
-    on_frame=None, progress: bool = False,
+    run_window, source: SimulatedFrames, settings: CameraSettings, config=None, calibration=None,
+    on_frame=None,
 ) -> list[dict]:  # fmt: skip
     """The camera loop over ``source`` with ``run_window`` (uint8 window -> the network's outputs)
     playing the sensor. Appends each frame's statistics to ``settings.stats_log``; writes overlays
@@ -97,7 +97,6 @@ def simulate_frames(
 
     log = _open_stats_log(settings.stats_log)
     records, loop, limit, last = [], None, settings.frames, None
-    bar = _progress(source, progress)
     try:
         for k, (name, image) in enumerate(source):
             started = time.perf_counter()
@@ -126,26 +125,14 @@ def simulate_frames(
                     save_png_atomic(last, Path(settings.out) / f"{Path(name).stem if name else f'{k:05d}'}.png")
             if on_frame is not None:
                 on_frame(k, name, r)
-            if bar is not None:
-                bar.update(1)
             if limit and k + 1 >= limit:
                 break
     finally:
         if log is not None:
             log.close()
-        if bar is not None:
-            bar.close()
     if settings.out and source.one and last is not None:
         save_png_atomic(last, settings.out)
     return records
-
-
-def _progress(source: FrameSource, wanted: bool):
-    if not wanted or source.still or not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=source.count, unit="frame", file=sys.stderr)
 
 
 def _open_stats_log(stats_log):
@@ -181,9 +168,7 @@ def run_simulation(settings: CameraSettings) -> int:
     def on_frame(k, name, r):
         print(frame_line(k, r, name if show_name else None), flush=True)
 
-    records = simulate_frames(
-        run, source, settings, config, ScoreCalibration.from_config(config), on_frame=on_frame, progress=True
-    )
+    records = simulate_frames(run, source, settings, config, ScoreCalibration.from_config(config), on_frame=on_frame)
     if settings.out:
         print(f"wrote {settings.out}")
     if settings.stats_log:
@@ -206,7 +191,7 @@ def simulate_photos(
         out=str(out) if out else None,
     )  # fmt: skip
     photos = [Path(p) for p in photos]
-    source = FrameSource(((p.name, load_image(p)) for p in photos), still=False, count=len(photos))
+    source = SimulatedFrames(((p.name, load_image(p)) for p in photos), still=False, count=len(photos))
     records = simulate_frames(run_window, source, settings, calibration=calibration)
     for rec, p in zip(records, photos):
         rec["photo"] = str(p)
