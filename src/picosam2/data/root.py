@@ -24,7 +24,9 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
     """The data root: ``explicit`` if given, else ``$PICOSAM2_DATA``; a clear error if neither."""
     value = explicit if explicit not in (None, "") else os.environ.get(DATA_ROOT_ENV)
     if not value:
-        raise DataRootError(f"no data root: pass --data-root DIR or set {DATA_ROOT_ENV} to the folder holding coco-mini/")
+        raise DataRootError(
+            f"no data root: pass --data-root DIR or set {DATA_ROOT_ENV} to the folder holding coco-mini/"
+        )
     root = Path(value).expanduser()
     if not root.is_dir():
         raise DataRootError(f"data root {root} is not a folder (from {'--data-root' if explicit else DATA_ROOT_ENV})")
