@@ -134,7 +134,17 @@ def tune_head(
     head, data: ClickSet, steps: int = 3000, lr: float = 1e-3, rank_weight: float = 1.0, batch: int = 256, seed: int = 0
 ):
     """Fit ``head`` (a :class:`~picosam2.models.picosam2.QualityHead`, in place) on the clicks:
-    MSE to the real IoU plus ``rank_weight`` x :func:`listwise_loss`. Returns the last losses."""
+    MSE to the real IoU plus ``rank_weight`` x :func:`listwise_loss`. Returns the last losses.
+
+    Runs on one torch thread: the head's tensors are tiny, and more threads only wait on each
+    other (on a busy 2-core machine 300 steps took 100 s with two threads, 1.5 s with one)."""
+    from ..bench.timing import torch_threads
+
+    with torch_threads(1):
+        return _tune_head(head, data, steps, lr, rank_weight, batch, seed)
+
+
+def _tune_head(head, data: ClickSet, steps: int, lr: float, rank_weight: float, batch: int, seed: int) -> dict:
     import torch
 
     torch.manual_seed(seed)
