@@ -45,6 +45,7 @@ const COLORS = [
   [199, 21, 133],
 ];
 const FPS_WINDOW_MS = 2000;
+const FILE_RATE = 0.5;
 
 const state = {
   info: null,
@@ -211,6 +212,9 @@ function play() {
   state.playing = true;
   updateButtons();
   if (el.video.ended) el.video.currentTime = 0;
+  // a clip is segmented frame by frame: it pauses at each frame; a slower clock leaves more time
+  // to pause before the next frame is due (fewer frames skipped on a busy machine)
+  el.video.playbackRate = state.source.kind === "file" ? FILE_RATE : 1;
   el.video.play().catch((err) => showError(`cannot play: ${err.message}`));
   schedule();
 }
