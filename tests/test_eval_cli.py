@@ -30,7 +30,7 @@ def test_eval_paper_and_rescore_results(tiny_paths, tmp_path):
     assert 0 < report["miou"] < 1 and set(report["by_size"]) == {"small", "medium", "large"}
     assert report["skipped"]["missing_images"] == 0
     assert "mIoU" in r.stdout and "small" in r.stdout  # the table
-    assert "eval paper" in r.stderr  # the progress bar goes to stderr
+    assert "eval paper" not in r.stderr and "\r" not in r.stderr  # no progress bar off a terminal
     assert sorted(p.name for p in plots.iterdir()) == ["gallery_best.png", "gallery_worst.png", "miou_by_size.png"]
     entries = json.loads(preds.read_text())
     assert len(entries) == 20 and {"image_id", "category_id", "segmentation", "score", "annotation_id"} <= set(
