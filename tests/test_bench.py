@@ -96,21 +96,23 @@ def test_format_table_mentions_every_form(quick_result):
     json.dumps(quick_result)
 
 
-def test_median_ms_warms_up_for_calls_and_for_time():
-    import time
+def test_median_ms_warms_up_for_calls_and_for_time(monkeypatch):
+    import types
 
-    from picosam2.bench.timing import median_ms
+    from picosam2.bench import timing
 
+    now = [0.0]  # a clock that only the timed function moves: no dependence on the machine's load
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
     calls = []
 
     def fn():
-        calls.append(time.perf_counter())
-        time.sleep(0.002)
+        calls.append(now[0])
+        now[0] += 0.002
 
-    ms = median_ms(fn, repeats=5, warmup=2, warmup_seconds=0.05)
-    # 0.05 s of 2 ms calls is at least ~20 warm-up calls, then 5 timed ones
-    assert len(calls) >= 5 + 15
-    assert 1.5 < ms < 50
+    ms = timing.median_ms(fn, repeats=5, warmup=2, warmup_seconds=0.05)
+    # 0.05 s of 2 ms calls is 25 warm-up calls, then 5 timed ones
+    assert 5 + 24 <= len(calls) <= 5 + 26
+    assert ms == pytest.approx(2.0)
     calls.clear()
-    median_ms(fn, repeats=5, warmup=3)
+    timing.median_ms(fn, repeats=5, warmup=3)
     assert len(calls) == 8
