@@ -110,7 +110,9 @@ def build_click_pack(
     finally:
         bar.close()
     if not n_clicks:
-        raise RuntimeError("no click could be packed")
+        from ..errors import EmptyResultError
+
+        raise EmptyResultError("no click could be packed")
     offsets = np.concatenate([[0], np.cumsum([len(j) for j in jpegs])]).astype(np.int64)
     meta = {
         "annotations": Path(str(annotations)).name,
