@@ -330,51 +330,54 @@ def train_clicks(
     n_clicks = len(index)
     b = min(clicks_per_batch, n_clicks)
     start, last_save, done = time.time(), time.time(), 0
-    for step in range(1, steps + 1):
-        elapsed = time.time() - start
-        frac = max((step - 1) / steps, elapsed / time_budget_s if time_budget_s else 0.0)
-        if frac >= 1.0:
-            break
-        scale = min(1.0, step / max(1, warmup_steps)) * 0.5 * (1.0 + math.cos(math.pi * frac))
-        for group in opt.param_groups:
-            group["lr"] = lr * max(scale, 0.02)
-        rows = index[torch.randint(0, n_clicks, (b,), generator=gen).to(device)]  # (B, K), -1 pads
-        valid = rows >= 0
-        flat = rows[valid]
-        x, gt, outside_px = images[flat], masks[flat].float(), outside[flat]
-        if hflip:
-            flip = (torch.rand(b, generator=gen).to(device) < hflip).unsqueeze(1).expand_as(rows)[valid]
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-            gt = torch.where(flip.view(-1, 1, 1), gt.flip(-1), gt)
-        if device.startswith("cuda"):
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast():
-            logits, pred = _forward(model, x, mean, std)
-        seg = gt_loss(logits, gt)
-        target = full_image_iou(logits.detach(), gt, outside_px)
-        reg = ((pred - target) ** 2).mean()
-        pad_pred = torch.zeros(rows.shape, device=device, dtype=pred.dtype).masked_scatter(valid, pred)
-        pad_target = torch.zeros(rows.shape, device=device).masked_scatter(valid, target)
-        rank = listwise_loss(pad_pred, pad_target, valid)
-        loss = seg_weight * seg + quality_weight * reg + rank_weight * rank
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        done = step
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1.0 - ema_decay)
-            for be, bm in zip(ema.buffers(), model.buffers()):
-                be.copy_(bm)
-        if step % log_every == 0 or step == 1:
-            row = {k: float(v.detach()) for k, v in (("loss", loss), ("seg", seg), ("reg", reg), ("rank", rank))}
-            row["step"] = step
-            row.update(lr=opt.param_groups[0]["lr"], seconds=round(time.time() - t0, 1))
-            history.append(row)
-            log(json.dumps(row))
-        if time.time() - last_save > save_every_s:
-            save(step, None)
-            last_save = time.time()
+    try:  # SIGINT (the script's hard time limit) ends training; the EMA weights are still evaluated and saved
+        for step in range(1, steps + 1):
+            elapsed = time.time() - start
+            frac = max((step - 1) / steps, elapsed / time_budget_s if time_budget_s else 0.0)
+            if frac >= 1.0:
+                break
+            scale = min(1.0, step / max(1, warmup_steps)) * 0.5 * (1.0 + math.cos(math.pi * frac))
+            for group in opt.param_groups:
+                group["lr"] = lr * max(scale, 0.02)
+            rows = index[torch.randint(0, n_clicks, (b,), generator=gen).to(device)]  # (B, K), -1 pads
+            valid = rows >= 0
+            flat = rows[valid]
+            x, gt, outside_px = images[flat], masks[flat].float(), outside[flat]
+            if hflip:
+                flip = (torch.rand(b, generator=gen).to(device) < hflip).unsqueeze(1).expand_as(rows)[valid]
+                x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+                gt = torch.where(flip.view(-1, 1, 1), gt.flip(-1), gt)
+            if device.startswith("cuda"):
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast():
+                logits, pred = _forward(model, x, mean, std)
+            seg = gt_loss(logits, gt)
+            target = full_image_iou(logits.detach(), gt, outside_px)
+            reg = ((pred - target) ** 2).mean()
+            pad_pred = torch.zeros(rows.shape, device=device, dtype=pred.dtype).masked_scatter(valid, pred)
+            pad_target = torch.zeros(rows.shape, device=device).masked_scatter(valid, target)
+            rank = listwise_loss(pad_pred, pad_target, valid)
+            loss = seg_weight * seg + quality_weight * reg + rank_weight * rank
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done = step
+            with torch.no_grad():
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1.0 - ema_decay)
+                for be, bm in zip(ema.buffers(), model.buffers()):
+                    be.copy_(bm)
+            if step % log_every == 0 or step == 1:
+                row = {k: float(v.detach()) for k, v in (("loss", loss), ("seg", seg), ("reg", reg), ("rank", rank))}
+                row["step"] = step
+                row.update(lr=opt.param_groups[0]["lr"], seconds=round(time.time() - t0, 1))
+                history.append(row)
+                log(json.dumps(row))
+            if time.time() - last_save > save_every_s:
+                save(step, None)
+                last_save = time.time()
+    except KeyboardInterrupt:
+        log(f"interrupted after {done} steps")
     after = evaluate_pack(ema, val, device, autocast=autocast) if val else None
     if after:
         log(f"val after ({done} steps): {json.dumps(after)}")
