@@ -6,8 +6,9 @@
 # trained too, EMA weights evaluated on held-out clicks.
 #
 #   scripts/train_on_device.sh pack    # here, on the CPU, once: the click packs that travel with the
-#                                      # working tree (runs/device-packs/{fit,select}/clicks.npz, ~48 MiB;
-#                                      # runs/ is git-ignored, so the device call carries it)
+#                                      # working tree (runs/device-packs/{fit,select}/clicks.npz, ~42 MiB, so
+#                                      # that tree + packs stay under the 64 MiB a device call takes; runs/ is
+#                                      # git-ignored, so the device call carries it)
 #   scripts/train_on_device.sh train   # on the device: writes $OUT/weights (a weights folder),
 #                                      # $OUT/metrics.json (held-out figures before/after) and $OUT/log.txt
 #
@@ -36,7 +37,7 @@ pack)
     $PY scripts/make_select_split.py --annotations "$D/annotations/instances_train.json" --out-dir runs/splits
   fi
   $PY -m picosam2.train.click_train pack --annotations "$FIT_ANN" --images "$IMAGES" --out "$PACKS/fit" \
-    --clicks-per-instance "${CLICKS:-3}" --max-mb "${FIT_MB:-42}" --jpeg-quality "${JPEG_QUALITY:-85}" \
+    --clicks-per-instance "${CLICKS:-3}" --max-mb "${FIT_MB:-36}" --jpeg-quality "${JPEG_QUALITY:-85}" \
     ${LIMIT:+--limit "$LIMIT"} --seed 4
   $PY -m picosam2.train.click_train pack --annotations "$SELECT_ANN" --images "$IMAGES" --out "$PACKS/select" \
     --clicks-per-instance 1 --max-mb "${SELECT_MB:-6}" --jpeg-quality "${JPEG_QUALITY:-85}" \
