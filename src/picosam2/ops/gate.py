@@ -59,9 +59,21 @@ def _paired(cand: dict, base: dict, rounds: int = 2000, seed: int = 0) -> dict:
     }
 
 
-def score(weights, annotations, images, limit=None, point_scales=None, progress=False) -> dict:
-    """Full-image click IoU per annotation id of ``weights`` on a labelled set."""
+def score(weights, annotations, images, limit=None, point_scales=None, progress=False, cache=None) -> dict:
+    """Full-image click IoU per annotation id of ``weights`` on a labelled set. With ``cache`` (a
+    folder), scores are kept under a key of the weights' and the labels' sha256, the limit and the
+    point scales, so a baseline is scored once for several candidates."""
     from ..data import InstanceSet
+    from ..io_utils import sha256_file, write_json_atomic
+
+    path = None
+    if cache is not None:
+        import hashlib
+
+        key = json.dumps([weights_digest(weights)["sha256"], sha256_file(annotations), limit, point_scales])
+        path = Path(cache) / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+        if path.is_file():
+            return {int(k): v for k, v in json.loads(path.read_text()).items()}
     from ..eval.protocols import evaluate
     from ..predictor import Predictor
 
@@ -69,11 +81,13 @@ def score(weights, annotations, images, limit=None, point_scales=None, progress=
     scales = predictor.point_scales if point_scales is None else point_scales
     result = evaluate(InstanceSet(annotations, images), predictor, "full", "point", limit=limit,
                       progress=progress, point_scales=scales)  # fmt: skip
+    if path is not None:
+        write_json_atomic({str(k): v for k, v in result.per_instance.items()}, path)
     return result.per_instance
 
 
 def run_gate(candidate, baseline, site, reference, min_gain=DEFAULT_MIN_GAIN, max_drop=DEFAULT_MAX_DROP,
-             limit=None, reference_limit=None, point_scales=None, progress=False) -> dict:  # fmt: skip
+             limit=None, reference_limit=None, point_scales=None, progress=False, cache=None) -> dict:  # fmt: skip
     """Score both weights on both sets; the gate report (see the module docstring)."""
     from .bundle import utc_now
 
@@ -84,8 +98,8 @@ def run_gate(candidate, baseline, site, reference, min_gain=DEFAULT_MIN_GAIN, ma
               "candidate": weights_digest(candidate), "baseline": weights_digest(baseline)}  # fmt: skip
     for name, (ann, imgs), lim in (("site", site, limit), ("reference", reference, reference_limit)):
         imgs = [imgs] if isinstance(imgs, (str, os.PathLike)) else list(imgs)
-        c = score(candidate, ann, imgs, lim, point_scales, progress)
-        b = score(baseline, ann, imgs, lim, point_scales, progress)
+        c = score(candidate, ann, imgs, lim, point_scales, progress, cache)
+        b = score(baseline, ann, imgs, lim, point_scales, progress, cache)
         report[name] = {"annotations": str(ann), "limit": lim, **_paired(c, b)}
     gain, drop = report["site"]["difference"], -report["reference"]["difference"]
     reasons = []
@@ -162,6 +176,7 @@ def add_parser(sub) -> list[str]:
     g.add_argument("--limit", type=int, default=None, metavar="N", help="first N site instances")
     g.add_argument("--reference-limit", type=int, default=None, metavar="N", help="first N reference instances")
     g.add_argument("--point-scales", default=None, help="override the weights' point scales (e.g. auto:4)")
+    g.add_argument("--cache", metavar="DIR", help="keep per-instance scores here (the baseline is scored once)")
     g.add_argument("--out", required=True, metavar="GATE.json", help="report to write")
     g.add_argument("--json", action="store_true")
     g.add_argument("--quiet", action="store_true")
@@ -176,7 +191,7 @@ def run_gate_cmd(args) -> int:
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise OpsError(f"--{flag.replace('_', '-')} must be positive")
     r = run_gate(args.candidate, args.baseline, tuple(args.site), tuple(args.reference), args.min_gain,
-                 args.max_drop, args.limit, args.reference_limit, args.point_scales, not args.quiet)  # fmt: skip
+                 args.max_drop, args.limit, args.reference_limit, args.point_scales, not args.quiet, args.cache)  # fmt: skip
     write_json_atomic(r, args.out, indent=2)
     if args.json:
         print(json.dumps(r, indent=2))
