@@ -3,7 +3,7 @@
 # docs/), one report per protocol, into benchmarks/dev-val/ (or OUT=DIR).
 #   PICOSAM2_DATA=/path/to/data scripts/eval_dev_val.sh        # the data root holding coco-mini/
 # Build coco-mini from COCO 2017 first if needed: scripts/make_coco_mini.py --coco COCO_DIR --out "$PICOSAM2_DATA/coco-mini"
-# INT8=0 skips the ONNX INT8 export and its report. Then `python scripts/render_docs.py` refreshes the docs.
+# INT8=0 skips the ONNX INT8 export and its two reports. Then `python scripts/render_docs.py` refreshes the docs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${PICOSAM2_DATA:?set PICOSAM2_DATA to the folder holding coco-mini/}"
@@ -27,6 +27,7 @@ if [ "${INT8:-1}" = "1" ]; then
   tmp=$(mktemp -d)
   "$PICOSAM2" export --format onnx-int8 --out "$tmp/model-int8.onnx"
   ev onnx-int8-paper --protocol paper --backend onnx --weights "$tmp/model-int8.onnx"
+  ev onnx-int8-full-auto --protocol full --point-scales auto --backend onnx --weights "$tmp/model-int8.onnx"
   rm -rf "$tmp"
 fi
 # the reports name the data root and the repository, not the paths of the machine that ran them
