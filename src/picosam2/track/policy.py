@@ -21,7 +21,8 @@ The algorithm (every constant is a field of :class:`TrackPolicy`)::
             side = clamp(margin * s.extent * s.grow, min_side, max_side * longer image side)
         else:                                              # re-acquiring: one sweep window a frame
             (du, dv, k) = SWEEP[(s.lost - 1) % len(SWEEP)] # offsets in object extents, size factor
-            c = s.anchor + (du, dv) * s.extent             # the anchor coasts while lost
+            ring = min(1 + (s.lost - 1) // len(SWEEP), SWEEP_RINGS)  # later cycles reach further
+            c = s.anchor + (du, dv) * s.extent * ring      # the anchor coasts while lost
             side = clamp(k * margin * s.extent, ...)
         c = clamp(c, inside the image)
         return the square of side `side` centred on c
@@ -35,8 +36,10 @@ The algorithm (every constant is a field of :class:`TrackPolicy`)::
             s.lost += 1; s.anchor += s.velocity; s.velocity *= coast_decay; return "lost"
         m = obs anchor point (interior pixel / centroid / box centre, `anchor`)
         e = obs extent: 2 x the largest distance from m to the mask box's sides
-        s.velocity = velocity_gain * (m - s.anchor) + (1 - velocity_gain) * s.velocity  (0 after a loss)
-        s.anchor = m; s.extent = size_smoothing * e + (1 - size_smoothing) * s.extent
+        r = m - (s.anchor + s.velocity)                                    # innovation
+        s.velocity += velocity_gain * r, capped at max_speed * s.extent   (0 after a loss)
+        s.anchor = s.anchor + s.velocity_before + position_gain * r       (m after a loss)
+        s.extent = size_smoothing * e + (1 - size_smoothing) * s.extent   (e after a loss)
         s.grow = border_grow if the mask touches the window border else 1
         s.area = area_smoothing * obs.area + (1 - area_smoothing) * s.area
         return "reacquired" if s.lost else "tracking"; s.lost = 0
@@ -75,6 +78,11 @@ SWEEP = (
     (-0.6, 0.6, 1.4),
     (0.6, 0.6, 1.4),
 )
+
+
+#: each full cycle of :data:`SWEEP` without a find spreads its offsets one object extent further,
+#: up to this many times the first cycle's reach
+SWEEP_RINGS = 4
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,7 @@ class TrackPolicy:
     """
 
     anchor: str = "interior"
-    margin: float = 1.5
+    margin: float = 1.2
     min_side: float = 96.0
     max_side: float = 1.5
     position_gain: float = 1.0
@@ -241,8 +249,8 @@ def sweep_entry(state: TrackState, k: int, image_size, policy: TrackPolicy) -> t
     if k == len(SWEEP):  # long lost: the whole image around the anchor
         return (state.anchor[0], state.anchor[1], policy.max_side * max(image_size))
     du, dv, f = SWEEP[k]
-    e = state.extent
-    return (state.anchor[0] + du * e, state.anchor[1] + dv * e, _side(e, f, image_size, policy))
+    e = state.extent * min(1 + (state.lost - 1) // len(SWEEP), SWEEP_RINGS)  # later cycles reach further
+    return (state.anchor[0] + du * e, state.anchor[1] + dv * e, _side(state.extent, f, image_size, policy))
 
 
 def next_windows(state: TrackState, image_size, policy: TrackPolicy) -> list[tuple[int, int, int, int]]:
