@@ -118,6 +118,7 @@ def main(argv=None) -> int:
         help="instead: N clicks, each on the server and then in the page at every window-size setting, "
         "back to back (ratios robust to the machine's load)",
     )
+    ap.add_argument("--threads", type=int, default=0, help="wasm threads in the page (default: the page's choice)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -132,7 +133,7 @@ def main(argv=None) -> int:
         with ServerThread(app) as url, sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(url)
+            page.goto(url + (f"?threads={args.threads}" if args.threads else ""))
             page.wait_for_function("() => window.picosam2Demo && window.picosam2Demo.ready")
             page.click(f"#samples button[data-name={args.photo}]")
             page.wait_for_selector("#stage:not(.empty)")
@@ -148,6 +149,7 @@ def main(argv=None) -> int:
                 )
                 settings = [o for o in page.eval_on_selector_all("#local-scales option", "os => os.map(o => o.value)")]
                 result["precision"] = page.evaluate("() => window.picosam2Demo.state.local.precision")
+                result["threads"] = page.evaluate("() => window.picosam2Demo.wasmThreads")
                 result["paired"] = paired(page, box, args.paired + 1, settings)
             else:
                 result["server_mode"] = summary(clicks(page, box, size, args.clicks))
@@ -167,9 +169,7 @@ def main(argv=None) -> int:
                     result["browser_mode"]["precision"] = page.evaluate(
                         "() => window.picosam2Demo.state.local.precision"
                     )
-                    result["browser_mode"]["threads"] = page.evaluate(
-                        "() => self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency) : 1"
-                    )
+                    result["browser_mode"]["threads"] = page.evaluate("() => window.picosam2Demo.wasmThreads")
             browser.close()
     if args.json:
         print(json.dumps(result, indent=2))

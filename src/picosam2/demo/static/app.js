@@ -3,7 +3,7 @@
 // Browser mode ("Run in this browser"): the same windows are cut here and the ONNX model runs in
 // onnxruntime-web (see local.js, windows.js); nothing is uploaded.
 
-import { LocalModel } from "./local.js";
+import { LocalModel, wasmThreads } from "./local.js";
 import * as windows from "./windows.js";
 
 const $ = (id) => document.getElementById(id);
@@ -60,6 +60,7 @@ const hooks = {
   lastError: null,
   lastLatency: null,
   lastChoice: null, // per prompt: {kind, window, side, reason, score} of the mask shown
+  wasmThreads: wasmThreads(),
   lastProfile: null, // in-browser click: milliseconds per stage (cut, network, choose, paste)
   state,
   windows,

@@ -20,8 +20,7 @@ async function loadRuntime(base, bundles = ["ort.wasm.min.mjs"]) {
         try {
           const ort = await import(`${base}${name}`);
           ort.env.wasm.wasmPaths = base;
-          // wasm threads need a cross-origin isolated page (the app sends COOP/COEP headers).
-          ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+          ort.env.wasm.numThreads = wasmThreads();
           ort.env.wasm.proxy = false;
           return ort;
         } catch (err) {
@@ -35,6 +34,16 @@ async function loadRuntime(base, bundles = ["ort.wasm.min.mjs"]) {
     });
   }
   return runtime;
+}
+
+/** WebAssembly threads: `?threads=N` in the page's address, else one core less than the machine
+ * has, at most 4 (on a 2-core machine one thread measured faster than two: benchmarks/demo_latency.json).
+ * Threads need a cross-origin isolated page; the app sends COOP/COEP headers. */
+export function wasmThreads() {
+  const asked = typeof location !== "undefined" ? parseInt(new URLSearchParams(location.search).get("threads"), 10) : NaN;
+  if (!self.crossOriginIsolated) return 1;
+  if (asked >= 1) return Math.min(asked, 16);
+  return Math.min(4, Math.max(1, (navigator.hardwareConcurrency || 1) - 1));
 }
 
 /** The execution providers worth trying in this browser, best first (always ending in wasm). */
