@@ -96,7 +96,8 @@ def test_bundle_evaluates_and_references_the_given_dev_data(tmp_path):
         assert report["reports"][protocol]["protocol"] == protocol and report["reports"][protocol]["count"] == 45
         assert 0.0 < report["reports"][protocol]["miou"] <= 1.0
     ref = json.loads((out / "monitor/reference.json").read_text())
-    assert ref["n"] == 40 and ref["source"] == "40 windows of instances.json"
+    # recorded through the camera loop on the annotations' 6 photos (docs/field-learning.md)
+    assert ref["n"] == 6 and ref["path"] == "camera" and ref["source"] == "camera loop on 6 photos"
     assert run_cli("bundle", "verify", f"{out}.tar").returncode == 0
 
 
