@@ -310,5 +310,8 @@ def test_naive_click_follower_runs_the_model(tiny_davis):
     s = report["per_sequence"]["one"]
     assert s["windows_per_object_frame"] > 1  # a scale-aware click: several windows
     assert 0.0 <= s["objects"]["1"]["J"]["mean"] <= 1.0 and sum(s["states"].values()) == len(seq) - 1
+    # the predictor's windows are counted once, however many followers it served
+    again = evaluate_tracker(lambda: make_follower("naive-click", predictor), [seq], init="click", progress=False)
+    assert again["per_sequence"]["one"]["windows_per_object_frame"] == s["windows_per_object_frame"]
     with pytest.raises(Exception, match="unknown follower"):
         make_follower("psychic", predictor)

@@ -284,24 +284,27 @@ def grow_box(box, factor: float = 1.2):
 
 
 class _CountingPredictor:
-    """A :class:`~picosam2.predictor.Predictor` whose model windows are counted."""
+    """A :class:`~picosam2.predictor.Predictor` whose model windows are counted (its
+    ``run_windows`` is wrapped once, however many followers share it)."""
 
     def __init__(self, predictor):
         self.predictor = predictor
-        self.windows = 0
-        run = predictor.run_windows
+        if not getattr(predictor, "_windows_counted", False):
+            run = predictor.run_windows
 
-        def counted(image, windows):
-            self.windows += len(windows)
-            return run(image, windows)
+            def counted(image, windows):
+                predictor._windows_run += len(windows)
+                return run(image, windows)
 
-        predictor.run_windows = counted
+            predictor._windows_run = 0
+            predictor.run_windows = counted
+            predictor._windows_counted = True
 
     def predict(self, image, points=None, boxes=None):
-        before = self.windows
+        before = self.predictor._windows_run
         pred = self.predictor.predict(image, points=points, boxes=boxes)
         score = 1.0 if pred.scores is None else float(pred.scores[0])
-        return pred.mask(0), score, self.windows - before, pred.windows[0]
+        return pred.mask(0), score, self.predictor._windows_run - before, pred.windows[0]
 
 
 class _Baseline:
