@@ -211,9 +211,13 @@ def test_track_policy_constants_match_python():
     from dataclasses import asdict
 
     from picosam2.track import TrackPolicy
-    from picosam2.track.policy import ANCHORS, STATES, SWEEP
+    from picosam2.track.policy import ANCHORS, STATES, SWEEP, SWEEP_RINGS
 
-    got = run_track_js("return {policy: t.DEFAULT_POLICY, sweep: t.SWEEP, anchors: t.ANCHORS, states: t.STATES};", None)
+    got = run_track_js(
+        "return {policy: t.DEFAULT_POLICY, sweep: t.SWEEP, anchors: t.ANCHORS, states: t.STATES, rings: t.SWEEP_RINGS};",
+        None,
+    )
+    assert got["rings"] == SWEEP_RINGS
     assert got["policy"] == asdict(TrackPolicy())
     assert got["sweep"] == [list(e) for e in SWEEP]
     assert got["anchors"] == list(ANCHORS) and got["states"] == list(STATES)
@@ -251,6 +255,7 @@ def test_track_policy_steps_match_python():
     same windows, choices, states and statuses in JS and Python."""
     from picosam2.track import TrackPolicy
     from picosam2.track import policy as P
+    from picosam2.track.policy import SWEEP
 
     rng = np.random.default_rng(11)
     runs = []
@@ -266,7 +271,7 @@ def test_track_policy_steps_match_python():
                 first = P.observe(_blob_logits(rng), (100, 80, 400, 380), 0.9, 0.0)
             frames = []
             state = P.start_state(first, policy)
-            for _ in range(30):
+            for _ in range(60):
                 wins = P.next_windows(state, size, policy)
                 obs = []
                 for w in wins:
@@ -307,6 +312,7 @@ def test_track_policy_steps_match_python():
             statuses.add(want["status"])
     assert statuses == {"tracking", "lost", "reacquired"}
     assert any(len(f["windows"]) == 2 for run in runs for f in run["frames"])  # probes ran
+    assert any(f["state"]["lost"] > len(SWEEP) for run in runs for f in run["frames"])  # a wider sweep ring
 
 
 def dataclasses_asdict(obj) -> dict:

@@ -34,11 +34,15 @@ export const SWEEP = [
   [0.6, 0.6, 1.4],
 ];
 
+/** policy.SWEEP_RINGS: each full sweep cycle without a find spreads the offsets one object extent
+ * further, up to this many times the first cycle's reach. */
+export const SWEEP_RINGS = 4;
+
 /** TrackPolicy's defaults. The app serves the Python values in /api/info (track_policy), which
  * the page uses; these are the fallback. */
 export const DEFAULT_POLICY = Object.freeze({
   anchor: "interior",
-  margin: 1.5,
+  margin: 1.2,
   min_side: 96.0,
   max_side: 1.5,
   position_gain: 1.0,
@@ -114,8 +118,8 @@ export function sweepEntry(state, k, size, policy) {
   k = mod(k, n);
   if (k === SWEEP.length) return [state.anchor[0], state.anchor[1], policy.max_side * Math.max(size[0], size[1])];
   const [du, dv, f] = SWEEP[k];
-  const e = state.extent;
-  return [state.anchor[0] + du * e, state.anchor[1] + dv * e, side(e, f, size, policy)];
+  const e = state.extent * Math.min(1 + Math.floor((state.lost - 1) / SWEEP.length), SWEEP_RINGS); // later cycles reach further
+  return [state.anchor[0] + du * e, state.anchor[1] + dv * e, side(state.extent, f, size, policy)];
 }
 
 /** This frame's windows for one object: one while following (and every probe_every frames a
