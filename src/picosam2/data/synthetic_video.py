@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UsageError
+
 #: default frame size (width, height): DAVIS "480p"
 FRAME_SIZE = (854, 480)
 
@@ -170,10 +172,10 @@ def make_sequence(
     from PIL import Image
 
     if frames < 2:
-        raise ValueError("a sequence needs at least 2 frames")
+        raise UsageError("a sequence needs at least 2 frames")
     masks = [np.asarray(m, bool) for m in masks]
     if not masks or any(not m.any() for m in masks):
-        raise ValueError("every target needs a non-empty mask")
+        raise UsageError("every target needs a non-empty mask")
     img_h, img_w = image.shape[:2]
     out_w, out_h = size
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
+from ..errors import UsageError
+
 
 def add_parser(sub) -> list[str]:
     b = sub.add_parser("bundle", help="create or verify a signed, versioned deployment bundle")
@@ -95,7 +97,7 @@ def run_bundle_create(args) -> int:
 
     for flag in ("calib_count", "reference_count"):
         if getattr(args, flag) is not None and getattr(args, flag) < 2:
-            raise ValueError(f"--{flag.replace('_', '-')} must be at least 2")
+            raise UsageError(f"--{flag.replace('_', '-')} must be at least 2")
     m = create_bundle(
         args.out, weights=args.weights, version=args.version, name=args.name, sign=args.sign,
         eval_reports=args.eval_report, annotations=args.annotations, images=args.images,
@@ -191,7 +193,7 @@ def run_monitor(args) -> int:
     from .monitor import compare, format_report, prometheus_text, read_recent, write_prometheus
 
     if args.window < 1 or args.min_frames < 1:
-        raise ValueError("--window and --min-frames must be positive")
+        raise UsageError("--window and --min-frames must be positive")
     bundle = Path(args.bundle)
     try:
         reference = json.loads((bundle / REFERENCE).read_text())

@@ -58,6 +58,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..errors import UsageError
+
 #: states an object can be in after a frame
 STATES = ("tracking", "lost", "reacquired")
 #: the anchor rules: which point of the mask the next window is centred on
@@ -148,13 +150,13 @@ class TrackPolicy:
 
     def __post_init__(self):
         if self.anchor not in ANCHORS:
-            raise ValueError(f"anchor must be one of {ANCHORS}, got {self.anchor!r}")
+            raise UsageError(f"anchor must be one of {ANCHORS}, got {self.anchor!r}")
         if not self.margin > 0 or not self.min_side >= 1 or not self.max_side > 0:
-            raise ValueError("margin, min_side and max_side must be positive")
+            raise UsageError("margin, min_side and max_side must be positive")
         if self.sweep_per_frame < 1:
-            raise ValueError("sweep_per_frame must be at least 1")
+            raise UsageError("sweep_per_frame must be at least 1")
         if self.probe_every < 0 or not self.probe_scale > 1:
-            raise ValueError("probe_every must be at least 0 and probe_scale above 1")
+            raise UsageError("probe_every must be at least 0 and probe_scale above 1")
 
     def with_(self, **changes) -> TrackPolicy:
         """A copy with some constants changed."""
