@@ -123,6 +123,8 @@ def test_error_policy_user_errors_one_line_bugs_traceback(tmp_path, monkeypatch)
         cli.main(parser_args)
     assert cli.is_user_error(UsageError("x")) and cli.is_user_error(FileNotFoundError(2, "No such file", "x"))
     assert not cli.is_user_error(TypeError("x")) and not cli.is_user_error(IndexError("x"))
+    # plain ValueError / RuntimeError come from libraries or bugs: they keep their traceback
+    assert not cli.is_user_error(ValueError("x")) and not cli.is_user_error(RuntimeError("x"))
 
 
 def _patched_parser(build, func):

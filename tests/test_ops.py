@@ -246,9 +246,20 @@ def test_ansible_rollout_stops_at_a_failing_camera_and_rolls_it_back(release, tm
     )
     env = {**os.environ, "ANSIBLE_HOME": str(tmp_path / "ansible"), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "atmp"),
            "ANSIBLE_NOCOLOR": "1", "LC_ALL": "C.UTF-8", "ANSIBLE_HOST_KEY_CHECKING": "0"}  # fmt: skip
-    cmd = [playbook, "-c", "local", "-i", str(inv), str(Path(__file__).parents[1] / "deploy/ansible/rollout.yml"),
-           "-e", f"picosam2_bundle={release['v2']}.tar", "-e", "picosam2_version=1.1.0",
-           "-e", "picosam2_require_gate=false"]  # fmt: skip  (the gate's refusal: tests/test_field_gate.py)
+    cmd = [
+        playbook,
+        "-c",
+        "local",
+        "-i",
+        str(inv),
+        str(Path(__file__).parents[1] / "deploy/ansible/rollout.yml"),
+        "-e",
+        f"picosam2_bundle={release['v2']}.tar",
+        "-e",
+        "picosam2_version=1.1.0",
+        "-e",
+        "picosam2_require_gate=false",
+    ]  # fmt: skip  (the gate's refusal: tests/test_field_gate.py)
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     out = r.stdout + r.stderr
     assert r.returncode != 0, out[-3000:]

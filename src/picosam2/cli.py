@@ -30,16 +30,9 @@ COMMANDS = {
     "bundle": "picosam2.ops.cli",
     "device": "picosam2.ops.cli",
     "monitor": "picosam2.ops.cli",
-    "finetune": "picosam2.train.finetune",
+    "finetune": "picosam2.train.cli",
     "gate": "picosam2.ops.gate",
 }
-
-
-#: Transitional: plain ``ValueError``/``RuntimeError`` raised (by that exact class, not a subclass)
-#: in rooms whose user errors are not yet :class:`PicoSAM2Error` are still printed as one line.
-#: Library and numpy errors of other classes (TypeError, KeyError, IndexError, JSONDecodeError...)
-#: are bugs and keep their traceback.
-LEGACY_USER_ERRORS = (ValueError, RuntimeError)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -66,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def is_user_error(exc: BaseException) -> bool:
     """Whether ``exc`` is the user's to fix (printed as one line, exit 2) rather than a bug:
-    a :class:`PicoSAM2Error`, an ``OSError`` on a file (missing, unreadable, disk full), or a
-    plain ``ValueError``/``RuntimeError`` (see :data:`LEGACY_USER_ERRORS`)."""
-    return isinstance(exc, (PicoSAM2Error, OSError)) or type(exc) in LEGACY_USER_ERRORS
+    a :class:`PicoSAM2Error` or an ``OSError`` on a file (missing, unreadable, disk full). Any
+    other exception, a plain ``ValueError`` or ``RuntimeError`` included, is a bug."""
+    return isinstance(exc, (PicoSAM2Error, OSError))
 
 
 def main(argv: list[str] | None = None) -> int:

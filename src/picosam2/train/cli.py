@@ -87,7 +87,7 @@ def add_parser(sub) -> list[str]:
     q.add_argument("--rank-weight", type=float, default=0.5, help="weight of the listwise loss (0: regression only)")
     q.add_argument("--cache", help="keep the collected clicks in this .npz and reuse it when present")
     q.set_defaults(func=run_tune_quality_head)
-    return ["train", "teacher-cache", "calibrate-scores", "tune-quality-head"]
+    return ["train", "teacher-cache", "calibrate-scores", "tune-quality-head", *add_finetune_parser(sub)]
 
 
 def _click_args(parser, annotations_help: str) -> None:
@@ -267,4 +267,60 @@ def run_tune_quality_head(args: argparse.Namespace) -> int:
         write_json_atomic(config, out / "config.json", indent=2)
         print(f"dropped the old score calibration: refit it with picosam2 calibrate-scores --weights {out} --write")
     print(f"tuned weights: {out}")
+    return 0
+
+
+# -- command line -------------------------------------------------------------------------------
+def add_finetune_parser(sub) -> list[str]:
+    """Register ``finetune`` (its training code is imported only when it runs)."""
+    p = sub.add_parser(
+        "finetune",
+        help="adapt weights to a site's labelled frames (CPU, minutes; replay keeps what they knew)",
+        description=(
+            "Fine-tune weights on a site's COCO labels (CVAT, Label Studio or picosam2 exports, checked "
+            "first) within a time budget, mixing in a share of the base training data, keeping the quality "
+            "head and refitting the score calibration on held-out site images. Running the same command "
+            "again resumes an interrupted run (state in OUT.work/). See docs/field-learning.md."
+        ),
+    )
+    p.add_argument("--base", default=None, metavar="WEIGHTS", help="weights to start from (default: shipped)")
+    p.add_argument("--annotations", required=True, metavar="JSON", help="the site's COCO labels")
+    p.add_argument("--images", required=True, action="append", metavar="DIR", help="site image folder (repeatable)")
+    p.add_argument("--out", required=True, metavar="WEIGHTS_DIR", help="new weights folder (must not exist)")
+    p.add_argument("--replay", nargs=2, metavar=("ANNOTATIONS", "IMAGES"), help="base training data to mix in")
+    p.add_argument("--replay-fraction", type=float, default=None, metavar="F",
+                   help="share of each batch from --replay (default 0.25 with --replay, else 0)")  # fmt: skip
+    p.add_argument("--minutes", type=float, default=15.0, metavar="M", help="training time budget (default 15)")
+    p.add_argument("--steps", type=int, default=0, metavar="N", help="also stop after N steps (0: time only)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--holdout", type=float, default=0.15, help="share of site images kept for the calibration")
+    p.add_argument("--calib-clicks", type=int, default=200, metavar="N", help="held-out clicks for the calibration")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", choices=("bf16", "32"), default="bf16")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_finetune)
+    return ["finetune"]
+
+
+def run_finetune(args) -> int:
+    from .finetune import FinetuneSettings, finetune
+
+    if args.batch_size < 1 or args.lr <= 0 or args.threads < 1 or args.calib_clicks < 0:
+        raise UsageError("--batch-size, --lr and --threads must be positive")
+    replay = args.replay or (None, None)
+    fraction = args.replay_fraction if args.replay_fraction is not None else (0.25 if args.replay else 0.0)
+    s = FinetuneSettings(
+        base=args.base, annotations=args.annotations, images=args.images, out=args.out,
+        replay_annotations=replay[0], replay_images=[replay[1]] if replay[1] else [], replay_fraction=fraction,
+        minutes=args.minutes, max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, holdout=args.holdout,
+        calib_clicks=args.calib_clicks, threads=args.threads, precision=args.precision, seed=args.seed,
+    )  # fmt: skip
+    r = finetune(s, progress=not args.quiet)
+    cal = r["score_calibration"]
+    print(f"wrote {args.out}: {r['steps']} steps x {s.batch_size} in {r['train_minutes']:.1f} min "
+          f"({s.replay_fraction:.0%} replay); site split {r['split']['fit']['images']} images to train, "
+          f"{r['split']['holdout']['images']} held out"
+          + (f"; score calibration refitted on {cal['clicks']} held-out clicks" if cal else ""))  # fmt: skip
     return 0
