@@ -3,7 +3,7 @@
 A wall-clock bound in seconds fails on a loaded or slow machine and passes on a fast one
 whatever the code does; a ratio to a reference operation timed moments before, on the same
 machine and load, does neither. Each side is the best of a few repetitions, which removes most
-of the scheduling noise. ``pytest -m "not timing"`` deselects these checks.
+of the scheduling noise. ``make test`` deselects these checks (``-m "not timing"``); ``make test-timing`` runs them.
 """
 
 from __future__ import annotations

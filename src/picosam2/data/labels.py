@@ -43,9 +43,9 @@ def load_coco(path: str | os.PathLike) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise LabelError(f"cannot read labels {path}: {exc.strerror or exc}") from None
+        raise LabelError(f"cannot read labels {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:
-        raise LabelError(f"{path} is not JSON: {exc}") from None
+        raise LabelError(f"{path} is not JSON: {exc}") from exc
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations")):
         raise LabelError(f"{path} is not a COCO instances file (needs 'images' and 'annotations' lists)")
     data.setdefault("categories", [])

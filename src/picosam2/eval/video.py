@@ -64,7 +64,7 @@ def read_labels(path: str | Path) -> np.ndarray:
                 return np.asarray(img, dtype=np.uint8)
             arr = np.asarray(img.convert("L"))
     except (OSError, ValueError) as exc:
-        raise VideoDataError(f"cannot read annotation {path}: {exc}") from None
+        raise VideoDataError(f"cannot read annotation {path}: {exc}") from exc
     return (arr > 0).astype(np.uint8)
 
 
@@ -431,7 +431,7 @@ def make_follower(kind: str, predictor, policy=None):
         try:
             from ..track import Tracker
         except ImportError as exc:
-            raise UsageError(f"the tracker is not available: {exc}") from None
+            raise UsageError(f"the tracker is not available: {exc}") from exc
         return Tracker(predictor, policy=policy) if policy is not None else Tracker(predictor)
     if kind == "naive-box":
         return NaiveBoxFollower(predictor)

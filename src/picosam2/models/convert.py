@@ -93,10 +93,10 @@ def read_torch_file(path) -> dict:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
-        raise WeightsError(f"{path} holds more than tensors and is not read (weights_only): {first}") from None
+        raise WeightsError(f"{path} holds more than tensors and is not read (weights_only): {first}") from exc
     except Exception as exc:  # noqa: BLE001 - a truncated or foreign file is the same user error
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"cannot read {path} as a PyTorch checkpoint: {first}") from None
+        raise WeightsError(f"cannot read {path} as a PyTorch checkpoint: {first}") from exc
     for wrapper in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]
@@ -211,12 +211,12 @@ def _onnx_tensors(path) -> tuple[list[dict], dict]:
     try:
         import onnx
         from onnx import numpy_helper
-    except ImportError:
-        raise WeightsError("reading ONNX weights needs the onnx package: pip install 'picosam2[export]'") from None
+    except ImportError as exc:
+        raise WeightsError("reading ONNX weights needs the onnx package: pip install 'picosam2[export]'") from exc
     try:
         proto = onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001
-        raise WeightsError(f"cannot read ONNX model {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        raise WeightsError(f"cannot read ONNX model {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
     graph = proto.graph
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     producer = {}

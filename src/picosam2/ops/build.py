@@ -49,7 +49,7 @@ def _eval_reports(paths, annotations, images, onnx_path: Path, limit: int | None
             try:
                 content = json.loads(Path(p).read_text())
             except (OSError, ValueError) as exc:
-                raise OpsError(f"cannot read eval report {p}: {exc}") from None
+                raise OpsError(f"cannot read eval report {p}: {exc}") from exc
             key = (
                 content.get("protocol")
                 if isinstance(content, dict) and isinstance(content.get("protocol"), str)

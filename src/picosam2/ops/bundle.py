@@ -68,8 +68,8 @@ def _crypto():
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
-    except ImportError:
-        raise OpsError("signed bundles need the cryptography package: pip install 'picosam2[ops]'") from None
+    except ImportError as exc:
+        raise OpsError("signed bundles need the cryptography package: pip install 'picosam2[ops]'") from exc
     return serialization, ed25519, InvalidSignature
 
 
@@ -79,7 +79,7 @@ def load_private_key(path: str | os.PathLike):
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
-        raise OpsError(f"cannot read private key {path}: {exc}") from None
+        raise OpsError(f"cannot read private key {path}: {exc}") from exc
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise OpsError(f"{path} is not an Ed25519 private key")
     return key
@@ -95,7 +95,7 @@ def load_public_key(path: str | os.PathLike):
         except ValueError:
             key = serialization.load_pem_private_key(data, password=None).public_key()
     except (OSError, ValueError, TypeError) as exc:
-        raise OpsError(f"cannot read public key {path}: {exc}") from None
+        raise OpsError(f"cannot read public key {path}: {exc}") from exc
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise OpsError(f"{path} is not an Ed25519 public key")
     return key
@@ -168,7 +168,7 @@ def verify_bundle(folder: str | os.PathLike, pubkey: str | os.PathLike | None = 
         data = (folder / MANIFEST).read_bytes()
         manifest = json.loads(data)
     except (OSError, ValueError) as exc:
-        raise OpsError(f"bundle {folder}: unreadable {MANIFEST}: {exc}") from None
+        raise OpsError(f"bundle {folder}: unreadable {MANIFEST}: {exc}") from exc
     if (
         not isinstance(manifest, dict)
         or manifest.get("format") != FORMAT
@@ -184,8 +184,8 @@ def verify_bundle(folder: str | os.PathLike, pubkey: str | os.PathLike | None = 
             raise OpsError(f"bundle {folder} is not signed, and a trusted key is set")
         try:
             key.verify(sig_path.read_bytes(), data)
-        except invalid:
-            raise OpsError(f"bundle {folder}: signature does not verify against {pubkey}") from None
+        except invalid as exc:
+            raise OpsError(f"bundle {folder}: signature does not verify against {pubkey}") from exc
         status = "verified"
     elif sig_path.is_file():
         status = "unchecked"
@@ -231,7 +231,7 @@ def opened_bundle(path: str | os.PathLike, scratch: str | os.PathLike | None = N
             with tarfile.open(path) as tar:
                 tar.extractall(tmp, filter="data")
         except (tarfile.TarError, OSError) as exc:
-            raise OpsError(f"cannot unpack bundle {path}: {exc}") from None
+            raise OpsError(f"cannot unpack bundle {path}: {exc}") from exc
         tops = [p for p in tmp.iterdir()]
         if len(tops) != 1 or not tops[0].is_dir():
             raise OpsError(f"bundle {path}: expected one top-level folder in the tar")

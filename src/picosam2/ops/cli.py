@@ -199,7 +199,7 @@ def run_monitor(args) -> int:
         reference = json.loads((bundle / REFERENCE).read_text())
         version = json.loads((bundle / MANIFEST).read_text()).get("version", "?")
     except (OSError, ValueError) as exc:
-        raise OpsError(f"no readable reference in bundle {bundle}: {exc}") from None
+        raise OpsError(f"no readable reference in bundle {bundle}: {exc}") from exc
     from .reference import reference_note
 
     report = compare(reference, read_recent(args.log, args.window), min_frames=args.min_frames)

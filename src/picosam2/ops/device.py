@@ -93,8 +93,8 @@ class Device:
         with open(self.root / ".lock", "w") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise OpsError(f"another install or rollback is running on {self.root}") from None
+            except BlockingIOError as exc:
+                raise OpsError(f"another install or rollback is running on {self.root}") from exc
             yield
 
     def _switch(self, slot: str) -> None:
@@ -238,7 +238,7 @@ class Device:
             man = self.manifest(other)
             if man is None or self.slot_failed(other, man.get("version")):
                 raise OpsError(f"the network of active slot {active} does not start ({reason}) and slot "
-                                   f"{other} holds no working bundle") from None  # fmt: skip
+                                   f"{other} holds no working bundle") from exc  # fmt: skip
             self.record_fallback(active, other, reason)
             print(f"warning: slot {active} does not start ({reason}); running slot {other} ({man.get('version')})",
                   file=sys.stderr)  # fmt: skip

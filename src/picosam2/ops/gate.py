@@ -130,7 +130,7 @@ def read_report(path) -> dict:
     try:
         report = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
-        raise OpsError(f"cannot read gate report {path}: {exc}") from None
+        raise OpsError(f"cannot read gate report {path}: {exc}") from exc
     if not isinstance(report, dict) or report.get("format") != FORMAT:
         raise OpsError(f"{path} is not a picosam2 gate report")
     return report

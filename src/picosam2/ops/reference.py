@@ -40,7 +40,7 @@ def photos_of(annotations=None, images=(), folder=None, limit: int | None = None
         try:
             listed = json.loads(Path(annotations).read_text())["images"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise OpsError(f"cannot read the images of {annotations}: {exc}") from None
+            raise OpsError(f"cannot read the images of {annotations}: {exc}") from exc
         photos = []
         for im in sorted(listed, key=lambda im: str(im.get("file_name", ""))):
             name = str(im.get("file_name", ""))

@@ -36,8 +36,8 @@ def _natural_key(path: Path):
 def _import_av():
     try:
         import av
-    except ImportError:
-        raise VideoError("reading video files needs PyAV: pip install 'picosam2[video]'") from None
+    except ImportError as exc:
+        raise VideoError("reading video files needs PyAV: pip install 'picosam2[video]'") from exc
     return av
 
 
@@ -86,7 +86,7 @@ class FrameSource:
                     self._count = int(stream.frames or 0)
                     self.fps = float(stream.average_rate) if stream.average_rate else None
             except (av.error.FFmpegError, OSError) as exc:
-                raise VideoError(f"cannot read video {self.source}: {_first_line(exc)}") from None
+                raise VideoError(f"cannot read video {self.source}: {_first_line(exc)}") from exc
 
     def __len__(self) -> int:
         return self._count
@@ -104,7 +104,7 @@ class FrameSource:
                 for frame in container.decode(stream):
                     yield frame.to_ndarray(format="rgb24")
         except (av.error.FFmpegError, OSError) as exc:
-            raise VideoError(f"cannot decode video {self.source}: {_first_line(exc)}") from None
+            raise VideoError(f"cannot decode video {self.source}: {_first_line(exc)}") from exc
 
 
 def _first_line(exc: BaseException) -> str:
