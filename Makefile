@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(VENV)/bin/picosam2 predict src/picosam2/samples/dog.jpg --point 570,200 --out out/dog_mask.png --overlay out/dog_overlay.png
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not timing"
+	bash scripts/test_by_file.sh $(PY) -m "not timing"
 
 # speed checks as ratios of durations measured in the same run: meaningful on an idle machine
 test-timing: $(STAMP)
