@@ -97,7 +97,7 @@ def test_track_reads_a_video_and_a_glob_alike(tmp_path, frame_dir, frames):
     [
         (["missing.mp4", "--point", "5,5"], "no such video"),
         (["{frames}", "--point", "5000,5"], "outside"),
-        (["{frames}", "--point", "5"], "--point takes 2"),
+        (["{frames}", "--point", "5"], "--point must be 2 comma-separated numbers"),
         (["{frames}"], "at least one --point"),
         (["{frames}", "--point", "5,5", "--frame", "99"], "has only 6 frames"),
         (["{bad}", "--point", "5,5"], "cannot read video"),

@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-
-def _numbers(text: str, n: int, what: str) -> tuple[float, ...]:
-    parts = text.replace(" ", "").split(",")
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) != n:
-        raise argparse.ArgumentTypeError(f"{what} takes {n} comma-separated numbers, got {text!r}")
-    return values
+from ..commands import parse_numbers
 
 
 def add_parser(sub) -> list[str]:
@@ -29,7 +18,7 @@ def add_parser(sub) -> list[str]:
         "--point",
         action="append",
         default=[],
-        type=lambda t: _numbers(t, 2, "--point"),
+        type=lambda t: parse_numbers(t, 2, "--point"),
         metavar="X,Y",
         help="a click on an object on frame --frame (repeatable: one object each)",
     )
@@ -37,7 +26,7 @@ def add_parser(sub) -> list[str]:
         "--box",
         action="append",
         default=[],
-        type=lambda t: _numbers(t, 4, "--box"),
+        type=lambda t: parse_numbers(t, 4, "--box"),
         metavar="X0,Y0,X1,Y1",
         help="a box around an object on frame --frame (repeatable)",
     )
