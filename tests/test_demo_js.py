@@ -24,10 +24,10 @@ SIZES = [(1, 1), (96, 96), (97, 40), (100, 20), (135, 136), (136, 100), (192, 19
 SIZES += [(800, 534), (534, 800), (1023, 768), (1280, 720), (1920, 1080), (4056, 3040), (12000, 9000)]
 
 
-def run_js(body: str, data) -> object:
-    """Run ``body`` (a JS function body with ``w`` = windows.js and ``data``) in node; its JSON."""
+def _run_module_js(module: Path, name: str, body: str, data) -> object:
+    """Run ``body`` (a JS function body with ``name`` = the ES module ``module`` and ``data``) in node; its JSON."""
     script = (
-        f"const w = await import({json.dumps(WINDOWS_JS.as_uri())});\n"
+        f"const {name} = await import({json.dumps(module.as_uri())});\n"
         "const { readFileSync } = await import('node:fs');\n"
         "const data = JSON.parse(readFileSync(0, 'utf8'));\n"
         f"const result = (() => {{ {body} }})();\n"
@@ -42,6 +42,11 @@ def run_js(body: str, data) -> object:
         check=True,
     )
     return json.loads(out.stdout)
+
+
+def run_js(body: str, data) -> object:
+    """Run ``body`` (a JS function body with ``w`` = windows.js and ``data``) in node; its JSON."""
+    return _run_module_js(WINDOWS_JS, "w", body, data)
 
 
 def test_auto_scales_match_python():
@@ -138,22 +143,7 @@ TRACK_JS = WINDOWS_JS.parent / "track.js"
 
 def run_track_js(body: str, data) -> object:
     """Run ``body`` with ``t`` = track.js and ``data`` in node; its JSON."""
-    script = (
-        f"const t = await import({json.dumps(TRACK_JS.as_uri())});\n"
-        "const { readFileSync } = await import('node:fs');\n"
-        "const data = JSON.parse(readFileSync(0, 'utf8'));\n"
-        f"const result = (() => {{ {body} }})();\n"
-        "console.log(JSON.stringify(result));\n"
-    )
-    out = subprocess.run(
-        [NODE, "--input-type=module", "-e", script],
-        input=json.dumps(data),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(out.stdout)
+    return _run_module_js(TRACK_JS, "t", body, data)
 
 
 def _state_dict(s) -> dict:
