@@ -239,12 +239,7 @@ def main() -> int:
         row = grid.evaluate(predictor, sequences, conditions, policy)
         report["variants"][name] = {"changes": given, **row}
         paired(report)
-        print(
-            f"{name:24s} J {row['J']:.4f}  windows/object/frame {row['windows_per_object_frame']:.3f}  "
-            f"({time.time() - t0:.0f} s)",
-            file=sys.stderr,
-            flush=True,
-        )
+        grid.print_row(name, row, t0)
         write_json_atomic(report, args.out, indent=1)
     return 0
 

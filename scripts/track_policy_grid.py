@@ -56,6 +56,16 @@ def evaluate(predictor, sequences, conditions, policy) -> dict:
     }
 
 
+def print_row(name: str, row: dict, t0: float) -> None:
+    """One variant's J and window cost on stderr, as it finishes."""
+    print(
+        f"{name:24s} J {row['J']:.4f}  windows/object/frame {row['windows_per_object_frame']:.3f}  "
+        f"({time.time() - t0:.0f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", help="a DAVIS-layout folder (the select split)")
@@ -79,12 +89,7 @@ def main() -> int:
         t0 = time.time()
         row = evaluate(predictor, sequences, conditions, TrackPolicy(**fields))
         report["variants"][name] = {"policy": fields, **row}
-        print(
-            f"{name:24s} J {row['J']:.4f}  windows/object/frame {row['windows_per_object_frame']:.3f}  "
-            f"({time.time() - t0:.0f} s)",
-            file=sys.stderr,
-            flush=True,
-        )
+        print_row(name, row, t0)
         write_json_atomic(report, args.out, indent=1)
     return 0
 
