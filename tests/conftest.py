@@ -44,7 +44,7 @@ def run_cli(*args: str):
     :func:`run_cli_subprocess` does so for the calls that need a process of their own."""
     import os
 
-    if os.environ.get("PICOSAM2_TEST_SUBPROCESS", "") not in ("", "0") or _own_process(args):
+    if os.environ.get("PICOSAM2_TEST_SUBPROCESS", "") not in ("", "0"):
         return run_cli_subprocess(*args)
     import contextlib
     import io
@@ -76,18 +76,6 @@ def run_cli(*args: str):
             sys.stdout.flush()
             sys.stderr.flush()
     return subprocess.CompletedProcess(["picosam2", *argv], int(code or 0), out.getvalue(), err.getvalue())
-
-
-#: commands that run native quantizers and compilers (onnxruntime quantization, OpenVINO, MCT and
-#: the converter) run in a process of their own, as a user's would: after the rest of the suite
-#: has loaded torch, onnxruntime, OpenVINO, PyAV and MCT into one process, an in-process bundle
-#: build has crashed it
-OWN_PROCESS = (("bundle", "create"), ("export",))
-
-
-def _own_process(args) -> bool:
-    argv = [str(a) for a in args]
-    return any(tuple(argv[: len(cmd)]) == cmd for cmd in OWN_PROCESS)
 
 
 def run_cli_subprocess(*args: str):
