@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import MissingExtraError
 from .core import FrameGeometry, draw_overlay, frame_window_pixels, network_path, roi_tuple
-from .loop import CameraLoop, frame_line
+from .loop import CameraLoop, collect_frame, frame_line, open_collector
 from .runners import slot_runner  # noqa: F401  (kept importable here)
 from .settings import CameraSettings
 from .simulate import _open_stats_log, photo_list, simulate_photos  # noqa: F401  (kept importable here)
@@ -113,11 +113,11 @@ def sensor_crop(imx500) -> tuple[int, int, int, int]:
     return (r.x, r.y, r.width, r.height)
 
 
-def _frame_loop(picam2, imx500, loop: CameraLoop, settings: CameraSettings, shown: dict, cv2, log):
+def _frame_loop(picam2, imx500, loop: CameraLoop, settings: CameraSettings, shown: dict, cv2, log, collector=None):
     """Capture until ``settings.frames`` (0: forever), Esc/q or Ctrl-C; returns the last overlay."""
     sensor = SensorROI(imx500)
     n, t0, last = 0, time.perf_counter(), None
-    need_frame = cv2 is not None or bool(settings.snapshot) or log is not None
+    need_frame = cv2 is not None or bool(settings.snapshot) or log is not None or collector is not None
     while settings.frames <= 0 or n < settings.frames:
         request = picam2.capture_request()
         try:
@@ -142,6 +142,8 @@ def _frame_loop(picam2, imx500, loop: CameraLoop, settings: CameraSettings, show
             from ..ops.stats import frame_record
 
             log.write(frame_record(frame_window_pixels(frame, r.roi, geometry), r.logits, r.score))
+        if collector is not None and frame is not None:
+            collect_frame(collector, n - 1, frame, r, loop.policy.marker, every=settings.collect_every)
         if frame is not None and (cv2 is not None or settings.snapshot):
             prompt, kind = loop.policy.marker
             last = draw_overlay(frame, r.mask, r.roi, geometry, prompt, kind, text=r.report.text)
@@ -161,7 +163,8 @@ def run_camera(settings: CameraSettings, fps: float = 30.0) -> int:
     :func:`picosam2.camera.policy.make_policy`). ``settings.interactive``: an OpenCV window where
     a left click moves the point prompt; ``settings.frames`` > 0 stops after that many frames;
     ``settings.snapshot`` writes the last overlay there as PNG; ``settings.root`` runs the active
-    slot of that device root; ``settings.stats_log`` appends per-frame statistics."""
+    slot of that device root; ``settings.stats_log`` appends per-frame statistics;
+    ``settings.collect`` keeps frames for labelling while the monitor has armed that folder."""
     from ..selection import ScoreCalibration
     from .policy import make_policy
 
@@ -174,9 +177,10 @@ def run_camera(settings: CameraSettings, fps: float = 30.0) -> int:
     picam2 = _start_camera(Picamera2, MappedArray, imx500, shown, settings.frame_size, fps, preview)
     cv2 = _open_window(loop) if settings.interactive else None
     log = _open_stats_log(settings.stats_log)
+    collector = open_collector(settings)
     last = None
     try:
-        last = _frame_loop(picam2, imx500, loop, settings, shown, cv2, log)
+        last = _frame_loop(picam2, imx500, loop, settings, shown, cv2, log, collector)
     except KeyboardInterrupt:
         pass
     finally:

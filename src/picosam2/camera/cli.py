@@ -71,6 +71,25 @@ def add_parser(sub) -> list[str]:
     sim.add_argument("--out", default=None, help="--simulate: overlay PNG to write (a folder for several frames)")
     p.add_argument("--root", help="device root: run its active slot (docs/operations.md); INPUT may be a folder")
     p.add_argument("--stats-log", metavar="LOG", help="append per-frame drift statistics (for picosam2 monitor)")
+    p.add_argument(
+        "--collect",
+        metavar="DIR",
+        help="keep frames with their prompt, ROI and mask in DIR for labelling, only while `picosam2 monitor "
+        "... --collect DIR` has armed it (drift flagged); off by default (docs/field-learning.md)",
+    )
+    p.add_argument(
+        "--collect-max",
+        type=int,
+        metavar="N",
+        help="with --collect: keep at most N frames, deleting the oldest first (default: the monitor's --collect-max)",
+    )
+    p.add_argument(
+        "--collect-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="with --collect: keep one frame in K (default 1; on a live camera e.g. 30: about one a second)",
+    )
     p.set_defaults(func=run)
     return ["camera"]
 
@@ -108,6 +127,9 @@ def settings_from_args(args: argparse.Namespace) -> CameraSettings:
         simulate=args.simulate,
         weights=args.weights,
         out=args.out,
+        collect=args.collect,
+        collect_max=args.collect_max,
+        collect_every=args.collect_every,
     )
 
 

@@ -71,6 +71,48 @@ class CameraLoop:
         return FrameResult(roi, geometry, logits, score, mask, report, (time.perf_counter() - t0) * 1000.0)
 
 
+def open_collector(settings):
+    """The frame collector ``settings.collect`` names (:class:`picosam2.ops.collect.Collector`),
+    or ``None`` when collection is off (the default). It writes only while ``picosam2 monitor
+    ... --collect DIR`` has armed the folder."""
+    if not settings.collect:
+        return None
+    import sys
+
+    from ..errors import UsageError
+    from ..ops.collect import Collector
+
+    try:
+        collector = Collector(settings.collect, max_items=settings.collect_max)
+    except OSError as exc:
+        raise UsageError(f"--collect {settings.collect}: {exc.strerror or exc}") from exc
+    print(f"collect: frames go to {settings.collect} while the monitor has armed it", file=sys.stderr)
+    return collector
+
+
+def collect_frame(
+    collector, k: int, frame: np.ndarray, r: FrameResult, marker, name: str | None = None, every: int = 1
+):  # fmt: skip
+    """Hand frame ``k`` (RGB uint8, frame size), its mask and what produced it to ``collector``
+    (every ``every``-th frame only); returns the record's path, or ``None`` when the frame was
+    skipped or the folder is not armed."""
+    if k % max(1, int(every)):
+        return None
+    prompt, kind = marker
+    record = {
+        "prompt": None if prompt is None else [float(v) for v in prompt],
+        "prompt_kind": kind,
+        "roi": list(roi_tuple(r.roi)),
+        "window_side": r.report.side,
+        "score": r.score,
+        "state": r.report.state,
+        "frame": int(k),
+    }
+    if name:
+        record["photo"] = name
+    return collector.add(frame, r.mask, record)
+
+
 def frame_line(k: int, r: FrameResult, name: str | None = None) -> str:
     """``frame K (NAME): roi X, Y, W, H; mask pixels: N; <policy's line>; T ms`` (ROI in sensor
     pixels, as ``IMX500.set_inference_roi_abs`` takes it)."""

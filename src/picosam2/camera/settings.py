@@ -40,6 +40,9 @@ class CameraSettings:
     simulate: str | None = None
     weights: str | None = None
     out: str | None = None
+    collect: str | None = None  # folder the frames go to while the monitor has armed it; None: off
+    collect_max: int | None = None  # at most this many kept (None: the monitor's --collect-max)
+    collect_every: int = 1  # keep one frame in this many (a live camera's neighbouring frames are alike)
 
     def __post_init__(self):
         from ..errors import UsageError
@@ -55,6 +58,12 @@ class CameraSettings:
             raise UsageError(f"--size must be positive, got {self.frame_size}")
         if self.frames < 0:
             raise UsageError("--frames must be 0 (no limit) or positive")
+        if self.collect_max is not None and self.collect_max < 1:
+            raise UsageError("--collect-max must be at least 1")
+        if self.collect_every < 1:
+            raise UsageError("--collect-every must be at least 1")
+        if (self.collect_max is not None or self.collect_every != 1) and not self.collect:
+            raise UsageError("--collect-max and --collect-every need --collect DIR")
         if self.point_scales is not None:
             from ..prompts import parse_point_scales
 

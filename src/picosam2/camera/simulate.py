@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from .core import FrameGeometry, draw_overlay, roi_tuple, sensor_window_pixels
-from .loop import CameraLoop, frame_line
+from .loop import CameraLoop, collect_frame, frame_line, open_collector
 from .settings import CameraSettings
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -90,12 +90,14 @@ def simulate_frames(
     to ``settings.out`` (a PNG for a still photo, else a folder of PNGs). ``on_frame(k, name,
     result)`` is called after each frame. Returns one record per frame: ``photo`` (name), ``roi``
     (sensor x, y, w, h), ``mask_pixels``, the drift statistics, ``window_side``, ``scale_reason``,
-    ``score`` (the network's), ``scale_score`` (as the policy compared it), ``state`` and ``ms``."""
+    ``score`` (the network's), ``scale_score`` (as the policy compared it), ``state``, ``ms`` and
+    ``collected`` (the record's file name when ``settings.collect`` kept the frame, else ``None``)."""
     from ..image_io import save_png_atomic
     from ..ops.stats import frame_record
     from .policy import make_policy
 
     log = _open_stats_log(settings.stats_log)
+    collector = open_collector(settings)
     records, loop, limit, last = [], None, settings.frames, None
     try:
         for k, (name, image) in enumerate(source):
@@ -113,10 +115,15 @@ def simulate_frames(
             if log is not None:
                 log.write(stats)
             rep = r.report
+            kept = (
+                None
+                if collector is None
+                else collect_frame(collector, k, image, r, loop.policy.marker, name, settings.collect_every)
+            )
             records.append({
                 "photo": name, "frame": k, "roi": roi_tuple(r.roi), "mask_pixels": int(r.mask.sum()), **stats,
                 "window_side": rep.side, "scale_reason": rep.reason, "score": r.score, "scale_score": rep.score,
-                "state": rep.state, "ms": r.ms,
+                "state": rep.state, "ms": r.ms, "collected": None if kept is None else kept.name,
             })  # fmt: skip
             if settings.out:
                 prompt, kind = loop.policy.marker
@@ -173,6 +180,9 @@ def run_simulation(settings: CameraSettings) -> int:
         print(f"wrote {settings.out}")
     if settings.stats_log:
         print(f"appended {len(records)} frames to {settings.stats_log}")
+    if settings.collect:
+        kept = sum(rec["collected"] is not None for rec in records)
+        print(f"collected {kept} of {len(records)} frames in {settings.collect}" + ("" if kept else " (not armed)"))
     return 0
 
 
