@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     from picosam2.data import InstanceSet, interior_point
     from picosam2.data.coco import size_class
     from picosam2.data.prompt_rules import EmptyMaskError
+    from picosam2.eval.metrics import batch_iou
     from picosam2.image_io import load_image
     from picosam2.predictor import Predictor
 
@@ -62,9 +63,7 @@ def main(argv=None) -> int:
             continue
         for s, pred in preds.items():
             masks = pred.predict(image, points=np.asarray(pts)).masks
-            for m, gt in zip(masks, gts):
-                union = np.logical_or(m, gt).sum()
-                ious[s].append(float(np.logical_and(m, gt).sum() / union) if union else 1.0)
+            ious[s].extend(batch_iou(np.asarray(masks), np.stack(gts)).tolist())
     report = {"instances": len(sizes), "elapsed_s": round(time.time() - t0, 1), "by_window": {}}
     for s in args.sizes:
         v = np.asarray(ious[s])

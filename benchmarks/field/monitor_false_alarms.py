@@ -57,7 +57,7 @@ def window_reference(network, annotations, images, count=200) -> dict:
     from picosam2.models.registry import resolve_weights
 
     net = SlotNetwork(network, resolve_weights(None) / "config.json")  # the network's config
-    logits, scores = net.run_batched(windows)
+    logits, scores = net(windows, batch_size=32)
     return build_reference(records_from_windows(windows, logits, scores), source="instance windows")
 
 

@@ -29,14 +29,12 @@ from .bundle import (
     write_tar,
 )
 from .gate import GATE_REPORT, read_report, summary, weights_digest
+from .health import DEFAULT_LATENCY_BUDGET_MS, DEFAULT_MIN_IOU
 from .monitor import build_reference
 from .network import SlotNetwork
 from .stats import records_from_windows
 
 IMX500_FILES = ("packerOut.zip", "dnnParams.xml")
-#: default per-window latency budget of the CPU fallback network in the health check
-DEFAULT_LATENCY_BUDGET_MS = 200.0
-DEFAULT_MIN_IOU = 0.9
 #: reference windows cut from the dev data when --annotations is given
 DEFAULT_DEV_REFERENCE = 200
 
@@ -117,7 +115,7 @@ def _reference_and_health(
         windows = load_bundled(count)
         health_source = f"first {len(windows)} bundled COCO calibration windows"
     net = SlotNetwork(stage / INT8_ONNX, stage / CONFIG)
-    logits, scores = net.run_batched(windows)
+    logits, scores = net(windows, batch_size=32)
     if ref is None:
         ref = {**build_reference(records_from_windows(windows, logits, scores), source=health_source),
                "path": "calibration-windows"}  # fmt: skip

@@ -10,6 +10,10 @@ from ..errors import UsageError
 
 
 def add_parser(sub) -> list[str]:
+    from .collect import DEFAULT_MAX
+    from .health import DEFAULT_LATENCY_BUDGET_MS
+    from .monitor import DEFAULT_WINDOW, MIN_FRAMES
+
     b = sub.add_parser("bundle", help="create or verify a signed, versioned deployment bundle")
     bs = b.add_subparsers(dest="bundle_command", metavar="ACTION", required=True)
     c = bs.add_parser("create", help="weights -> bundle folder + .tar (sensor package, INT8 ONNX, report, reference)")
@@ -24,7 +28,8 @@ def add_parser(sub) -> list[str]:
     c.add_argument("--eval-limit", type=int, default=None, metavar="N", help="instances per protocol")
     c.add_argument("--skip-imx500", action="store_true", help="no sensor package (CPU-only bundle, fast)")
     c.add_argument("--calib-count", type=int, default=None, metavar="N", help="quantization calibration windows")
-    c.add_argument("--latency-budget-ms", type=float, default=200.0, help="health check: CPU latency per window")
+    c.add_argument("--latency-budget-ms", type=float, default=DEFAULT_LATENCY_BUDGET_MS,
+                   help="health check: CPU latency per window (ms)")  # fmt: skip
     c.add_argument("--reference-count", type=int, default=None, metavar="N",
                    help="monitoring reference windows: first N calibration windows (default 128), or N from --annotations (200)")  # fmt: skip
     c.add_argument("--reference-photos", metavar="DIR",
@@ -70,12 +75,14 @@ def add_parser(sub) -> list[str]:
     m = sub.add_parser("monitor", help="compare recent frame statistics with the bundle's reference (drift)")
     m.add_argument("log", help="statistics log written by `picosam2 camera --stats-log`")
     m.add_argument("--bundle", required=True, help="bundle folder (or device slot) holding monitor/reference.json")
-    m.add_argument("--window", type=int, default=200, metavar="N", help="most recent frames to compare (default 200)")
-    m.add_argument("--min-frames", type=int, default=30, metavar="N")
+    m.add_argument("--window", type=int, default=DEFAULT_WINDOW, metavar="N",
+                   help=f"most recent frames to compare (default {DEFAULT_WINDOW})")  # fmt: skip
+    m.add_argument("--min-frames", type=int, default=MIN_FRAMES, metavar="N")
     m.add_argument("--prom-out", metavar="FILE.prom", help="write Prometheus textfile-collector metrics here")
     m.add_argument("--collect", metavar="DIR",
                    help="on drift, arm frame collection into DIR (the camera's --collect writes it); off on ok")  # fmt: skip
-    m.add_argument("--collect-max", type=int, default=200, metavar="N", help="collected frames kept (oldest go first)")
+    m.add_argument("--collect-max", type=int, default=DEFAULT_MAX, metavar="N",
+                   help="collected frames kept (oldest go first)")  # fmt: skip
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=run_monitor)
     return ["bundle", "device", "monitor"]

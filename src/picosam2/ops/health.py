@@ -11,8 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..eval.metrics import iou
 from .bundle import CONFIG, HEALTH_EXPECTED, HEALTH_WINDOW, INT8_ONNX, utc_now
-from .network import SlotNetwork, mask_iou
+from .network import SlotNetwork
+
+#: per-window CPU latency budget of a bundle's health check unless its manifest says otherwise
+DEFAULT_LATENCY_BUDGET_MS = 200.0
+#: least mask IoU of the known window with its expected mask unless the manifest says otherwise
+DEFAULT_MIN_IOU = 0.9
 
 
 def _first_line(exc: BaseException) -> str:
@@ -26,8 +32,10 @@ def health_check(slot: str | Path, manifest: dict, latency_budget_ms: float | No
 
     slot = Path(slot)
     limits = manifest.get("health", {})
-    budget = float(latency_budget_ms if latency_budget_ms is not None else limits.get("latency_budget_ms", 200.0))
-    min_iou = float(limits.get("min_mask_iou", 0.9))
+    if latency_budget_ms is None:
+        latency_budget_ms = limits.get("latency_budget_ms", DEFAULT_LATENCY_BUDGET_MS)
+    budget = float(latency_budget_ms)
+    min_iou = float(limits.get("min_mask_iou", DEFAULT_MIN_IOU))
     res = {"ok": False, "version": manifest.get("version"), "checked_at": utc_now(), "latency_budget_ms": budget}
     try:
         net = SlotNetwork(slot / INT8_ONNX, slot / CONFIG)
@@ -37,7 +45,7 @@ def health_check(slot: str | Path, manifest: dict, latency_budget_ms: float | No
     except Exception as exc:  # noqa: BLE001 - whatever stops the network is the health result
         res["reason"] = f"network does not run: {_first_line(exc)}"
         return res
-    res["mask_iou"] = round(mask_iou(logits[0] > 0, expected > 0), 4)
+    res["mask_iou"] = round(iou(logits[0] > 0, expected > 0), 4)
     res["has_score"] = scores is not None
     times = []
     for _ in range(repeats):

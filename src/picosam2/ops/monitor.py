@@ -38,6 +38,7 @@ KS_ALPHA = 0.001
 PSI_BINS = 10
 #: smallest window the monitor will judge
 MIN_FRAMES = 30
+#: most recent frames the monitor compares unless told otherwise
 DEFAULT_WINDOW = 200
 _SMOOTH = 0.5
 

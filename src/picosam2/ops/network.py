@@ -25,22 +25,10 @@ class SlotNetwork:
         self.config = PicoSAM2Config.from_dict(json.loads(Path(config_path).read_text()))
         self.backend = OnnxBackend(onnx_path, config=self.config, threads=threads)
 
-    def __call__(self, windows: np.ndarray):
-        from ..runtime import normalize
+    def __call__(self, windows: np.ndarray, batch_size: int | None = None):
+        """Run uint8 windows (N, S, S, 3) or one (S, S, 3) through :func:`picosam2.runtime.run_crops`,
+        ``batch_size`` at a time (``None``: all at once); scores ``None`` when the network has none."""
+        from ..runtime import run_crops
 
-        w = np.asarray(windows)
-        out = self.backend(normalize(w[None] if w.ndim == 3 else w, self.config))
+        out = run_crops(self.backend, windows, batch_size)
         return out.logits, out.scores
-
-    def run_batched(self, windows: np.ndarray, batch: int = 32):
-        """:meth:`__call__` in batches; scores None when the network has none."""
-        parts = [self(windows[i : i + batch]) for i in range(0, len(windows), batch)]
-        logits = np.concatenate([p[0] for p in parts])
-        scores = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
-        return logits, scores
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boolean masks (1.0 when both are empty)."""
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
