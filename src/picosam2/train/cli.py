@@ -294,6 +294,9 @@ def add_finetune_parser(sub) -> list[str]:
     p.add_argument("--steps", type=int, default=0, metavar="N", help="also stop after N steps (0: time only)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--encoder-lr-scale", type=float, default=1.0, metavar="S",
+                   help="the encoder learns at S x --lr, the decoder and heads at --lr (default 1)")
+    p.add_argument("--freeze-bn", action="store_true", help="keep the base weights' BatchNorm statistics")
     p.add_argument("--holdout", type=float, default=0.15, help="share of site images kept for the calibration")
     p.add_argument("--calib-clicks", type=int, default=200, metavar="N", help="held-out clicks for the calibration")
     p.add_argument("--threads", type=int, default=2)
@@ -309,6 +312,8 @@ def run_finetune(args) -> int:
 
     if args.batch_size < 1 or args.lr <= 0 or args.threads < 1 or args.calib_clicks < 0:
         raise UsageError("--batch-size, --lr and --threads must be positive")
+    if args.encoder_lr_scale <= 0:
+        raise UsageError("--encoder-lr-scale must be positive")
     replay = args.replay or (None, None)
     fraction = args.replay_fraction if args.replay_fraction is not None else (0.25 if args.replay else 0.0)
     s = FinetuneSettings(
@@ -316,6 +321,7 @@ def run_finetune(args) -> int:
         replay_annotations=replay[0], replay_images=[replay[1]] if replay[1] else [], replay_fraction=fraction,
         minutes=args.minutes, max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, holdout=args.holdout,
         calib_clicks=args.calib_clicks, threads=args.threads, precision=args.precision, seed=args.seed,
+        encoder_lr_scale=args.encoder_lr_scale, freeze_bn=args.freeze_bn,
     )  # fmt: skip
     r = finetune(s, progress=not args.quiet)
     cal = r["score_calibration"]

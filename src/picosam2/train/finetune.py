@@ -68,6 +68,8 @@ class FinetuneSettings:
     hflip: float = 0.5
     color_jitter: float = 0.2
     ckpt_seconds: float = 60.0
+    encoder_lr_scale: float = 1.0  #: the encoder's learning rate is ``lr`` times this (decoder and heads: ``lr``)
+    freeze_bn: bool = False  #: keep the base weights' BatchNorm statistics (their affine parameters still learn)
 
     def key(self) -> str:
         """What a resumed run must share with the first one (the budget may change)."""
@@ -135,6 +137,38 @@ def _window_set(annotations, images, seed: int, settings: FinetuneSettings):
     return WindowDataset(InstanceSet(annotations, images), policy, augment, seed=seed)
 
 
+#: the encoder side of the network (``--encoder-lr-scale``); the rest is the decoder and the heads
+ENCODER_PARTS = ("encoder", "downsample", "bottleneck")
+
+
+def param_groups(model, s: FinetuneSettings) -> list[dict]:
+    """AdamW groups: decoder/heads then encoder, each split into decayed (weights) and not (biases,
+    norms); ``lr_scale`` is each group's share of the scheduled learning rate."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        enc = name.split(".")[0] in ENCODER_PARTS
+        groups.setdefault((enc, p.ndim > 1), []).append(p)
+    if s.encoder_lr_scale != 1.0 and not any(enc for enc, _ in groups):
+        raise UsageError("--encoder-lr-scale: these weights have no encoder parameters")
+    return [
+        {"params": groups[k], "weight_decay": s.weight_decay if k[1] else 0.0,
+         "lr_scale": s.encoder_lr_scale if k[0] else 1.0}
+        for k in sorted(groups)
+    ]  # fmt: skip
+
+
+def freeze_bn_statistics(model) -> int:
+    """Put every BatchNorm layer in eval mode (running statistics fixed); returns how many."""
+    import torch
+
+    n = 0
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+            n += 1
+    return n
+
+
 def _lr_factor(step: int, elapsed: float, s: FinetuneSettings) -> float:
     if step < s.warmup_steps:
         return (step + 1) / s.warmup_steps
@@ -194,6 +228,8 @@ def finetune(s: FinetuneSettings, progress: bool = True) -> dict:
         raise UsageError("give a positive --minutes or --steps")
     if not 0 <= s.holdout < 1:
         raise UsageError("--holdout must be in [0, 1)")
+    if s.encoder_lr_scale <= 0:
+        raise UsageError("--encoder-lr-scale must be positive")
     base_dir = resolve_weights(s.base)
     work = out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
@@ -217,11 +253,9 @@ def finetune(s: FinetuneSettings, progress: bool = True) -> dict:
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=s.lr
-    )
+    if s.freeze_bn:
+        freeze_bn_statistics(model)
+    opt = torch.optim.AdamW(param_groups(model, s), lr=s.lr)
     step, elapsed = 0, 0.0
     resumed_from = int(state["step"]) if state is not None else None
     if state is not None:
@@ -251,8 +285,9 @@ def finetune(s: FinetuneSettings, progress: bool = True) -> dict:
         for batch in loader:
             if elapsed >= budget or step >= limit:
                 break
+            lr = s.lr * _lr_factor(step, elapsed, s)
             for g in opt.param_groups:
-                g["lr"] = s.lr * _lr_factor(step, elapsed, s)
+                g["lr"] = lr * g["lr_scale"]
             x = batch["image"].permute(0, 3, 1, 2).float().div_(255.0)
             x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
             gt = batch["mask"].float()
@@ -283,7 +318,7 @@ def finetune(s: FinetuneSettings, progress: bool = True) -> dict:
                 logf.write(json.dumps({"step": step, "elapsed_s": round(elapsed, 1), "loss": round(float(loss.detach()), 4),
                                        "quality_loss": round(float(q.detach()), 4), "iou": round(iou, 4),
                                        "replay_share": round(share, 3),
-                                       "lr": opt.param_groups[0]["lr"]}) + "\n")  # fmt: skip
+                                       "lr": lr}) + "\n")  # fmt: skip
                 logf.flush()
                 bar.set_postfix(step=step, loss=f"{float(loss.detach()):.3f}")
             if now - t_ckpt >= s.ckpt_seconds:

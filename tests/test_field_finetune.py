@@ -1,0 +1,75 @@
+"""`picosam2 finetune`'s layer options: `--encoder-lr-scale S` moves the encoder at S x the
+decoder's learning rate, `--freeze-bn` keeps the base weights' BatchNorm statistics while their
+affine parameters still learn; bad values are one-line usage errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import run_cli
+
+pytest.importorskip("pycocotools")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from test_field_gate import _site
+
+    return _site(tmp_path_factory.mktemp("ft-site") / "site-train", 4, 3)
+
+
+def _run(site, out, *extra):
+    return run_cli("finetune", "--annotations", str(site), "--images", str(site.parent), "--out", str(out),
+                   "--batch-size", "4", "--threads", "1", "--precision", "32", "--holdout", "0", "--quiet",
+                   "--steps", "2", "--minutes", "5", *extra)  # fmt: skip
+
+
+def _moved(w2, base, prefixes):
+    """Largest absolute change of the learnable tensors whose name starts with one of ``prefixes``."""
+    b = dict(base.named_parameters())
+    return max(
+        float((p.detach() - b[n].detach()).abs().max()) for n, p in w2.named_parameters() if n.split(".")[0] in prefixes
+    )
+
+
+def test_encoder_lr_scale_and_frozen_bn_statistics(site, tmp_path):
+    from picosam2.models import from_pretrained
+    from picosam2.train.finetune import ENCODER_PARTS
+
+    out = tmp_path / "w2"
+    r = _run(site, out, "--encoder-lr-scale", "1e-4", "--freeze-bn")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((out / "finetune.json").read_text())
+    assert rep["settings"]["encoder_lr_scale"] == 1e-4 and rep["settings"]["freeze_bn"] is True
+    assert rep["score_calibration"] is None  # --holdout 0: nothing held out, the shipped calibration stays
+    base, w2 = from_pretrained(None), from_pretrained(out)
+    head_parts = {n for n, _ in w2.named_children()} - set(ENCODER_PARTS)
+    enc, dec = _moved(w2, base, ENCODER_PARTS), _moved(w2, base, head_parts)
+    assert dec > 0 and enc < 1e-2 * dec, (enc, dec)
+    stats = {k: v for k, v in base.state_dict().items() if "running_" in k}
+    assert stats, "the network has no BatchNorm statistics"
+    after = w2.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in stats.items())
+    # the affine parameters of BatchNorm still learn
+    bn_w = [n for n, m in w2.named_modules() if isinstance(m, torch.nn.BatchNorm2d) and n.split(".")[0] in head_parts]
+    assert any(not torch.equal(after[f"{n}.weight"], base.state_dict()[f"{n}.weight"]) for n in bn_w)
+
+
+def test_default_recipe_moves_the_bn_statistics(site, tmp_path):
+    from picosam2.models import from_pretrained
+
+    out = tmp_path / "w2"
+    r = _run(site, out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    base, w2 = from_pretrained(None).state_dict(), from_pretrained(out).state_dict()
+    assert any(not torch.equal(w2[k], v) for k, v in base.items() if "running_mean" in k)
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_encoder_lr_scale_must_be_positive(site, tmp_path, value):
+    r = _run(site, tmp_path / "w2", "--encoder-lr-scale", value)
+    assert r.returncode == 2 and "--encoder-lr-scale" in r.stderr and r.stderr.count("\n") <= 1
+    assert not (tmp_path / "w2").exists()
