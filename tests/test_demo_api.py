@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from picosam2 import Predictor  # noqa: E402
 from picosam2.demo.app import MAX_UPLOAD_BYTES, create_app, decode_image  # noqa: E402
 from picosam2.image_io import load_image  # noqa: E402
+from picosam2.predictor import MAX_WINDOWS  # noqa: E402
 
 DOG_POINT = [570, 200]
 
@@ -152,7 +153,7 @@ def test_page_info_and_samples(client, samples_dir):
     info = client.get("/api/info").json()
     assert info["trained"] is False
     assert info["input_size"] == 96 and info["pad_rgb"] == [124, 116, 104]
-    assert info["max_upload_bytes"] == MAX_UPLOAD_BYTES
+    assert info["max_upload_bytes"] == MAX_UPLOAD_BYTES and info["max_windows"] == MAX_WINDOWS
     samples = client.get("/api/samples").json()
     assert {s["name"] for s in samples} == {"dog", "truck", "groceries"}
     for s in samples:
@@ -207,7 +208,7 @@ def test_foreign_host_header_is_refused(client):
         ("DOG", {"boxes": "[[900, 10, 950, 20]]"}, 422),  # outside
         ("DOG", {}, 422),  # no prompt
         ("DOG", {"points": "[]", "boxes": "[]"}, 422),
-        ("DOG", {"points": json.dumps([[1, 1]] * 65)}, 422),  # too many prompts
+        ("DOG", {"points": json.dumps([[1, 1]] * 2001)}, 422),  # more prompts than the window cap
     ],
 )
 def test_bad_input_is_a_json_4xx(client, dog_bytes, data, fields, status):
@@ -482,6 +483,25 @@ def test_json_answer_names_the_chosen_window_and_score(scale_client, dog_bytes, 
     png = post(scale_client, dog_bytes, points=json.dumps([DOG_POINT]))
     assert png.headers["X-Window-Sides"] == str(entry["side"])
     np.testing.assert_array_equal(png_mask(png), ref.union())
+
+
+def test_the_cap_counts_windows_not_prompts(scale_client, dog_bytes):
+    """Under ``auto`` a click runs one window per size: fewer clicks than the cap can still cost
+    more windows than it allows, and the 422 says what the request costs and what a click costs."""
+    per_click = scale_client.predictor.clicks.count((800, 534))
+    assert per_click > 1
+    n = MAX_WINDOWS // per_click + 1  # fewer prompts than windows allowed, more windows
+    assert n < MAX_WINDOWS
+    r = post(scale_client, dog_bytes, points=json.dumps([DOG_POINT] * n), format="json")
+    assert_json_error(r, 422)
+    message = r.json()["error"]
+    assert f"costs {n * per_click:,} windows ({n:,} clicks x {per_click} window sizes + 0 boxes)" in message
+    assert f"over the cap of {MAX_WINDOWS:,} windows per request" in message
+    assert f"a click costs {per_click} windows, a box 1" in message
+    # boxes cost one window each: the same number of prompts as boxes is answered
+    boxes = [[500, 100, 700, 400]] * n
+    r = post(scale_client, dog_bytes, boxes=json.dumps(boxes), format="json")
+    assert r.status_code == 200 and len(r.json()["prompts"]) == n
 
 
 def test_multimask_lists_every_candidate_with_its_score(scale_client, dog_bytes, samples_dir):

@@ -56,6 +56,7 @@ from starlette.requests import ClientDisconnect
 
 from ..errors import ExportError, UsageError
 from ..image_io import MAX_PIXELS, ImageError, load_image
+from ..predictor import MAX_WINDOWS
 from ..prompts import AUTO_MAX_SCALES, AUTO_SCALE_STEP, MODEL_SIZE, PAD_RGB, PromptError, window_mask
 from ..selection import BORDER_RULE_MAX, choose_candidate
 
@@ -66,7 +67,6 @@ VENDOR_DIR = STATIC_DIR / "vendor" / "onnxruntime-web"
 #: request never names a file.
 SAMPLES = ("dog", "truck", "groceries")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-MAX_PROMPTS = 64
 #: Seconds to wait for each piece of an upload, and for the whole upload.
 BODY_CHUNK_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 60.0
@@ -370,7 +370,8 @@ class BrowserModel:
                 raise
             except Exception as exc:  # noqa: BLE001 - any exporter failure is reported to the page
                 self.errors[precision] = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise DemoError(500, f"{precision} ONNX export failed: {self.errors[precision]}") from None
+                log.exception("%s ONNX export for the page failed", precision)  # a bug or a broken install
+                raise DemoError(500, f"{precision} ONNX export failed: {self.errors[precision]}") from exc
             finally:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
             return final
@@ -384,10 +385,18 @@ class Segmenter:
     """
 
     def __init__(
-        self, predictor, max_pixels: int = MAX_PIXELS, cache_images: int = 4, cache_bytes: int = IMAGE_CACHE_BYTES
+        self,
+        predictor,
+        max_pixels: int = MAX_PIXELS,
+        cache_images: int = 4,
+        cache_bytes: int = IMAGE_CACHE_BYTES,
+        max_windows: int = MAX_WINDOWS,
     ):
         self.predictor = predictor
         self.max_pixels = max_pixels
+        #: most windows one request may run (the CLI's ``--max-windows`` default): a click under
+        #: ``auto`` runs up to 8, a box one; checked before the request waits for the network
+        self.max_windows = int(max_windows)
         self.cache_images = cache_images
         self.cache_bytes = cache_bytes
         self._lock = threading.Lock()
@@ -412,6 +421,20 @@ class Segmenter:
                 self._cache.popitem(last=False)
         return arr
 
+    def check_windows(self, predictor, image_size, n_points: int, n_boxes: int) -> int:
+        """The windows a request costs on a photo of ``image_size`` (width, height); a 422
+        :class:`DemoError` saying the cost and what fits when it is over :attr:`max_windows`."""
+        cost = predictor.window_cost(image_size, n_points, n_boxes)
+        if cost > self.max_windows:
+            per_click = predictor.clicks.count(image_size)
+            raise DemoError(
+                422,
+                f"this request costs {cost:,} windows ({n_points:,} clicks x {per_click} window sizes + "
+                f"{n_boxes:,} boxes), over the cap of {self.max_windows:,} windows per request; send fewer "
+                f"prompts (on this photo a click costs {per_click} windows, a box 1)",
+            )
+        return cost
+
     def segment(
         self, data: bytes, points_text, boxes_text, multimask: bool = False, pick_text=None
     ) -> tuple[bytes, dict]:
@@ -421,10 +444,11 @@ class Segmenter:
         per point ``null`` or the index of the candidate to use (implies ``multimask``)."""
         image = self.image(data)
         height, width = image.shape[:2]
-        points, boxes = _checked_prompts(points_text, boxes_text, width, height)
+        points, boxes = _checked_prompts(points_text, boxes_text, width, height, self.max_windows)
         picks = _parse_picks(pick_text, len(points))
         multimask = multimask or any(p is not None for p in picks)
         predictor = self._multi if multimask else self.predictor
+        self.check_windows(predictor, (width, height), len(points), len(boxes))
         try:
             with self._lock:
                 t0 = time.perf_counter()
@@ -447,14 +471,16 @@ class Segmenter:
         }
 
 
-def _checked_prompts(points_text, boxes_text, width: int, height: int):
-    """The request's points and boxes, parsed and checked against the photo; DemoError otherwise."""
+def _checked_prompts(points_text, boxes_text, width: int, height: int, max_windows: int = MAX_WINDOWS):
+    """The request's points and boxes, parsed and checked against the photo; DemoError otherwise
+    (more prompts than ``max_windows`` are refused at once: each costs at least one window)."""
     points = _parse_prompt_list(points_text, 2, "points")
     boxes = _parse_prompt_list(boxes_text, 4, "boxes")
     if not points and not boxes:
         raise DemoError(422, "give at least one prompt: points=[[x, y]] and/or boxes=[[x0, y0, x1, y1]]")
-    if len(points) + len(boxes) > MAX_PROMPTS:
-        raise DemoError(422, f"at most {MAX_PROMPTS} prompts per request")
+    if len(points) + len(boxes) > max_windows:
+        n = len(points) + len(boxes)
+        raise DemoError(422, f"{n:,} prompts cost at least {n:,} windows, over the cap of {max_windows:,} per request")
     for x, y in points:
         if not (0 <= x < width and 0 <= y < height):
             raise DemoError(422, f"point ({x:g}, {y:g}) is outside the {width}x{height} image")
@@ -653,7 +679,8 @@ def _add_page_routes(
             "track_policy": track_policy(follow_policy),
             "threshold": predictor.threshold,
             "max_upload_bytes": max_upload_bytes,
-            "max_prompts": MAX_PROMPTS,
+            # most windows one request may run (a click costs one per window size, a box one)
+            "max_windows": app.state.segmenter.max_windows,
             "browser": {
                 "available": exporter.available,
                 "precision": precisions[0] if precisions else None,
