@@ -20,6 +20,8 @@ Routes (all JSON errors are ``{"error": "one line"}`` with a 4xx/5xx status):
   ``pick`` (JSON, one entry per point: ``null`` or the index of the candidate to use instead of
   the best-scored one) chooses another candidate. Clicks follow the predictor's scale policy (by
   default the weights' recommendation: several window sizes, the best-scored one kept).
+* ``POST /api/annotate``: "Save as annotation", the masks on the page appended to the COCO file
+  named by ``picosam2 demo --annotations OUT.json`` (:mod:`picosam2.demo.annotate`).
 * ``GET /model/picosam2-int8.onnx`` (or ``-fp32``): the model for onnxruntime-web, exported on
   the first request and cached on disk (atomically, keyed by a hash of the weights).
 
@@ -421,6 +423,28 @@ class Segmenter:
                 self._cache.popitem(last=False)
         return arr
 
+    def objects(self, image: np.ndarray, points_text, boxes_text, multimask: bool = False, pick_text=None):
+        """Per prompt, the chosen mask as the part of the photo it covers (``(slices, bool
+        array)`` of :func:`picosam2.prompts.window_mask`, ``None`` when empty), what was chosen
+        (:func:`describe_prediction`) and the network's milliseconds. :meth:`segment` answers their
+        union; saving annotations keeps them apart (one object each)."""
+        height, width = image.shape[:2]
+        points, boxes = _checked_prompts(points_text, boxes_text, width, height, self.max_windows)
+        picks = _parse_picks(pick_text, len(points))
+        multimask = multimask or any(p is not None for p in picks)
+        predictor = self._multi if multimask else self.predictor
+        self.check_windows(predictor, (width, height), len(points), len(boxes))
+        try:
+            with self._lock:
+                t0 = time.perf_counter()
+                result = predictor.predict(image, points=points or None, boxes=boxes or None)
+                inference_ms = (time.perf_counter() - t0) * 1000
+        except PromptError as exc:
+            raise DemoError(422, str(exc)) from None
+        chosen, prompts = describe_prediction(result, len(points) + len(boxes), multimask, picks)
+        parts = [window_mask(result.logits[k], result.windows[k], result.image_size, result.threshold) for k in chosen]
+        return parts, prompts, inference_ms
+
     def check_windows(self, predictor, image_size, n_points: int, n_boxes: int) -> int:
         """The windows a request costs on a photo of ``image_size`` (width, height); a 422
         :class:`DemoError` saying the cost and what fits when it is over :attr:`max_windows`."""
@@ -444,22 +468,9 @@ class Segmenter:
         per point ``null`` or the index of the candidate to use (implies ``multimask``)."""
         image = self.image(data)
         height, width = image.shape[:2]
-        points, boxes = _checked_prompts(points_text, boxes_text, width, height, self.max_windows)
-        picks = _parse_picks(pick_text, len(points))
-        multimask = multimask or any(p is not None for p in picks)
-        predictor = self._multi if multimask else self.predictor
-        self.check_windows(predictor, (width, height), len(points), len(boxes))
-        try:
-            with self._lock:
-                t0 = time.perf_counter()
-                result = predictor.predict(image, points=points or None, boxes=boxes or None)
-                inference_ms = (time.perf_counter() - t0) * 1000
-        except PromptError as exc:
-            raise DemoError(422, str(exc)) from None
-        chosen, prompts = describe_prediction(result, len(points) + len(boxes), multimask, picks)
+        parts, prompts, inference_ms = self.objects(image, points_text, boxes_text, multimask, pick_text)
         mask = np.zeros((height, width), bool)
-        for k in chosen:
-            part = window_mask(result.logits[k], result.windows[k], result.image_size, result.threshold)
+        for part in parts:
             if part is not None:
                 mask[part[0]] |= part[1]
         return encode_mask_png(mask), {
@@ -584,6 +595,7 @@ def create_app(
     browser_model: str = "int8",
     allowed_hosts: list[str] | None = None,
     track_policy=None,
+    annotations: str | os.PathLike | None = None,
 ) -> FastAPI:
     """The demo app.
 
@@ -595,10 +607,14 @@ def create_app(
     ``"fp32"``: the precision offered to onnxruntime-web. ``allowed_hosts``: accepted ``Host``
     headers (default: loopback names only, which blocks DNS-rebinding pages; ``["*"]`` for any).
     ``track_policy``: the :class:`picosam2.track.TrackPolicy` the page's video mode follows
-    objects with (default: the default policy).
+    objects with (default: the default policy). ``annotations``: the COCO file the page's "Save
+    as annotation" appends to (:mod:`picosam2.demo.annotate`; ``None``: the button is hidden).
     """
     if browser_model not in BROWSER_MODELS:
         raise UsageError(f"browser_model must be one of {', '.join(BROWSER_MODELS)}, got {browser_model!r}")
+    from .annotate import AnnotationFile, add_annotate_route
+
+    sink = None if annotations is None else AnnotationFile(annotations)  # a bad path fails before the model loads
     if predictor is None:
         predictor, trained = _load_predictor(weights, trained)
     segmenter = Segmenter(predictor, max_pixels=max_pixels)
@@ -608,6 +624,7 @@ def create_app(
     app.state.segmenter = segmenter
     app.state.trained = trained
     app.state.browser_model = exporter
+    app.state.annotations = sink
     app.add_middleware(
         _HostCheck, allowed_hosts=list(allowed_hosts) if allowed_hosts is not None else list(LOOPBACK_HOSTS)
     )
@@ -616,6 +633,7 @@ def create_app(
     _add_error_handlers(app)
     _add_page_routes(app, predictor, exporter, weights, trained, max_upload_bytes, track_policy)
     _add_segment_route(app, segmenter, max_upload_bytes)
+    add_annotate_route(app, segmenter, sink, max_upload_bytes)
     return app
 
 
@@ -681,6 +699,8 @@ def _add_page_routes(
             "max_upload_bytes": max_upload_bytes,
             # most windows one request may run (a click costs one per window size, a box one)
             "max_windows": app.state.segmenter.max_windows,
+            # "Save as annotation": the COCO file's name (chosen with --annotations), or null: off
+            "annotations": None if app.state.annotations is None else app.state.annotations.path.name,
             "browser": {
                 "available": exporter.available,
                 "precision": precisions[0] if precisions else None,

@@ -25,6 +25,12 @@ def add_parser(sub) -> list[str]:
         help="precision of the ONNX model offered for in-browser inference (default int8; fp32 where the "
         "INT8 exporter is unavailable)",
     )
+    p.add_argument(
+        "--annotations",
+        metavar="OUT.json",
+        help='show "Save as annotation": the masks on the page are appended to this COCO file, the photos '
+        "stored beside it in images/ (for picosam2 finetune; docs/field-learning.md)",
+    )
     p.set_defaults(func=run_demo)
     return ["demo"]
 
@@ -51,11 +57,15 @@ def run_demo(args) -> int:
                 f"warning: listening on {args.host}: anyone who can reach this machine can use the demo",
                 file=sys.stderr,
             )
-        app = create_app(weights=args.weights, browser_model=args.browser_model, allowed_hosts=hosts)
+        app = create_app(
+            weights=args.weights, browser_model=args.browser_model, allowed_hosts=hosts, annotations=args.annotations
+        )
         url = url_for(sock)
         if app.state.trained is False:
             print("warning: these weights are an UNTRAINED placeholder: the masks mean nothing", file=sys.stderr)
         server = make_server(app, log_level="warning")
+        if app.state.annotations is not None:
+            print(f"Save as annotation appends to {app.state.annotations.path}", file=sys.stderr)
         print(f"picosam2 demo on {url}  (Ctrl+C stops it)", flush=True)
         if not args.no_browser:
             import threading

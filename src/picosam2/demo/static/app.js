@@ -23,6 +23,10 @@ const el = {
   undo: $("undo"),
   clear: $("clear"),
   download: $("download"),
+  annotateGroup: $("annotate-group"),
+  annotateHelp: $("annotate-help"),
+  annotate: $("annotate"),
+  category: $("category"),
   local: $("local"),
   localPrecision: $("local-precision"),
   localScales: $("local-scales"),
@@ -51,6 +55,7 @@ const state = {
   boxMode: false, // a touch drag draws a box instead of scrolling
   cursor: null, // {x, y} image pixel of the keyboard cursor
   candidates: null, // per point prompt: {candidates: [{window, side, score, mask}], chosen}
+  saving: false, // a "Save as annotation" request is on its way
 };
 
 // Hooks for the end-to-end test (tests/test_demo_browser.py) and for curious users.
@@ -62,6 +67,7 @@ const hooks = {
   lastChoice: null, // per prompt: {kind, window, side, reason, score} of the mask shown
   wasmThreads: wasmThreads(),
   lastProfile: null, // in-browser click: milliseconds per stage (cut, network, choose, paste)
+  lastSaved: null, // the answer of the last "Save as annotation"
   state,
   windows,
   maskArea: () => (state.mask ? state.mask.area : 0),
@@ -95,6 +101,7 @@ function updateButtons() {
   el.undo.disabled = state.history.length === 0;
   el.clear.disabled = state.prompts.length === 0;
   el.download.disabled = !state.mask;
+  el.annotate.disabled = !state.mask || !state.mask.area || !state.mask.made || state.saving;
 }
 
 // ---------------------------------------------------------------- photo
@@ -558,6 +565,8 @@ async function updateServer(seq) {
   if (seq !== state.seq) return;
   const total = performance.now() - t0;
   const area = showMask(data, p.width, p.height, png);
+  state.mask.made = { mode: "server", prompts: structuredClone(state.prompts), multimask: form.get("multimask") };
+  updateButtons();
   const server = Number(answer.latency_ms);
   const net = Number(answer.inference_ms);
   hooks.lastLatency = { mode: "server", total, server, network: net };
@@ -582,6 +591,8 @@ async function updateLocal(seq) {
   if (seq !== state.seq) return;
   const total = performance.now() - t0;
   const area = showMask(result.mask, p.width, p.height, null);
+  state.mask.made = { mode: "browser", prompts: structuredClone(state.prompts), config: localConfig() };
+  updateButtons();
   hooks.lastLatency = { mode: "browser", total, network: result.inferenceMs, windows: result.windows };
   hooks.lastProfile = { ...result.profile, total };
   hooks.lastChoice = choiceOnly(result.prompts);
@@ -637,6 +648,87 @@ async function download() {
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 }
 
+// ---------------------------------------------------------------- save as annotation
+
+/** Run lengths of a row-major 0/255 mask: background, object, background... (POST /api/annotate). */
+function maskRuns(data) {
+  const runs = [];
+  let value = 0;
+  let n = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i] ? 1 : 0;
+    if (v !== value) {
+      runs.push(n);
+      n = 0;
+      value = v;
+    }
+    n++;
+  }
+  runs.push(n);
+  return runs;
+}
+
+/** "Save as annotation": the masks shown, one object per prompt, appended to the server's COCO
+ * file. Masks made by the server are made again there from the same prompts; masks made in this
+ * page are sent as they are (each prompt's own, their union being the mask shown). */
+async function saveAnnotation() {
+  const p = state.photo;
+  const m = state.mask;
+  if (!p || !m || !m.made || state.saving) return;
+  const form = new FormData();
+  form.append("image", p.blob, p.name);
+  form.append("category", el.category.value);
+  const made = m.made;
+  const points = made.prompts.filter((q) => q.kind === "point");
+  if (made.mode === "browser") {
+    const rgba = await photoRGBA();
+    const union = new Uint8Array(p.width * p.height);
+    const masks = [];
+    for (const q of made.prompts) {
+      const r = await state.local.segment(rgba, p.width, p.height, [q], made.config, p.url);
+      for (let i = 0; i < union.length; i++) union[i] |= r.mask[i];
+      masks.push({ width: p.width, height: p.height, runs: maskRuns(r.mask) });
+    }
+    if (union.some((v, i) => v !== m.data[i])) {
+      showError("the objects' masks do not make the mask shown; click again, then save");
+      return;
+    }
+    form.append("masks", JSON.stringify(masks));
+  } else {
+    if (points.length) form.append("points", JSON.stringify(points.map((q) => [q.x, q.y])));
+    const boxes = made.prompts.filter((q) => q.kind === "box").map((q) => q.box);
+    if (boxes.length) form.append("boxes", JSON.stringify(boxes));
+    if (points.some((q) => q.pick !== undefined)) form.append("pick", JSON.stringify(points.map((q) => (q.pick === undefined ? null : q.pick))));
+    if (made.multimask) form.append("multimask", made.multimask);
+  }
+  state.saving = true;
+  updateButtons();
+  showError(null);
+  setStatus("saving...");
+  try {
+    const resp = await fetch("/api/annotate", { method: "POST", body: form });
+    let answer = null;
+    try {
+      answer = await resp.json();
+    } catch (_) {
+      /* not JSON */
+    }
+    if (!resp.ok) {
+      showError(`not saved: ${(answer && answer.error) || `HTTP ${resp.status}`}`);
+      setStatus("");
+      return;
+    }
+    hooks.lastSaved = answer;
+    const n = answer.annotation_ids.length;
+    setStatus(`saved ${n} object${n === 1 ? "" : "s"} (${answer.category}) of ${answer.file_name} to ${answer.file}: ${answer.annotations} annotation${answer.annotations === 1 ? "" : "s"} in all`);
+  } catch (err) {
+    showError(`not saved: ${err.message}`);
+  } finally {
+    state.saving = false;
+    updateButtons();
+  }
+}
+
 async function toggleLocal() {
   if (!el.local.checked) {
     state.useLocal = false;
@@ -673,6 +765,11 @@ async function start() {
       el.localPrecision.textContent = `(${info.browser.precision} ONNX)`;
     }
     fillScales(info);
+    if (info.annotations) {
+      el.annotateGroup.hidden = false;
+      el.annotateHelp.hidden = false;
+      el.annotate.title = `Append the masks shown (one annotation per object) to ${info.annotations}`;
+    }
     for (const s of samples) {
       const b = document.createElement("button");
       b.type = "button";
@@ -719,6 +816,7 @@ async function start() {
   el.undo.addEventListener("click", undo);
   el.clear.addEventListener("click", () => setPrompts([]));
   el.download.addEventListener("click", download);
+  el.annotate.addEventListener("click", saveAnnotation);
   el.local.addEventListener("change", toggleLocal);
   el.localScales.addEventListener("change", () => state.useLocal && update());
   window.addEventListener("resize", () => state.photo && resizeMarks());
