@@ -158,7 +158,7 @@ def test_from_pretrained_round_trip_and_errors(sam2_model, tmp_path):
     a = t.predict_crops(crops)
     b = Sam2Teacher(sam2_model).predict_crops(crops)
     assert np.allclose(a.logits, b.logits, atol=1e-5)
-    with pytest.raises(ValueError, match="cannot load SAM 2.1 teacher"):
+    with pytest.raises(ValueError, match="SAM 2.1 teacher not found"):
         Sam2Teacher.from_pretrained(tmp_path / "nothing-here")
 
 
@@ -176,7 +176,46 @@ def test_eval_cli_teacher_row(sam2_model, tmp_path, fixtures_dir):
     report = json.loads(out.read_text())
     assert report["count"] == 3 and report["model"].startswith("sam2.1 teacher")
     r = run_cli(*args, "--teacher", str(tmp_path / "missing"), "--out", str(tmp_path / "r2.json"))
-    assert r.returncode == 2 and "cannot load SAM 2.1 teacher" in r.stderr and not (tmp_path / "r2.json").exists()
+    assert r.returncode == 2 and "SAM 2.1 teacher not found" in r.stderr and not (tmp_path / "r2.json").exists()
+    # a bare owner/name is a local path, as for the PicoSAM2 weights: one line with the Hub spelling, no fetch
+    r = run_cli(*args, "--teacher", "facebook/sam2.1-hiera-nope", "--out", str(tmp_path / "r3.json"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "a Hugging Face Hub repository is written hf-hub:facebook/sam2.1-hiera-nope" in r.stderr
+    assert not (tmp_path / "r3.json").exists()
+
+
+def test_teacher_names_follow_the_weights_rule(sam2_model, tmp_path, monkeypatch):
+    """``hf-hub:owner/name`` is the Hub, anything else a local folder (the registry's rule)."""
+    from picosam2.errors import WeightsError
+    from picosam2.models.registry import is_hub_name
+    from picosam2.teacher import DEFAULT_TEACHER, teacher_source
+    from picosam2.train.config import TeacherConfig, load_config
+
+    assert teacher_source("hf-hub:facebook/sam2.1-hiera-tiny") == ("facebook/sam2.1-hiera-tiny", True)
+    sam2_model.save_pretrained(tmp_path / "tiny-sam2")
+    assert teacher_source(tmp_path / "tiny-sam2") == (str(tmp_path / "tiny-sam2"), False)
+    # a local folder that happens to look like owner/name stays local
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "facebook").mkdir()
+    (tmp_path / "tiny-sam2").rename(tmp_path / "facebook" / "sam2-local")
+    assert teacher_source("facebook/sam2-local") == ("facebook/sam2-local", False)
+    assert Sam2Teacher.from_pretrained("facebook/sam2-local").image_size == S
+    with pytest.raises(
+        WeightsError, match=r"not found: owner/name \(a Hugging Face Hub repository is written hf-hub:owner/name\)"
+    ):
+        teacher_source("owner/name")
+    with pytest.raises(WeightsError, match="not found: nothing-here$"):
+        teacher_source("nothing-here")
+    with pytest.raises(WeightsError, match="hf-hub:owner/name"):
+        teacher_source("hf-hub:no-slash")
+    # a Hub name missing from the local cache, offline: one line, nothing fetched
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsError, match="cannot load SAM 2.1 teacher from hf-hub:picosam2-test/no-such-sam2") as e:
+        Sam2Teacher.from_pretrained("hf-hub:picosam2-test/no-such-sam2")
+    assert "\n" not in str(e.value)
+    # the defaults are Hub names, spelled the one way
+    assert is_hub_name(DEFAULT_TEACHER) and TeacherConfig().model == DEFAULT_TEACHER
+    assert load_config("paper").teacher.model == DEFAULT_TEACHER
 
 
 def test_teacher_window_model_clicks_at_the_prompt(teacher, image):

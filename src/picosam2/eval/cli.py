@@ -50,7 +50,10 @@ def add_parser(sub) -> list[str]:
     )
     p.add_argument("--limit", type=int, default=None, help="instances to score (paper default 1000, full default all)")
     p.add_argument(
-        "--weights", default=None, help="weights folder/.safetensors (default: shipped), or .onnx with --backend onnx"
+        "--weights",
+        default=None,
+        help="weights folder, .safetensors, .pt checkpoint, shipped name or hf-hub:owner/name (default: shipped), "
+        "or an exported .onnx with --backend onnx",
     )
     p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
     p.add_argument(
@@ -59,8 +62,9 @@ def add_parser(sub) -> list[str]:
     p.add_argument(
         "--teacher",
         default=None,
-        metavar="PATH_OR_ID",
-        help="evaluate SAM 2.1 (transformers Sam2Model folder or hub id) on the same windows",
+        metavar="FOLDER_OR_HUB_NAME",
+        help="evaluate SAM 2.1 (a transformers Sam2Model folder, or hf-hub:owner/name such as "
+        "hf-hub:facebook/sam2.1-hiera-tiny) on the same windows",
     )
     p.add_argument(
         "--results", default=None, metavar="PREDS.json", help="score this COCO results file instead of a model"

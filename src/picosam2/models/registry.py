@@ -73,6 +73,12 @@ def is_hub_name(name) -> bool:
     return isinstance(name, str) and name.startswith(HUB_PREFIX)
 
 
+def looks_like_repo_id(name) -> bool:
+    """Whether ``name`` has the shape of a bare Hub repository id ``owner/name`` (for the hint
+    of a "not found" error: such a name is a local path unless written ``hf-hub:owner/name``)."""
+    return isinstance(name, str) and bool(_HUB_REPO.match(name))
+
+
 def hub_repo_id(name: str) -> str:
     """``owner/name`` of a Hub name ``hf-hub:owner/name``.
 
@@ -110,7 +116,7 @@ def resolve_weights(name_or_path=None, revision: str | None = None) -> Path:
     path = Path(name_or_path)
     if not path.exists():
         hint = ""
-        if isinstance(name_or_path, str) and _HUB_REPO.match(name_or_path):
+        if looks_like_repo_id(name_or_path):
             hint = f" (a Hugging Face Hub repository is written hf-hub:{name_or_path})"
         raise WeightsError(f"weights not found: {path}{hint}")
     return path

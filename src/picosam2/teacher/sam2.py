@@ -39,9 +39,36 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MissingExtraError, UsageError, WeightsError
+from ..models.registry import HUB_PREFIX, hub_repo_id, is_hub_name, looks_like_repo_id
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: the teacher of the paper and of the shipped recipe: SAM 2.1 Hiera-Tiny on the Hugging Face Hub
+DEFAULT_TEACHER = HUB_PREFIX + "facebook/sam2.1-hiera-tiny"
+
+
+def teacher_source(path_or_id: str | os.PathLike) -> tuple[str, bool]:
+    """Where a teacher name points, by the rule of the PicoSAM2 weights
+    (:func:`picosam2.models.resolve_weights`): ``hf-hub:owner/name`` is a Hugging Face Hub
+    repository; anything else is a local ``Sam2Model`` folder, which must exist.
+
+    Returns:
+        ``(repo_id, True)`` for a Hub name, ``(folder, False)`` for a local folder.
+
+    Raises:
+        WeightsError: a malformed Hub name, or no such folder (a bare ``owner/name`` that is not a
+            folder gets a hint to write ``hf-hub:owner/name``; nothing is fetched).
+    """
+    from pathlib import Path
+
+    name = os.fspath(path_or_id)
+    if is_hub_name(name):
+        return hub_repo_id(name), True
+    path = Path(name).expanduser()
+    if not path.exists():
+        hint = f" (a Hugging Face Hub repository is written {HUB_PREFIX}{name})" if looks_like_repo_id(name) else ""
+        raise WeightsError(f"SAM 2.1 teacher not found: {name}{hint}")
+    return str(path), False
 
 
 @dataclass
@@ -65,7 +92,7 @@ class Sam2Teacher:
     """SAM 2.1 (``transformers.Sam2Model``) run on PicoSAM2 windows.
 
     ``Sam2Teacher(model)`` wraps a loaded ``Sam2Model`` (any size, including a small random one);
-    ``Sam2Teacher.from_pretrained(path_or_hub_id)`` loads one. ``batch_size`` bounds how many
+    ``Sam2Teacher.from_pretrained(folder_or_hub_name)`` loads one (see :func:`teacher_source`). ``batch_size`` bounds how many
     crops go through the image encoder at once. Runs on the model's device and dtype.
     """
 
@@ -87,26 +114,20 @@ class Sam2Teacher:
     def from_pretrained(
         cls, path_or_id: str | os.PathLike, device: str | None = None, dtype=None, batch_size: int = 8
     ) -> Sam2Teacher:
-        """Load SAM 2.1 from a local ``Sam2Model`` folder (``save_pretrained`` layout) or a hub id
-        such as ``facebook/sam2.1-hiera-tiny`` (needs the files in the local cache: no download is
-        attempted when ``HF_HUB_OFFLINE=1``)."""
-        from pathlib import Path
-
-        name = str(path_or_id)
-        looks_local = Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or name.count("/") != 1
-        if looks_local and not Path(name).expanduser().exists():
-            raise WeightsError(f"cannot load SAM 2.1 teacher from {name}: no such folder (nor a hub id 'org/name')")
+        """Load SAM 2.1 from a local ``Sam2Model`` folder (``save_pretrained`` layout) or a Hugging
+        Face Hub repository written ``hf-hub:owner/name`` such as :data:`DEFAULT_TEACHER` (the
+        local cache first; no download is attempted when ``HF_HUB_OFFLINE=1``). Names follow
+        :func:`teacher_source`."""
+        name, from_hub = teacher_source(path_or_id)
         _require_transformers()
         from transformers import Sam2Model
 
         kwargs = {"dtype": dtype} if dtype is not None else {}
-        if looks_local:
-            name = str(Path(name).expanduser())
         try:
-            try:  # a local folder, or a hub id already in the local cache: no network
+            try:  # a local folder, or a Hub repository already in the local cache: no network
                 model = Sam2Model.from_pretrained(name, local_files_only=True, **kwargs)
             except OSError:
-                if looks_local or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+                if not from_hub or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
                     raise
                 model = Sam2Model.from_pretrained(name, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure is "these are not loadable SAM 2 weights"

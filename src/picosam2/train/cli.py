@@ -10,6 +10,8 @@ from ..errors import UsageError, WeightsError
 
 def add_parser(sub) -> list[str]:
     """Register ``train``, ``teacher-cache``, ``calibrate-scores`` and ``tune-quality-head``; returns their names."""
+    from ..teacher.sam2 import DEFAULT_TEACHER
+
     p = sub.add_parser(
         "train",
         help="train PicoSAM2 (ground truth or distillation) with PyTorch Lightning",
@@ -37,7 +39,8 @@ def add_parser(sub) -> list[str]:
     )
     t.add_argument("--packed", required=True, help="packed-crops folder (picosam2 train --pack-only)")
     t.add_argument("--out", required=True, help="output folder of the cache")
-    t.add_argument("--teacher", default="facebook/sam2.1-hiera-tiny", help="hub id or local folder of SAM 2.1")
+    t.add_argument("--teacher", default=DEFAULT_TEACHER,
+                   help=f"SAM 2.1: hf-hub:owner/name or a local Sam2Model folder (default {DEFAULT_TEACHER})")  # fmt: skip
     t.add_argument("--mode", choices=("crop", "full"), default="crop", help="crop: the paper's; full: whole image")
     t.add_argument("--annotations", help="instances json (needed by --mode full to find the images)")
     t.add_argument("--images", nargs="*", default=[], help="image folders (for --mode full)")

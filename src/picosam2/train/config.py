@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..data.root import DATA_ROOT_ENV
 from ..errors import ConfigError, MissingExtraError
+from ..teacher.sam2 import DEFAULT_TEACHER
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -114,10 +115,11 @@ class LossConfig:
 
 @dataclass
 class TeacherConfig:
-    #: hub id, local folder or checkpoint of a SAM 2.1 model for ``transformers.Sam2Model``.
     """The SAM 2.1 teacher of distillation (cached or online)."""
 
-    model: str = "facebook/sam2.1-hiera-tiny"
+    #: a Hugging Face Hub repository ``hf-hub:owner/name`` or a local folder of a SAM 2.1 model
+    #: for ``transformers.Sam2Model`` (:func:`picosam2.teacher.teacher_source`)
+    model: str = DEFAULT_TEACHER
     #: ``crop`` (paper: the teacher sees the same 96 px window, upsampled) or ``full`` (the teacher
     #: sees the whole image with the point; its mask is cut to the window).
     mode: str = "crop"

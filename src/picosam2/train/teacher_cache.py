@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendError, ConfigError, DataError, UsageError
+from ..teacher.sam2 import DEFAULT_TEACHER
 
 CACHE_META = "cache.json"
 
@@ -213,7 +214,7 @@ def _run_local(teacher, args, device, dtype, batch_size, packed_set, out, n_shar
 def build_teacher_cache(
     packed,
     out,
-    teacher="facebook/sam2.1-hiera-tiny",
+    teacher=DEFAULT_TEACHER,
     mode: str = "crop",
     annotations=None,
     image_dirs=(),
@@ -225,8 +226,8 @@ def build_teacher_cache(
     limit: int | None = None,
     progress: bool = True,
 ) -> Path:
-    """Compute (or finish) the teacher cache of a packed-crops set. ``teacher`` is a hub id, a
-    local folder, or an already built :class:`picosam2.teacher.Sam2Teacher`."""
+    """Compute (or finish) the teacher cache of a packed-crops set. ``teacher`` is a Hub name
+    (``hf-hub:owner/name``), a local folder, or an already built :class:`picosam2.teacher.Sam2Teacher`."""
     if mode not in ("crop", "full"):
         raise UsageError(f"mode must be crop or full, got {mode!r}")
     out = Path(out)
