@@ -79,8 +79,9 @@ def add_model_arguments(p) -> None:
     p.add_argument(
         "--weights",
         default=None,
-        help="weights folder, .safetensors, shipped name (see `picosam2 info --list`), Hugging Face Hub "
-        "hf-hub:owner/name, or an exported .onnx/.xml/.tflite file (default: the shipped weights)",
+        help="weights folder, .safetensors, PyTorch checkpoint .pt (the PicoSAM2 authors' too), shipped name "
+        "(see `picosam2 info --list`), Hugging Face Hub hf-hub:owner/name, or an exported .onnx/.xml/.tflite "
+        "file (default: the shipped weights)",
     )
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for an hf-hub:owner/name")
     p.add_argument(

@@ -17,7 +17,12 @@ def add_parser(sub) -> list[str]:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser window")
-    p.add_argument("--weights", default=None, help="weights folder or .safetensors file (default: shipped weights)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="weights folder, .safetensors, .pt checkpoint, shipped name, hf-hub:owner/name, or an exported "
+        ".onnx (then no in-browser model) (default: the shipped weights)",
+    )
     p.add_argument(
         "--browser-model",
         default="int8",

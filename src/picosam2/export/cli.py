@@ -29,7 +29,12 @@ def add_parser(sub) -> list[str]:
     )
     p.add_argument("--format", "-f", required=True, choices=FORMATS)
     p.add_argument("--out", "-o", required=True, metavar="PATH", help="output file (folder for imx500)")
-    p.add_argument("--weights", "-w", default=None, help="weights folder or .safetensors (default: shipped)")
+    p.add_argument(
+        "--weights",
+        "-w",
+        default=None,
+        help="weights folder, .safetensors, .pt checkpoint, shipped name or hf-hub:owner/name (default: shipped)",
+    )
     g = p.add_argument_group("calibration (onnx-int8, imx500, tflite-int8)")
     g.add_argument("--calib-annotations", metavar="JSON", help="COCO instances json to cut windows from")
     g.add_argument("--calib-images", metavar="DIR", action="append", help="image folder (repeatable)")

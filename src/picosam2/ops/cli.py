@@ -17,7 +17,8 @@ def add_parser(sub) -> list[str]:
     b = sub.add_parser("bundle", help="create or verify a signed, versioned deployment bundle")
     bs = b.add_subparsers(dest="bundle_command", metavar="ACTION", required=True)
     c = bs.add_parser("create", help="weights -> bundle folder + .tar (sensor package, INT8 ONNX, report, reference)")
-    c.add_argument("--weights", default=None, help="weights folder or .safetensors (default: shipped)")
+    c.add_argument("--weights", default=None,
+                   help="weights folder, .safetensors, .pt checkpoint, shipped name or hf-hub:owner/name (default: shipped)")  # fmt: skip
     c.add_argument("--out", required=True, metavar="BUNDLE", help="bundle folder to create (BUNDLE.tar is written too)")
     c.add_argument("--version", required=True, help="release version, dotted integers (e.g. 1.2.0)")
     c.add_argument("--name", default="picosam2")
