@@ -194,7 +194,7 @@ def _run_parallel(devices: int, args: dict) -> None:
     if not torch.cuda.is_available() or torch.cuda.device_count() < devices:
         raise BackendError(f"--devices {devices} needs that many CUDA GPUs")
     if args["teacher"] is None:
-        raise UsageError("several devices need the teacher as a path or hub id")
+        raise UsageError("several devices need the teacher as a folder or hf-hub:owner/name")
     import torch.multiprocessing as mp
 
     mp.spawn(_worker, args=(devices, args), nprocs=devices, join=True)
