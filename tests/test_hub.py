@@ -124,6 +124,10 @@ def test_hub_names_are_explicit_and_a_mistyped_path_is_not_found(tmp_path, monke
         resolve_weights("hf-hub:not a repo")
     with pytest.raises(WeightsError, match="revision applies to Hub names"):
         resolve_weights("owner/name", revision="main")
+    from picosam2.models.registry import push_to_hub
+
+    with pytest.raises(WeightsError, match="a Hub name is hf-hub:owner/name"):  # refused before anything is sent
+        push_to_hub(create_model(), "hf-hub:no-owner")
     (tmp_path / "owner" / "name" / "config.json").unlink()  # weights without their config: refused
     with pytest.raises(WeightsError, match="no config.json"):
         from_pretrained("owner/name")

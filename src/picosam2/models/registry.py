@@ -293,8 +293,14 @@ masks = predictor.predict("photo.jpg", points=[[320, 240]]).masks
 
 
 def push_to_hub(model, repo_id: str, metadata: dict | None = None, private: bool = False, token=None) -> str:
-    """Upload ``model`` to the Hugging Face Hub repository ``repo_id`` (created if missing) as
-    :func:`save_pretrained` writes it; returns the commit URL."""
+    """Upload ``model`` to the Hugging Face Hub repository ``repo_id`` (``hf-hub:owner/name``, or
+    ``owner/name``; created if missing) as :func:`save_pretrained` writes it; returns the commit URL.
+
+    Raises:
+        WeightsError: ``repo_id`` is not ``owner/name`` (checked before anything is sent), or
+            ``huggingface_hub`` is missing.
+    """
+    repo_id = hub_repo_id(repo_id)
     try:
         from huggingface_hub import HfApi
     except ImportError as exc:
