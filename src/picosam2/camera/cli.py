@@ -67,7 +67,8 @@ def add_parser(sub) -> list[str]:
         help="run the camera loop on a photo (plays every frame), a folder of photos, a video file or a "
         "glob of frames (each plays one frame)",
     )
-    sim.add_argument("--weights", default=None, help="weights folder, .safetensors, or .onnx (MCT or plain)")
+    sim.add_argument("--weights", default=None,
+                     help="weights folder, .safetensors, .pt checkpoint, shipped name, hf-hub:owner/name, or .onnx (MCT or plain)")  # fmt: skip
     sim.add_argument("--out", default=None, help="--simulate: overlay PNG to write (a folder for several frames)")
     p.add_argument("--root", help="device root: run its active slot (docs/operations.md); INPUT may be a folder")
     p.add_argument("--stats-log", metavar="LOG", help="append per-frame drift statistics (for picosam2 monitor)")

@@ -34,7 +34,12 @@ def add_parser(sub) -> list[str]:
     p.add_argument("--out", required=True, help="folder to create with one sub-folder of masks per object")
     p.add_argument("--overlay", default=None, metavar="OUT.mp4", help="also write the masks over the frames")
     p.add_argument("--json", default=None, metavar="F", help="per frame: window, score, state and ms per object")
-    p.add_argument("--weights", default=None, help="weights or an exported .onnx/.xml (default: shipped)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="weights folder, .safetensors, .pt, shipped name, hf-hub:owner/name, or an exported .onnx/.xml/.tflite "
+        "(default: shipped)",
+    )
     p.add_argument("--backend", default=None, help="torch, onnx, openvino or tflite (default: from --weights)")
     p.add_argument("--threads", type=int, default=None, help="runtime threads (default: the runtime's)")
     p.add_argument("--fps", type=float, default=None, help="overlay frame rate (default: the video's, else 25)")
