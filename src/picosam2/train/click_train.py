@@ -58,13 +58,12 @@ def build_click_pack(
     from PIL import Image
     from tqdm import tqdm
 
-    from ..data import DataError, InstanceSet
-    from ..data.prompt_rules import EmptyMaskError
+    from ..data import InstanceSet
     from ..eval.protocols import EvalResult, _image_groups, instance_list
     from ..io_utils import write_atomic
-    from ..prompts import crop_images, crop_mask, point_scales_for, point_windows
+    from ..prompts import crop_images, crop_mask
     from .data import crop_units, outside_pixels
-    from .quality_head import _click_points
+    from .quality_head import instance_clicks
 
     dataset = InstanceSet(annotations, list(images))
     rng = np.random.default_rng(seed)
@@ -80,16 +79,8 @@ def build_click_pack(
     result = EvalResult(protocol="full", prompt="point")
     try:
         for image, group in _image_groups(dataset, instances, result, bar):
-            size = image.shape[1::-1]
-            sizes = point_scales_for(scales, size)
-            for inst in group:
-                try:
-                    gt = dataset.mask(inst)
-                    points = _click_points(gt, inst.bbox, clicks_per_instance, rng) if gt.any() else []
-                except (DataError, EmptyMaskError):
-                    continue
-                for x, y in points:
-                    wins = point_windows(x, y, size, sizes)
+            for _inst, gt, points in instance_clicks(dataset, image, group, clicks_per_instance, rng, scales):
+                for _x, _y, wins in points:
                     crops = crop_images(image, wins, SIZE, reducing_gap=2.0)  # as the Predictor cuts them
                     for crop, win in zip(crops, wins):
                         buf = io.BytesIO()

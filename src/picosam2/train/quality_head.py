@@ -54,6 +54,26 @@ def _click_points(gt: np.ndarray, bbox, clicks: int, rng: np.random.Generator) -
     return [(float(x), float(y)) for x, y in points]
 
 
+def instance_clicks(dataset, image: np.ndarray, group, clicks: int, rng: np.random.Generator, scales="auto"):
+    """The clicks of one image's instances, as tuning and click training run them: per instance
+    of ``group`` whose mask loads, ``(instance, gt mask, [(x, y, windows), ...])`` with the most
+    interior point then ``clicks - 1`` random mask pixels (none for an empty mask), each with its
+    candidate windows at ``scales`` (:func:`picosam2.prompts.point_scales_for`)."""
+    from ..data import DataError
+    from ..data.prompt_rules import EmptyMaskError
+    from ..prompts import point_scales_for, point_windows
+
+    size = image.shape[1::-1]
+    sides = point_scales_for(scales, size)
+    for inst in group:
+        try:
+            gt = dataset.mask(inst)
+            points = _click_points(gt, inst.bbox, clicks, rng) if gt.any() else []
+        except (DataError, EmptyMaskError):
+            continue
+        yield inst, gt, [(x, y, point_windows(x, y, size, sides)) for x, y in points]
+
+
 def collect_clicks(dataset, predictor, clicks: int = 1, seed: int = 0, limit=None, progress: bool = True) -> ClickSet:
     """Run each instance's clicks (the most interior point, then ``clicks - 1`` random mask
     pixels) at the auto scales through ``predictor`` (torch backend) and keep, per candidate
@@ -61,11 +81,9 @@ def collect_clicks(dataset, predictor, clicks: int = 1, seed: int = 0, limit=Non
     import torch
     from tqdm import tqdm
 
-    from ..data import DataError
-    from ..data.prompt_rules import EmptyMaskError
     from ..eval import metrics
     from ..eval.protocols import EvalResult, _image_groups, instance_list
-    from ..prompts import paste_mask, point_scales_for, point_windows
+    from ..prompts import paste_mask
 
     model = getattr(predictor.backend, "model", None)
     if model is None or getattr(model, "quality", None) is None:
@@ -80,15 +98,8 @@ def collect_clicks(dataset, predictor, clicks: int = 1, seed: int = 0, limit=Non
     try:
         for image, group in _image_groups(dataset, [i for i in instances if i.image_path], result, bar):
             size = image.shape[1::-1]
-            sides = point_scales_for("auto", size)
-            for inst in group:
-                try:
-                    gt = dataset.mask(inst)
-                    points = _click_points(gt, inst.bbox, clicks, rng) if gt.any() else []
-                except (DataError, EmptyMaskError):
-                    continue
-                for x, y in points:
-                    wins = point_windows(x, y, size, sides)
+            for _inst, gt, points in instance_clicks(dataset, image, group, clicks, rng):
+                for _x, _y, wins in points:
                     captured.clear()
                     with torch.no_grad():
                         out = predictor.run_windows(image, wins)
