@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -22,6 +23,14 @@ def parse_numbers(text: str, count: int, what: str) -> list[float]:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def add_prompt_arguments(p, point_help: str, box_help: str) -> None:
+    """Repeatable ``--point X,Y`` and ``--box X0,Y0,X1,Y1`` (lists of numbers, checked by
+    :func:`parse_numbers` as they are parsed)."""
+    for flag, count, metavar, text in (("--point", 2, "X,Y", point_help), ("--box", 4, "X0,Y0,X1,Y1", box_help)):
+        numbers = functools.partial(parse_numbers, count=count, what=flag)
+        p.add_argument(flag, action="append", default=[], type=numbers, metavar=metavar, help=text)
+
+
 def add_parser(sub) -> list[str]:
     """Register ``predict`` and ``info`` on the ``picosam2`` sub-parsers; returns their names."""
     _add_predict_parser(sub)
@@ -38,22 +47,7 @@ def _add_predict_parser(sub) -> None:
         "--per-prompt, one file per prompt named OUT_STEM-<k>.png (k = 0.. in the order points, then boxes).",
     )
     p.add_argument("image", help="photo to segment (any format Pillow reads)")
-    p.add_argument(
-        "--point",
-        action="append",
-        default=[],
-        type=lambda s: parse_numbers(s, 2, "--point"),
-        metavar="X,Y",
-        help="a click, in image pixels (repeatable)",
-    )
-    p.add_argument(
-        "--box",
-        action="append",
-        default=[],
-        type=lambda s: parse_numbers(s, 4, "--box"),
-        metavar="X0,Y0,X1,Y1",
-        help="a box, in image pixels (repeatable)",
-    )
+    add_prompt_arguments(p, "a click, in image pixels (repeatable)", "a box, in image pixels (repeatable)")
     add_model_arguments(p)
     p.add_argument(
         "--window-size",

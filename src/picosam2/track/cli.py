@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..commands import parse_numbers
+from ..commands import add_prompt_arguments
 
 
 def add_parser(sub) -> list[str]:
@@ -14,21 +14,10 @@ def add_parser(sub) -> list[str]:
         "named by frame index, from --frame on), optionally an overlay MP4 and a per-frame JSON.",
     )
     p.add_argument("input", help="a video file, a folder of frames or a quoted glob ('frames/*.jpg')")
-    p.add_argument(
-        "--point",
-        action="append",
-        default=[],
-        type=lambda t: parse_numbers(t, 2, "--point"),
-        metavar="X,Y",
-        help="a click on an object on frame --frame (repeatable: one object each)",
-    )
-    p.add_argument(
-        "--box",
-        action="append",
-        default=[],
-        type=lambda t: parse_numbers(t, 4, "--box"),
-        metavar="X0,Y0,X1,Y1",
-        help="a box around an object on frame --frame (repeatable)",
+    add_prompt_arguments(
+        p,
+        "a click on an object on frame --frame (repeatable: one object each)",
+        "a box around an object on frame --frame (repeatable)",
     )
     p.add_argument("--frame", type=int, default=0, help="index of the frame the prompts are on (default 0)")
     p.add_argument("--out", required=True, help="folder to create with one sub-folder of masks per object")
