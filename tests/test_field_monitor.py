@@ -108,3 +108,27 @@ def test_drift_arms_collection_and_ok_disarms_it(monitored, tmp_path):
     r = run_cli("monitor", str(monitored["logs"]["same"]), *args)
     assert r.returncode == 0 and "collection: disarmed" in r.stdout and armed(collect) is None
     assert sink.add(frame, mask, {"k": 9}) is None and len(collected(collect)) == 3  # off: nothing kept
+
+
+def test_monitor_arms_the_cameras_collection_end_to_end(monitored, tmp_path):
+    """The two halves wired: the monitor flags the dark photos and arms DIR; the camera loop run
+    with ``--collect DIR`` on dark frames then keeps them (bounded), and once the monitor says ok
+    again the same camera run keeps nothing."""
+    import shutil
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for p in sorted((monitored["dir"] / "dark").glob("*.png"))[:4]:
+        shutil.copy(p, frames / p.name)
+    collect = tmp_path / "collect"
+    args = ["--bundle", str(monitored["bundle"]), "--collect", str(collect), "--collect-max", "3"]
+    assert run_cli("monitor", str(monitored["logs"]["dark"]), *args).returncode == 1
+    r = run_cli("camera", "--simulate", str(frames), "--collect", str(collect))
+    assert r.returncode == 0 and "collected 4 of 4 frames" in r.stdout, r.stdout + r.stderr
+    kept = [json.loads(p.read_text()) for p in collected(collect)]
+    assert [k["photo"] for k in kept] == sorted(p.name for p in frames.iterdir())[1:]  # the monitor's max: 3
+    assert all("brightness" in k["drifting"] and k["window_side"] for k in kept)
+    assert run_cli("monitor", str(monitored["logs"]["same"]), *args).returncode == 0
+    r = run_cli("camera", "--simulate", str(frames), "--collect", str(collect))
+    assert r.returncode == 0 and "collected 0 of 4 frames" in r.stdout
+    assert len(collected(collect)) == 3

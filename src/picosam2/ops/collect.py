@@ -109,7 +109,7 @@ class Collector:
         self._next += 1
         for suffix, arr in (("", np.asarray(image, dtype=np.uint8)), ("-mask", np.asarray(mask, bool) * np.uint8(255))):
             tmp = self.folder / f".{stem}{suffix}.tmp.png"
-            Image.fromarray(arr).save(tmp)
+            Image.fromarray(arr).save(tmp, compress_level=1)  # 3x faster than the default: the camera loop waits
             os.replace(tmp, self.folder / f"{stem}{suffix}.png")
         rec = {**record, "t": round(time.time(), 3), "armed_since": info.get("since"), "drifting": info.get("drifting"),
                "image": f"{stem}.png", "mask": f"{stem}-mask.png"}  # fmt: skip
