@@ -27,14 +27,23 @@ The algorithm (every constant is a field of :class:`TrackPolicy`)::
         c = clamp(c, inside the image)
         return the square of side `side` centred on c
 
-    update(s, obs):
+    update(s, obs, shift):                                 # shift: the image's motion around
+                                                           # s.anchor since the last frame
+                                                           # (motion.estimate_shift), or None
         ok = obs not empty and obs.score >= lost_score and ratio(obs.area, s.area) <= area_jump
              and |obs.anchor - predicted| <= jump * s.extent           (following)
         ok = obs not empty and obs.score >= reacquire_score and ratio(obs.area, s.area) <= reacquire_area
                                                                        (re-acquiring)
         if not ok:
-            s.lost += 1; s.anchor += s.velocity; s.velocity *= coast_decay; return "lost"
+            s.lost += 1; s.anchor += s.velocity; s.velocity *= coast_decay    (motion "mask")
+                         s.anchor += shift; s.velocity = shift                (motion "image")
+            return "lost"
         m = obs anchor point (interior pixel / centroid / box centre, `anchor`)
+        motion "image", following:                          # the image moves the anchor
+            s.velocity = shift, capped at max_speed * s.extent
+            s.anchor = s.anchor + shift + mask_pull * (m - (s.anchor + shift))
+            s.extent as below; done
+        motion "mask" (or no shift, or a loss just ended):
         e = obs extent: 2 x the largest distance from m to the mask box's sides
         r = m - (s.anchor + s.velocity)                                    # innovation
         s.velocity += velocity_gain * r, capped at max_speed * s.extent   (0 after a loss)
@@ -64,6 +73,9 @@ from ..errors import UsageError
 STATES = ("tracking", "lost", "reacquired")
 #: the anchor rules: which point of the mask the next window is centred on
 ANCHORS = ("interior", "centroid", "box")
+#: what moves the anchor while following: the image's own motion around it
+#: (:func:`picosam2.track.motion.estimate_shift`), or the window mask's anchor point
+MOTIONS = ("image", "mask")
 #: the re-acquisition sweep: (offset x, offset y) in object extents around the coasting anchor and
 #: a window-size factor, one entry per frame, cycled while the object stays lost. The centre
 #: first at growing sizes (the object grew or the estimate shrank), then a ring of offsets.
@@ -119,6 +131,15 @@ class TrackPolicy:
         sweep_per_frame: sweep windows run per lost frame (1 on the sensor; more on a CPU).
         max_lost: after this many lost frames the sweep also tries the whole image around the
             anchor (``0``: never).
+        motion: ``"image"``: the anchor moves by the image's shift around it between the last
+            frame and this one (block matching weighted by the last mask; the mask then only
+            sets the size and says whether the object is still there), or ``"mask"``: the
+            anchor is the window mask's anchor point through the alpha-beta filter.
+        motion_cells: blocks across the object's extent when matching the image (finer is more
+            exact and slower; a coarse search at half this resolution comes first).
+        motion_search: the largest image shift searched, in object extents (plus the speed).
+        mask_pull: under ``"image"``, the share of the gap from the image-moved anchor to the
+            mask's anchor point that is applied each frame (0: the image alone).
         probe_every: while following, every this many frames a second window at the same centre
             tries another size (alternately ``probe_scale`` times larger and smaller) in the same
             batch, and is kept when its score beats the main window's by ``probe_margin``: the
@@ -144,6 +165,10 @@ class TrackPolicy:
     coast_decay: float = 0.8
     sweep_per_frame: int = 1
     max_lost: int = 30
+    motion: str = "image"
+    motion_cells: int = 24
+    motion_search: float = 0.5
+    mask_pull: float = 0.0
     probe_every: int = 0
     probe_scale: float = 1.6
     probe_margin: float = 0.05
@@ -153,6 +178,10 @@ class TrackPolicy:
             raise UsageError(f"anchor must be one of {ANCHORS}, got {self.anchor!r}")
         if not self.margin > 0 or not self.min_side >= 1 or not self.max_side > 0:
             raise UsageError("margin, min_side and max_side must be positive")
+        if self.motion not in MOTIONS:
+            raise UsageError(f"motion must be one of {MOTIONS}, got {self.motion!r}")
+        if self.motion_cells < 2 or not self.motion_search > 0:
+            raise UsageError("motion_cells must be at least 2 and motion_search positive")
         if self.sweep_per_frame < 1:
             raise UsageError("sweep_per_frame must be at least 1")
         if self.probe_every < 0 or not self.probe_scale > 1:
@@ -317,9 +346,39 @@ def touches(obs: Observation, policy: TrackPolicy) -> bool:
     return max(obs.touch) > policy.border_touch
 
 
-def update(state: TrackState, obs: Observation | None, policy: TrackPolicy) -> tuple[TrackState, str]:
+def motion_radius(state: TrackState, policy: TrackPolicy) -> float:
+    """The largest image shift (pixels) :func:`~picosam2.track.motion.estimate_shift` searches
+    around the object this frame."""
+    return policy.motion_search * state.extent + math.hypot(*state.velocity)
+
+
+def _capped(v, cap: float) -> tuple[float, float]:
+    speed = math.hypot(v[0], v[1])
+    if speed > cap:
+        return (v[0] * cap / speed, v[1] * cap / speed)
+    return (float(v[0]), float(v[1]))
+
+
+def update(
+    state: TrackState, obs: Observation | None, policy: TrackPolicy, shift: tuple[float, float] | None = None
+) -> tuple[TrackState, str]:
     """The state after this frame: ``obs`` is the accepted observation (:func:`best_observation`),
-    or None when no window of the frame was accepted. Returns the new state and its status."""
+    or None when no window of the frame was accepted; ``shift`` the image's motion around the
+    anchor since the last frame (used under ``motion="image"``; None: not measured). Returns
+    the new state and its status."""
+    by_image = policy.motion == "image" and shift is not None
+    if obs is None and by_image:
+        return (
+            replace(
+                state,
+                anchor=(state.anchor[0] + shift[0], state.anchor[1] + shift[1]),
+                velocity=_capped(shift, policy.max_speed * state.extent),
+                grow=1.0,
+                lost=state.lost + 1,
+                frames=state.frames + 1,
+            ),
+            "lost",
+        )
     if obs is None:
         vx, vy = state.velocity
         return (
@@ -338,6 +397,11 @@ def update(state: TrackState, obs: Observation | None, policy: TrackPolicy) -> t
     if state.lost:
         velocity = (0.0, 0.0)
         extent = e
+    elif by_image:
+        velocity = _capped(shift, policy.max_speed * state.extent)
+        mx, my = state.anchor[0] + shift[0], state.anchor[1] + shift[1]
+        m = (mx + policy.mask_pull * (m[0] - mx), my + policy.mask_pull * (m[1] - my))
+        extent = policy.size_smoothing * e + (1 - policy.size_smoothing) * state.extent
     else:
         px, py = predicted_anchor(state)
         rx, ry = m[0] - px, m[1] - py  # the innovation: measured minus predicted

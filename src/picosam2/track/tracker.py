@@ -16,6 +16,7 @@ from ..errors import UsageError
 from ..image_io import load_image
 from ..prompts import PromptError, Window, box_window, point_scales_for, window_mask
 from . import policy as P
+from .motion import estimate_shift
 
 
 @dataclass
@@ -43,6 +44,7 @@ class ObjectResult:
 @dataclass
 class _Object:
     state: P.TrackState
+    mask: np.ndarray | None = None  #: the last frame's mask (weights the image matching)
 
 
 class Tracker:
@@ -89,6 +91,7 @@ class Tracker:
         self.policy = policy or P.TrackPolicy()
         self._objects: dict[int, _Object] = {}
         self._next_id = 1
+        self._previous: np.ndarray | None = None  # the last frame (a copy), for the image motion
 
     @property
     def objects(self) -> list[int]:
@@ -104,6 +107,7 @@ class Tracker:
     def reset(self) -> None:
         """Forget every object."""
         self._objects.clear()
+        self._previous = None
 
     def state(self, obj_id: int) -> P.TrackState:
         """The policy state of ``obj_id`` (for display or to hand to another loop)."""
@@ -160,7 +164,8 @@ class Tracker:
             if obs.empty:
                 raise PromptError("the first frame's mask is empty: click inside the object")
             result = ObjectResult(obj_id, pred.mask(0), obs.score, win.as_tuple(), "tracking", windows)
-        self._objects[obj_id] = _Object(P.start_state(obs, self.policy))
+        self._objects[obj_id] = _Object(P.start_state(obs, self.policy), result.mask)
+        self._previous = np.array(image, dtype=np.uint8, copy=True)
         return result
 
     # -- every later frame --------------------------------------------------------------------
@@ -181,6 +186,7 @@ class Tracker:
         results: dict[int, ObjectResult] = {}
         k = 0
         thr = self.predictor.threshold
+        previous, self._previous = self._previous, np.array(image, dtype=np.uint8, copy=True)
         for obj_id, wins in plan:
             idx = range(k, k + len(wins))
             k += len(wins)
@@ -189,9 +195,17 @@ class Tracker:
                 for j, i in enumerate(idx)
             ]
             obj = self._objects[obj_id]
+            shift = None
+            if self.policy.motion == "image" and previous is not None and previous.shape == image.shape:
+                weights = obj.mask if obj.mask is not None and obj.mask.any() else None
+                radius = P.motion_radius(obj.state, self.policy)
+                shift = estimate_shift(
+                    previous, image, weights, obj.state.anchor, obj.state.extent, radius, self.policy.motion_cells
+                )
             best = P.best_observation(obj.state, obs, self.policy)
-            obj.state, status = P.update(obj.state, None if best is None else obs[best], self.policy)
+            obj.state, status = P.update(obj.state, None if best is None else obs[best], self.policy, shift)
             mask = np.zeros((height, width), bool)
+            obj.mask = mask
             if best is None:
                 results[obj_id] = ObjectResult(obj_id, mask, 0.0, wins[-1].as_tuple(), status, len(wins))
                 continue

@@ -1,0 +1,115 @@
+"""How far the image moved around an object between two frames (block matching on luma).
+
+A window's mask says where the object is only as well as the mask is right: a mask that leaks
+onto a neighbour moves its interior point onto the neighbour, and the next window follows it
+there. The image itself says how the object moved. This module measures that shift without the
+network: the previous frame's luma around the object, in blocks, weighted by the object's mask,
+is matched against the current frame's luma over a search range.
+
+Everything is integer arithmetic, so the browser port (``demo/static/track.js``) gives the same
+shift bit for bit::
+
+    luma      Y = (77 R + 150 G + 29 B + 128) >> 8              per pixel, 0..255
+    f         = max(1, floor(extent / cells))                   block side in pixels
+    block     (i, j) covers pixels [j f, (j+1) f) x [i f, (i+1) f), coordinates clamped into the
+              image; its value is floor(sum Y / f^2) and its weight floor(16 * mask pixels / f^2)
+              (pixels outside the image weigh 0)
+    template  the blocks within `half` = max(2, ceil(extent / 2f)) of the anchor's block, from the
+              previous frame, weighted by the previous mask (all weights 1 when the mask gives
+              fewer than 16)
+    cost(d)   = sum_b w_b |N C_{b+d} - S_C(d) - (N T_b - S_T)|, N = sum w, S = weighted sums:
+              the weighted absolute difference of the two patches with their means removed
+              (a brightness change costs nothing)
+    shift     = f * the d with the least cost over |dx|, |dy| <= r = max(1, ceil(radius / f));
+              ties go to the smaller |d|^2, then to the first in row order
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: weight of a block fully covered by the mask
+FULL_WEIGHT = 16
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Integer luma (0..255, int32) of an (..., 3) uint8 RGB array."""
+    a = np.asarray(rgb, dtype=np.int32)
+    return (77 * a[..., 0] + 150 * a[..., 1] + 29 * a[..., 2] + 128) >> 8
+
+
+def block_side(extent: float, cells: int) -> int:
+    """The block side in pixels for an object of ``extent`` pixels matched with ``cells`` blocks
+    across it."""
+    return max(1, int(math.floor(extent / max(1, int(cells)))))
+
+
+def _blocks(frame: np.ndarray, mask: np.ndarray | None, f: int, i0: int, j0: int, n_i: int, n_j: int):
+    """Block values (and weights when ``mask`` is given) of the n_i x n_j blocks starting at block
+    (i0, j0): int64 arrays."""
+    height, width = frame.shape[:2]
+    ys = np.arange(i0 * f, (i0 + n_i) * f)
+    xs = np.arange(j0 * f, (j0 + n_j) * f)
+    yc, xc = np.clip(ys, 0, height - 1), np.clip(xs, 0, width - 1)
+    inside_y = (ys >= 0) & (ys < height)
+    inside_x = (xs >= 0) & (xs < width)
+    if inside_y.all() and inside_x.all():
+        patch = frame[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1]
+    else:
+        patch = frame[np.ix_(yc, xc)]
+    y = luma(patch).astype(np.int64)
+    values = y.reshape(n_i, f, n_j, f).sum(axis=(1, 3)) // (f * f)
+    if mask is None:
+        return values, None
+    if inside_y.all() and inside_x.all():
+        m = np.asarray(mask[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1], dtype=np.int64)
+    else:
+        m = np.asarray(mask[np.ix_(yc, xc)], dtype=np.int64) * (inside_y[:, None] & inside_x[None, :])
+    weights = FULL_WEIGHT * m.reshape(n_i, f, n_j, f).sum(axis=(1, 3)) // (f * f)
+    return values, weights
+
+
+def _search(previous, current, mask, anchor, extent, f, centre, r):
+    """Block shift (dx, dy) of side ``f`` with the least cost among those within ``r`` blocks of
+    ``centre`` (in blocks)."""
+    half = max(2, int(math.ceil(extent / (2.0 * f))))
+    ai, aj = int(math.floor(anchor[1] / f)), int(math.floor(anchor[0] / f))
+    n = 2 * half + 1
+    t_values, weights = _blocks(previous, mask, f, ai - half, aj - half, n, n)
+    if weights is None or int(weights.sum()) < FULL_WEIGHT:
+        weights = np.ones_like(t_values)
+    cx, cy = centre
+    c_values, _ = _blocks(current, None, f, ai - half - r + cy, aj - half - r + cx, n + 2 * r, n + 2 * r)
+    total = int(weights.sum())
+    template = total * t_values - int((weights * t_values).sum())
+    views = np.lib.stride_tricks.sliding_window_view(c_values, (n, n))  # (2r+1, 2r+1, n, n)
+    sums = np.einsum("abij,ij->ab", views, weights)
+    costs = np.einsum("abij,ij->ab", np.abs(total * views - sums[:, :, None, None] - template[None, None]), weights)
+    d = np.arange(-r, r + 1)
+    dist = d[:, None] ** 2 + d[None, :] ** 2
+    order = np.lexsort((np.arange(dist.size), dist.ravel(), costs.ravel()))
+    dy, dx = divmod(int(order[0]), 2 * r + 1)
+    return cx + int(d[dx]), cy + int(d[dy])
+
+
+def estimate_shift(
+    previous: np.ndarray,
+    current: np.ndarray,
+    mask: np.ndarray | None,
+    anchor: tuple[float, float],
+    extent: float,
+    radius: float,
+    cells: int = 24,
+) -> tuple[int, int]:
+    """How far (dx, dy), in pixels, the object around ``anchor`` moved from ``previous`` to
+    ``current`` (HxWx3 uint8 RGB frames of one size); ``mask`` (HxW bool, on ``previous``)
+    weights the object's own pixels, ``extent`` is its size in pixels, ``radius`` the largest
+    shift searched. See the module docstring for the exact rule."""
+    coarse = block_side(extent, max(2, cells // 2))
+    cx, cy = _search(previous, current, mask, anchor, extent, coarse, (0, 0), max(1, int(math.ceil(radius / coarse))))
+    f = block_side(extent, cells)
+    centre = ((cx * coarse) // f, (cy * coarse) // f)
+    fx, fy = _search(previous, current, mask, anchor, extent, f, centre, max(1, int(math.ceil(coarse / f))))
+    return fx * f, fy * f
