@@ -20,8 +20,13 @@ shift bit for bit::
     cost(d)   = sum_b w_b |N C_{b+d} - S_C(d) - (N T_b - S_T)|, N = sum w, S = weighted sums:
               the weighted absolute difference of the two patches with their means removed
               (a brightness change costs nothing)
-    shift     = f * the d with the least cost over |dx|, |dy| <= r = max(1, ceil(radius / f));
-              ties go to the smaller |d|^2, then to the first in row order
+    search    the d with the least cost over |dx|, |dy| <= r = max(1, ceil(radius / f)); ties go
+              to the smaller |d|^2, then to the first in row order. First with blocks of
+              coarse = block side for cells // 2 around d = 0, then with blocks of f within
+              ceil(coarse / f) blocks of the coarse answer (floor(coarse shift / f))
+    shift     per axis, f * d moved to the vertex of the parabola through the costs of d - 1, d,
+              d + 1 (when both neighbours were searched and the parabola opens upwards):
+              f (2 d den + num) / (2 den), num = c(d-1) - c(d+1), den = c(d-1) - 2 c(d) + c(d+1)
 """
 
 from __future__ import annotations
@@ -91,7 +96,18 @@ def _search(previous, current, mask, anchor, extent, f, centre, r):
     dist = d[:, None] ** 2 + d[None, :] ** 2
     order = np.lexsort((np.arange(dist.size), dist.ravel(), costs.ravel()))
     dy, dx = divmod(int(order[0]), 2 * r + 1)
-    return cx + int(d[dx]), cy + int(d[dy])
+    return cx + int(d[dx]), cy + int(d[dy]), costs, dx, dy
+
+
+def _refine(block: int, f: int, c_minus: int, c_0: int, c_plus: int) -> float:
+    """Sub-block position (pixels) of the least cost from the costs of blocks ``block`` - 1,
+    ``block``, ``block`` + 1: the vertex of the parabola through them, within half a block.
+    One division of two integers, so the browser gets the same double."""
+    den = c_minus - 2 * c_0 + c_plus
+    if den <= 0:
+        return float(block * f)
+    num = c_minus - c_plus  # |num| <= den when c_0 is the least, so the vertex is within +-1/2
+    return (f * (2 * block * den + num)) / (2 * den)
 
 
 def estimate_shift(
@@ -102,14 +118,21 @@ def estimate_shift(
     extent: float,
     radius: float,
     cells: int = 24,
-) -> tuple[int, int]:
+) -> tuple[float, float]:
     """How far (dx, dy), in pixels, the object around ``anchor`` moved from ``previous`` to
     ``current`` (HxWx3 uint8 RGB frames of one size); ``mask`` (HxW bool, on ``previous``)
     weights the object's own pixels, ``extent`` is its size in pixels, ``radius`` the largest
     shift searched. See the module docstring for the exact rule."""
     coarse = block_side(extent, max(2, cells // 2))
-    cx, cy = _search(previous, current, mask, anchor, extent, coarse, (0, 0), max(1, int(math.ceil(radius / coarse))))
+    cx, cy, _, _, _ = _search(
+        previous, current, mask, anchor, extent, coarse, (0, 0), max(1, int(math.ceil(radius / coarse)))
+    )
     f = block_side(extent, cells)
     centre = ((cx * coarse) // f, (cy * coarse) // f)
-    fx, fy = _search(previous, current, mask, anchor, extent, f, centre, max(1, int(math.ceil(coarse / f))))
-    return fx * f, fy * f
+    r = max(1, int(math.ceil(coarse / f)))
+    fx, fy, costs, ix, iy = _search(previous, current, mask, anchor, extent, f, centre, r)
+    costs = costs.tolist()
+    last = 2 * r
+    sx = _refine(fx, f, costs[iy][ix - 1], costs[iy][ix], costs[iy][ix + 1]) if 0 < ix < last else float(fx * f)
+    sy = _refine(fy, f, costs[iy - 1][ix], costs[iy][ix], costs[iy + 1][ix]) if 0 < iy < last else float(fy * f)
+    return sx, sy
