@@ -118,6 +118,7 @@ def _frame_loop(picam2, imx500, loop: CameraLoop, settings: CameraSettings, show
     sensor = SensorROI(imx500)
     n, t0, last = 0, time.perf_counter(), None
     need_frame = cv2 is not None or bool(settings.snapshot) or log is not None or collector is not None
+    need_frame = need_frame or loop.policy.needs_frame  # the follow policy measures the image's motion
     while settings.frames <= 0 or n < settings.frames:
         request = picam2.capture_request()
         try:
@@ -132,7 +133,7 @@ def _frame_loop(picam2, imx500, loop: CameraLoop, settings: CameraSettings, show
             request.release()
         if outputs is None:
             continue
-        r = loop.frame(outputs, geometry, started=started)
+        r = loop.frame(outputs, geometry, started=started, frame=frame)
         sensor.set(loop.roi(geometry))  # the next frame's window, as soon as it is known
         shown["mask"] = r.mask
         if loop.policy.verbose:

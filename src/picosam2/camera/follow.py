@@ -10,9 +10,17 @@ frames at the click (as without ``--track``) until the best-scored side is kept;
 frame's mask starts the track. ``--window-size`` or ``--point-scales fixed`` start from one
 window on the first frame. From then on the window moves every frame to where the policy expects
 the object; a lost object is searched for with one re-acquisition window per frame.
+
+Under the tracker's image motion (``TrackPolicy.motion == "image"``, the default) the anchor moves
+with the picture: each frame, :func:`picosam2.track.motion.estimate_shift` matches the last frame
+around the object (weighted by its last mask, pasted into the frame as the tracker does) against
+this one, so :meth:`Follow.observe` needs the frame the window was cut from; without one it falls
+back to the mask's anchor for that frame.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from ..prompts import Window
 from .core import FrameGeometry, ScalePolicy, roi_in_frame, scale_text, sensor_roi
@@ -27,15 +35,46 @@ def follow_window(state, frame_size: tuple[int, int], track_policy) -> tuple[int
     return P.next_window(state, tuple(frame_size), track_policy)
 
 
-def follow_step(state, logits, window, score, track_policy, threshold: float = 0.0):
+def follow_step(state, logits, window, score, track_policy, threshold: float = 0.0, shift=None):
     """One frame of following: the window mask (``logits`` of ``window``, frame pixels) judged
-    and folded into ``state``. Returns ``(new state, status, accepted)``."""
+    and folded into ``state``; ``shift`` the image's motion around the object since the last
+    frame (:func:`image_shift`, or None). Returns ``(new state, status, accepted)``."""
     from ..track import policy as P
 
     obs = P.observe(logits, window, score, threshold)
     best = P.best_observation(state, [obs], track_policy)
-    new, status = P.update(state, None if best is None else obs, track_policy)
+    new, status = P.update(state, None if best is None else obs, track_policy, shift)
     return new, status, best is not None
+
+
+def image_shift(state, previous, frame, mask, track_policy):
+    """The image's motion (dx, dy) around the object of ``state`` from ``previous`` to ``frame``
+    (HxWx3 uint8 RGB, frame pixels), weighted by ``mask`` (the last frame's, HxW bool; None or
+    empty: unweighted), as :class:`picosam2.track.Tracker` measures it; None when the policy
+    follows the mask or a frame is missing or of another size."""
+    from ..track import policy as P
+    from ..track.motion import estimate_shift
+
+    if track_policy.motion != "image" or previous is None or frame is None or previous.shape != frame.shape:
+        return None
+    weights = mask if mask is not None and mask.any() else None
+    radius = P.motion_radius(state, track_policy)
+    return estimate_shift(previous, frame, weights, state.anchor, state.extent, radius, track_policy.motion_cells)
+
+
+def window_frame_mask(logits, window, frame_size, threshold: float = 0.0) -> np.ndarray:
+    """The frame-size mask of one window's logits (``window`` in frame pixels, rounded to whole
+    pixels), pasted as the tracker pastes it (:func:`picosam2.prompts.window_mask`)."""
+    from ..prompts import window_mask
+
+    width, height = (int(v) for v in frame_size)
+    x0, y0, x1, y1 = (int(np.floor(float(v) + 0.5)) for v in window)
+    win = Window(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
+    out = np.zeros((height, width), bool)
+    part = window_mask(logits, win, (width, height), threshold)
+    if part is not None:
+        out[part[0]] = part[1]
+    return out
 
 
 class Follow(WindowPolicy):
@@ -53,6 +92,7 @@ class Follow(WindowPolicy):
         from ..track import TrackPolicy
 
         self.track_policy = track_policy or TrackPolicy()
+        self.needs_frame = self.track_policy.motion == "image"
         self.start_sides = [int(s) for s in start_sides]
         self.calibration, self.frame_size, self.threshold = calibration, frame_size, float(threshold)
         self.settle_frames = len(self.start_sides) + 1 if len(self.start_sides) > 1 and kind != "box" else 1
@@ -76,6 +116,8 @@ class Follow(WindowPolicy):
         self.prompt, self.kind = prompt, kind
         self.state = None  # a TrackState once the track has started
         self.status = "start"
+        self._previous: np.ndarray | None = None  # the last frame (a copy), for the image motion
+        self._mask: np.ndarray | None = None  # the last frame's mask of the object (frame pixels)
         self._sweep = None
         if kind != "box" and len(self.start_sides) > 1:
             self._sweep = ScalePolicy(self.start_sides, calibration=self.calibration, frame_size=self.frame_size)
@@ -106,16 +148,41 @@ class Follow(WindowPolicy):
                 self._plan = (frame_window_roi(win, geometry), why, None)
         return self._plan[0]
 
-    def observe(self, logits, score, roi, geometry):
+    def _frame(self, frame, geometry):
+        """``frame`` when it is a frame of ``geometry``'s size (HxWx3), else None."""
+        if frame is None or not self.needs_frame:
+            return None
+        frame = np.asarray(frame)
+        width, height = geometry.frame_size
+        return frame if frame.ndim == 3 and frame.shape[:2] == (height, width) else None
+
+    def _remember(self, frame, logits, window, geometry, accepted: bool):
+        """Keep this frame and the object's mask on it for the next frame's image motion."""
+        if frame is None:
+            self._previous = self._mask = None
+            return
+        self._previous = np.array(frame, dtype=np.uint8, copy=True)
+        if accepted:
+            self._mask = window_frame_mask(logits, window, geometry.frame_size, self.threshold)
+        else:
+            self._mask = None
+
+    def observe(self, logits, score, roi, geometry, frame=None):
         _, why, side = self._plan if self._plan is not None else (roi, "follow", None)
         self._plan = None
         window = roi_in_frame(roi, geometry)  # the window the network saw, frame pixels (clipped)
         side = side or int(round(max(window[2] - window[0], window[3] - window[1])))
+        frame = self._frame(frame, geometry)
         if self.state is None:
-            return self._observe_start(logits, score, window, side, why)
+            report = self._observe_start(logits, score, window, side, why)
+            if self.state is not None:
+                self._remember(frame, logits, window, geometry, True)
+            return report
+        shift = image_shift(self.state, self._previous, frame, self._mask, self.track_policy)
         self.state, self.status, accepted = follow_step(
-            self.state, logits, window, score, self.track_policy, self.threshold
+            self.state, logits, window, score, self.track_policy, self.threshold, shift
         )
+        self._remember(frame, logits, window, geometry, accepted)
         text = scale_text(side, why, score) + f"; state {self.status}"
         return FrameReport(text, side, why, score, state=self.status, accepted=accepted)
 

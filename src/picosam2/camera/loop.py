@@ -55,15 +55,16 @@ class CameraLoop:
         self.policy.move(prompt, kind)
         self._roi = None
 
-    def frame(self, outputs, geometry: FrameGeometry, started: float | None = None) -> FrameResult:
+    def frame(self, outputs, geometry: FrameGeometry, started: float | None = None, frame=None) -> FrameResult:
         """The coming frame's outputs, run at :meth:`roi`. ``started``: ``time.perf_counter()``
-        when the frame's work began (for ``ms``; default: now)."""
+        when the frame's work began (for ``ms``; default: now); ``frame``: the frame itself (HxWx3
+        uint8 RGB, frame pixels) for a policy that follows the image's motion, or None."""
         t0 = time.perf_counter() if started is None else started
         roi = self.roi(geometry)
         tensor, score = split_outputs(outputs)
         logits = decode_output(tensor, transpose=self.transpose)
         mask = frame_mask(logits, roi, geometry, self.threshold)
-        report = self.policy.observe(logits, score, roi, geometry)
+        report = self.policy.observe(logits, score, roi, geometry, frame)
         if not report.accepted:  # not the object (lost): nothing to show
             mask = np.zeros_like(mask)
         self._roi = None

@@ -11,7 +11,9 @@ Every way the camera app uses the sensor is therefore one *window policy*:
   the tracker's pure policy step (:mod:`picosam2.track.policy`).
 
 A policy is plain arithmetic (no camera, no model): ``roi = policy.plan(geometry)`` before a
-frame, ``report = policy.observe(logits, score, roi, geometry)`` after it, ``policy.move(prompt,
+frame, ``report = policy.observe(logits, score, roi, geometry, frame)`` after it (``frame``: the
+picture the ROI was cut from, for a policy that measures the image's motion; ``None`` when the
+runner has none), ``policy.move(prompt,
 kind)`` when the user clicks elsewhere. :func:`make_policy` picks one from the settings.
 """
 
@@ -52,13 +54,18 @@ class WindowPolicy:
     verbose = True
     #: frames a still scene needs before the policy has settled (a simulated photo plays that many)
     settle_frames = 1
+    #: whether :meth:`observe` uses the frame's pixels (the loop then grabs every frame)
+    needs_frame = False
 
     def plan(self, geometry: FrameGeometry) -> Window:
         """The sensor ROI for the coming frame."""
         raise NotImplementedError
 
-    def observe(self, logits: np.ndarray, score: float | None, roi: Window, geometry: FrameGeometry) -> FrameReport:
-        """The frame run at ``roi`` gave ``logits`` (the network's 96 x 96 output) and ``score``."""
+    def observe(
+        self, logits: np.ndarray, score: float | None, roi: Window, geometry: FrameGeometry, frame=None
+    ) -> FrameReport:
+        """The frame run at ``roi`` gave ``logits`` (the network's 96 x 96 output) and ``score``;
+        ``frame`` is that frame (HxWx3 uint8 RGB, frame pixels) or None when the runner has none."""
         raise NotImplementedError
 
     def move(self, prompt, kind: str) -> None:
@@ -83,7 +90,7 @@ class FixedWindow(WindowPolicy):
     def plan(self, geometry):
         return sensor_roi(self.prompt, self.kind, geometry, window_size=self.side)
 
-    def observe(self, logits, score, roi, geometry):
+    def observe(self, logits, score, roi, geometry, frame=None):
         if self.kind == "box":  # the box decides the window
             return FrameReport("box" + ("" if score is None else f"; score {score:.2f}"), None, "box", score)
         return FrameReport(scale_text(self.side, "fixed", score), self.side, "fixed", score)
@@ -112,7 +119,7 @@ class ScaleSweep(WindowPolicy):
     def plan(self, geometry):
         return sensor_roi(self.prompt, self.kind, geometry, window_size=self._side()[0])
 
-    def observe(self, logits, score, roi, geometry):
+    def observe(self, logits, score, roi, geometry, frame=None):
         side, why = self._side()
         compared = self.scales.update(logits, score)
         self._next = None

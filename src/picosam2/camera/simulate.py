@@ -110,7 +110,7 @@ def simulate_frames(
                 limit = limit or (policy.settle_frames if source.still else 0)
             roi = loop.roi(geometry)
             window = sensor_window_pixels(image, roi)
-            r = loop.frame(run_window(window), geometry, started=started)
+            r = loop.frame(run_window(window), geometry, started=started, frame=image)
             stats = frame_record(window, r.logits, r.score)
             if log is not None:
                 log.write(stats)
