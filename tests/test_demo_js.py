@@ -201,12 +201,15 @@ def test_track_policy_constants_match_python():
     from dataclasses import asdict
 
     from picosam2.track import TrackPolicy
-    from picosam2.track.policy import ANCHORS, STATES, SWEEP, SWEEP_RINGS
+    from picosam2.track.motion import FULL_WEIGHT
+    from picosam2.track.policy import ANCHORS, MOTIONS, STATES, SWEEP, SWEEP_RINGS
 
     got = run_track_js(
-        "return {policy: t.DEFAULT_POLICY, sweep: t.SWEEP, anchors: t.ANCHORS, states: t.STATES, rings: t.SWEEP_RINGS};",
+        "return {policy: t.DEFAULT_POLICY, sweep: t.SWEEP, anchors: t.ANCHORS, states: t.STATES, rings: t.SWEEP_RINGS,"
+        " motions: t.MOTIONS, full: t.FULL_WEIGHT};",
         None,
     )
+    assert got["motions"] == list(MOTIONS) and got["full"] == FULL_WEIGHT
     assert got["rings"] == SWEEP_RINGS
     assert got["policy"] == asdict(TrackPolicy())
     assert got["sweep"] == [list(e) for e in SWEEP]
@@ -309,3 +312,245 @@ def dataclasses_asdict(obj) -> dict:
     from dataclasses import asdict
 
     return asdict(obj)
+
+
+# ---------------------------------------------------------------- the image's motion (track.js)
+
+
+def _b64(a: np.ndarray) -> str:
+    import base64
+
+    return base64.b64encode(np.ascontiguousarray(a, np.uint8).tobytes()).decode()
+
+
+def _smooth_frame(rng, h, w, pad=0):
+    """A smooth random RGB picture (a coarse grid blown up bilinearly, plus a little noise) of
+    (h + 2 pad) x (w + 2 pad)."""
+    coarse = rng.integers(0, 256, (int(rng.integers(3, 9)), int(rng.integers(3, 9)), 3), dtype=np.uint8)
+    big = np.asarray(Image.fromarray(coarse).resize((w + 2 * pad, h + 2 * pad), Image.BILINEAR)).astype(np.int16)
+    return np.clip(big + rng.integers(-6, 7, big.shape), 0, 255).astype(np.uint8)
+
+
+def _ellipse(h, w, cx, cy, rx, ry):
+    yy, xx = np.mgrid[0:h, 0:w]
+    return ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 1
+
+
+def _motion_cases(rng, count):
+    """Pairs of frames (the second the first moved by a random shift, brightened, re-noised),
+    masks (an ellipse around the anchor, none, empty, or a speck below the weight floor),
+    anchors (some by the border), extents (below and above the cells) and radii."""
+    cases = []
+    for k in range(count):
+        h, w = int(rng.integers(60, 150)), int(rng.integers(60, 190))
+        pad = 40
+        big = _smooth_frame(rng, h, w, pad)
+        dx, dy = (int(v) for v in rng.integers(-pad // 2, pad // 2 + 1, 2))
+        previous = big[pad : pad + h, pad : pad + w]
+        current = big[pad - dy : pad - dy + h, pad - dx : pad - dx + w].astype(np.int16)
+        current = np.clip(current + int(rng.integers(-20, 21)) + rng.integers(-3, 4, current.shape), 0, 255)
+        current = current.astype(np.uint8)
+        if k % 5 == 0:  # the anchor by (or past) the border: clamped blocks
+            anchor = (float(rng.choice([rng.uniform(-5, 8), rng.uniform(w - 8, w + 5)])), float(rng.uniform(0, h)))
+        else:
+            anchor = (float(rng.uniform(0, w)), float(rng.uniform(0, h)))
+        extent = float(rng.choice([rng.uniform(3, 23), rng.uniform(24, 80), rng.uniform(80, 200)]))
+        radius = float(rng.uniform(0.5, 60))
+        kind = k % 4
+        if kind == 0:
+            mask = None
+        elif kind == 1:
+            mask = np.zeros((h, w), bool)
+        elif kind == 2:
+            mask = _ellipse(h, w, *anchor, max(1.0, extent / 2 * rng.uniform(0.5, 1.2)), max(1.0, extent / 2))
+        else:
+            mask = np.zeros((h, w), bool)
+            mask[int(min(max(anchor[1], 0), h - 1)), int(min(max(anchor[0], 0), w - 1))] = True  # below the floor
+        cells = int(rng.choice([2, 3, 8, 24, 31]))
+        cases.append((previous, current, mask, anchor, extent, radius, cells))
+    return cases
+
+
+MOTION_JS = """
+const dec = (s) => Uint8Array.from(Buffer.from(s, 'base64'));
+return data.map((c) => {
+  const prev = t.lumaPlane(dec(c.previous), c.w, c.h, 3);
+  const cur = t.lumaPlane(dec(c.current), c.w, c.h, 3);
+  const mask = c.mask === null ? null : dec(c.mask);
+  return {shift: t.estimateShift(prev, cur, c.w, c.h, mask, c.anchor, c.extent, c.radius, c.cells),
+          luma: Array.from(prev.subarray(0, 50))};
+});
+"""
+
+
+def test_track_motion_shift_matches_python_bit_for_bit():
+    """track.js estimateShift (luma, blocks, the coarse and fine searches, the sub-block vertex)
+    gives the very doubles motion.estimate_shift gives, on random smooth frames moved by random
+    shifts, with and without masks, by the border, at small and large extents and cells."""
+    from picosam2.track.motion import estimate_shift, luma
+
+    rng = np.random.default_rng(23)
+    cases = _motion_cases(rng, 48)
+    data = [
+        {
+            "previous": _b64(p), "current": _b64(c), "w": p.shape[1], "h": p.shape[0],
+            "mask": None if m is None else _b64(m), "anchor": list(a), "extent": e, "radius": r, "cells": n,
+        }
+        for p, c, m, a, e, r, n in cases
+    ]  # fmt: skip
+    js = run_track_js(MOTION_JS, data)
+    moved = fractional = 0
+    for (p, c, m, a, e, r, n), got in zip(cases, js):
+        want = estimate_shift(p, c, m, a, e, r, n)
+        assert got["shift"] == [float(want[0]), float(want[1])], (a, e, r, n)  # exact, not close
+        assert got["luma"] == luma(p).ravel()[:50].tolist()
+        moved += want != (0.0, 0.0)
+        fractional += any(v != int(v) for v in want)
+    assert moved > len(cases) // 2 and fractional > 0  # real shifts, sub-block vertices seen
+
+
+def test_track_policy_steps_with_image_shifts_match_python():
+    """update() with a measured shift (motion "image": the anchor moves with the image, velocity
+    the capped shift, mask_pull towards the mask; lost frames move by the shift) and without one,
+    chained over random sequences, gives the same states and statuses in JS and Python; so does
+    motion "mask", which ignores the shift."""
+    from picosam2.track import TrackPolicy
+    from picosam2.track import policy as P
+
+    rng = np.random.default_rng(29)
+    runs = []
+    for policy in (
+        TrackPolicy(),
+        TrackPolicy(mask_pull=0.3, max_speed=0.1, sweep_per_frame=2),
+        TrackPolicy(motion="mask", anchor="centroid"),
+    ):
+        for _ in range(3):
+            size = (int(rng.integers(100, 1900)), int(rng.integers(100, 1100)))
+            first = P.observe(_blob_logits(rng), (100, 80, 400, 380), 0.9, 0.0)
+            while first.empty:
+                first = P.observe(_blob_logits(rng), (100, 80, 400, 380), 0.9, 0.0)
+            state = P.start_state(first, policy)
+            frames = []
+            for _ in range(50):
+                wins = P.next_windows(state, size, policy)
+                obs = [P.observe(_blob_logits(rng), w, float(rng.random()), 0.0) for w in wins]
+                shift = None if rng.random() < 0.15 else [float(v) for v in rng.normal(0, 25, 2).round(2)]
+                radius = P.motion_radius(state, policy)
+                best = P.best_observation(state, obs, policy)
+                state, status = P.update(state, None if best is None else obs[best], policy, shift)
+                frames.append(
+                    {"obs": [_obs_dict(o) for o in obs], "shift": shift, "radius": radius, "best": best,
+                     "state": _state_dict(state), "status": status}
+                )  # fmt: skip
+            runs.append({"policy": dataclasses_asdict(policy), "first": _obs_dict(first), "frames": frames})
+    js = run_track_js(
+        """return data.map((run) => {
+             let state = t.startState(run.first, run.policy);
+             return run.frames.map((f) => {
+               const radius = t.motionRadius(state, run.policy);
+               const best = t.bestObservation(state, f.obs, run.policy);
+               const [next, status] = t.update(state, best === null ? null : f.obs[best], run.policy, f.shift);
+               state = next;
+               return {obs: f.obs, shift: f.shift, radius, best, state, status};
+             });
+           });""",
+        runs,
+    )
+    statuses = set()
+    for run, got in zip(runs, js):
+        for k, (want, have) in enumerate(zip(run["frames"], got)):
+            _close(want, have, f"frame {k}")
+            statuses.add(want["status"])
+    assert statuses == {"tracking", "lost", "reacquired"}
+
+
+def test_follower_measures_the_image_motion_as_the_tracker_does():
+    """track.js Follower over frames of a textured object moving across a textured scene: each
+    frame it matches the last frame's luma (weighted by the object's last mask, as the page keeps
+    it) against this one and folds the shift into the policy, as picosam2.track.Tracker does: the
+    same shifts, windows and states as the Python loop; without a frame, no shift."""
+    from picosam2.prompts import Window, window_mask
+    from picosam2.track import TrackPolicy
+    from picosam2.track import policy as P
+    from picosam2.track.motion import estimate_shift
+
+    rng = np.random.default_rng(31)
+    h, w, n = 150, 200, 96
+    scene = _smooth_frame(rng, h, w)
+    texture = _smooth_frame(rng, 60, 60)
+    path = [(60.0 + 7 * k + rng.uniform(-2, 2), 70.0 + 3 * k) for k in range(12)]
+    policy = TrackPolicy()
+
+    def render(cx, cy):
+        frame = scene.copy()
+        disc = _ellipse(h, w, cx, cy, 22, 22)
+        ys, xs = np.nonzero(disc)
+        frame[ys, xs] = texture[(ys - int(cy) + 30) % 60, (xs - int(cx) + 30) % 60]
+        return frame
+
+    def logits_for(win, cx, cy):
+        u = (np.arange(n) + 0.5) / n
+        xs, ys = win[0] + u * (win[2] - win[0]), win[1] + u * (win[3] - win[1])
+        inside = (xs[None, :] - cx) ** 2 + (ys[:, None] - cy) ** 2 <= 22**2
+        return np.where(inside, 5.0, -5.0).astype(np.float32)
+
+    frames = [render(*c) for c in path]
+    first_win = (20, 30, 116, 126)
+    first_logits = logits_for(first_win, *path[0])
+    first = P.observe(first_logits, first_win, 0.9, 0.0)
+
+    def paste(logits, win):
+        mask = np.zeros((h, w), bool)
+        part = window_mask(logits, Window(*win), (w, h), 0.0)
+        if part is not None:
+            mask[part[0]] = part[1]
+        return mask
+
+    # the Python loop, as Tracker.update runs it for one object
+    state, mask, previous = P.start_state(first, policy), paste(first_logits, first_win), frames[0]
+    want, steps = [], []
+    for k in range(1, len(frames)):
+        (win,) = P.next_windows(state, (w, h), policy)
+        logits = logits_for(win, *path[k])
+        obs = P.observe(logits, win, 0.9, 0.0)
+        shift = estimate_shift(
+            previous, frames[k], mask if mask.any() else None, state.anchor, state.extent,
+            P.motion_radius(state, policy), policy.motion_cells,
+        )  # fmt: skip
+        best = P.best_observation(state, [obs], policy)
+        state, status = P.update(state, None if best is None else obs, policy, shift)
+        mask = paste(logits, win) if best is not None else np.zeros((h, w), bool)
+        previous = frames[k]
+        want.append({"window": list(win), "shift": list(shift), "state": _state_dict(state), "status": status})
+        steps.append({"logits": logits.ravel().tolist(), "mask": _b64(mask.astype(np.uint8))})
+    js = run_track_js(
+        """const dec = (s) => Uint8Array.from(Buffer.from(s, 'base64'));
+           const {w, h} = data;
+           const frameOf = (k, mask) => ({luma: t.lumaPlane(dec(data.frames[k]), w, h, 3), width: w, height: h,
+                                          mask: () => mask});
+           const follower = new t.Follower(data.policy);
+           let mask = dec(data.firstMask);
+           const id = follower.start(data.first, frameOf(0, null));
+           const out = data.steps.map((s, i) => {
+             const plan = follower.plan([w, h]);
+             const [r] = follower.observeFrame(plan, Float32Array.from(s.logits), null, 96, 0, frameOf(i + 1, mask));
+             mask = dec(s.mask);  // the page pastes the accepted window's mask
+             const o = follower.objects.get(id);
+             return {window: r.window, shift: r.shift, state: o.state, status: r.state};
+           });
+           const bare = new t.Follower(data.policy);
+           bare.start(data.first, null);
+           const [r] = bare.observeFrame(bare.plan([w, h]), Float32Array.from(data.steps[0].logits), null, 96, 0, null);
+           return {out, bareShift: r.shift};""",
+        {
+            "w": w, "h": h, "policy": dataclasses_asdict(policy), "first": _obs_dict(first),
+            "frames": [_b64(f) for f in frames], "firstMask": _b64(paste(first_logits, first_win).astype(np.uint8)),
+            "steps": steps,
+        },
+    )  # fmt: skip
+    for k, (a, b) in enumerate(zip(want, js["out"])):
+        _close(a, b, f"frame {k + 1}")
+    assert js["bareShift"] is None
+    assert all(s["status"] == "tracking" for s in want)
+    moves = [np.hypot(*s["shift"]) for s in want]
+    assert np.mean(moves) > 4  # the object really moved, and the image said so

@@ -141,12 +141,15 @@ def page_mask(page, obj_id):
 def test_uploaded_clip_is_followed_as_the_python_tracker_does(video_server, video_predictor, samples_dir, tmp_path):
     """Open a WebM clip, click the dog, step through the frames: on every frame the page's window
     (track.js + windows.js + onnxruntime-web) is the one picosam2.track.Tracker picks on the same
-    decoded pixels, one window per frame; then Play runs to the end; nothing is uploaded."""
+    decoded pixels, one window per frame, and the image's motion the page measured (from its
+    last frame and the object's last mask) is motion.estimate_shift's on those pixels, to the
+    bit; then Play runs to the end; nothing is uploaded."""
     from playwright.sync_api import sync_playwright
 
     from picosam2.prompts import Window, paste_logits
     from picosam2.track import Tracker, TrackPolicy
     from picosam2.track import policy as P
+    from picosam2.track.motion import estimate_shift
 
     clip = tmp_path / "pan.webm"
     write_webm(pan_frames(samples_dir), clip)
@@ -178,10 +181,13 @@ def test_uploaded_clip_is_followed_as_the_python_tracker_does(video_server, vide
             assert first["window"] == list(ref.window) and first["state"] == "tracking"
             policy = TrackPolicy(**info["track_policy"])
             predictor = tracker.predictor
-            statuses, ious = [], []
+            assert policy.motion == "image"
+            statuses, ious, shifts = [], [], []
             for k in range(1, 9):
                 (prev,) = page.evaluate("() => window.picosam2Video.states()")
                 prev = P.TrackState(**{f: tuple(v) if isinstance(v, list) else v for f, v in prev.items() if f != "id"})
+                # what the page keeps for the image motion: the frame on screen and the object's mask on it
+                last_frame, last_mask = page_rgb(page), page_mask(page, first["id"])
                 page.click("#video-step")
                 page.wait_for_function(
                     f"() => window.picosam2Video.frames() >= {k} && !window.picosam2Video.state.busy"
@@ -196,7 +202,14 @@ def test_uploaded_clip_is_followed_as_the_python_tracker_does(video_server, vide
                 out = predictor.run_windows(frame, [Window(*win)])
                 obs = P.observe(out.logits[0], win, None if out.scores is None else float(out.scores[0]))
                 best = P.best_observation(prev, [obs], policy)
-                state, status = P.update(prev, None if best is None else obs, policy)
+                weights = last_mask if last_mask.any() else None
+                shift = estimate_shift(
+                    last_frame, frame, weights, prev.anchor, prev.extent, P.motion_radius(prev, policy),
+                    policy.motion_cells,
+                )  # fmt: skip
+                assert got["shift"] == [float(shift[0]), float(shift[1])]  # bit for bit
+                shifts.append(shift)
+                state, status = P.update(prev, None if best is None else obs, policy, shift)
                 statuses.append((got["state"], status))
                 assert got["state"] == status
                 assert now["anchor"] == pytest.approx(list(state.anchor), abs=1.5)
@@ -206,6 +219,10 @@ def test_uploaded_clip_is_followed_as_the_python_tracker_does(video_server, vide
                 mask = page_mask(page, got["id"])
                 ious.append((mask & want).sum() / max(1, (mask | want).sum()))
             assert sum(s == "tracking" for s, _ in statuses) >= 6, statuses
+            # the camera pans PAN_PX a frame: the first step, while the untrained model's mask is
+            # still the dog's size, measures the scene moving left by that much (later its lenient
+            # masks grow past the frame, and a match that large says less)
+            assert shifts[0][0] == pytest.approx(-PAN_PX, abs=1) and abs(shifts[0][1]) <= 1, shifts
             assert np.mean(ious) >= 0.97, ious
             assert page.evaluate("() => window.picosam2Video.timing().windows") == 1
             # Play to the end of the clip: every remaining frame is segmented

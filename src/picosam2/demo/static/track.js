@@ -1,13 +1,16 @@
 // Following objects through video in the browser: a line-by-line port of picosam2/track/policy.py
-// (the window policy: where each frame's window goes, from the masks of the frames before it) and
-// of the per-frame loop of picosam2/track/tracker.py. Pure arithmetic, no model, no image: the
-// page (video.js) cuts the windows and runs the network. tests/test_demo_js.py compares this
-// file with the Python, step by step.
+// (the window policy: where each frame's window goes, from the masks of the frames before it), of
+// picosam2/track/motion.py (how far the image moved around an object: integer block matching, bit
+// for bit) and of the per-frame loop of picosam2/track/tracker.py. No model: the page (video.js)
+// cuts the windows and runs the network. tests/test_demo_js.py compares this file with the
+// Python, step by step.
 //
 //   nextWindows(state, size, policy)  -> the frame's windows of one object ([x0, y0, x1, y1])
 //   observe(logits, offset, n, win, score, threshold) -> what one window's mask says
 //   bestObservation(state, observations, policy) -> the index the object takes, or null
-//   update(state, observation | null, policy) -> [new state, "tracking" | "lost" | "reacquired"]
+//   estimateShift(previous, current, width, height, mask, anchor, extent, radius, cells)
+//                                     -> [dx, dy]: the image's motion around the anchor (luma planes)
+//   update(state, observation | null, policy, shift) -> [new state, "tracking" | "lost" | "reacquired"]
 //
 // States are plain objects {anchor: [x, y], velocity: [vx, vy], extent, area, grow, lost, frames}
 // and observations {area, box: [x0, y0, x1, y1], interior: [x, y], centroid: [x, y],
@@ -17,6 +20,7 @@ import { roundHalfEven } from "./windows.js";
 
 export const STATES = ["tracking", "lost", "reacquired"];
 export const ANCHORS = ["interior", "centroid", "box"];
+export const MOTIONS = ["image", "mask"];
 
 /** policy.SWEEP: (offset x, offset y) in object extents and a window-size factor, one entry
  * per lost frame, cycled. */
@@ -60,6 +64,10 @@ export const DEFAULT_POLICY = Object.freeze({
   coast_decay: 0.8,
   sweep_per_frame: 1,
   max_lost: 30,
+  motion: "image",
+  motion_cells: 24,
+  motion_search: 0.5,
+  mask_pull: 0.0,
   probe_every: 0,
   probe_scale: 1.6,
   probe_margin: 0.05,
@@ -172,7 +180,34 @@ export function touches(obs, policy) {
   return Math.max(...obs.touch) > policy.border_touch;
 }
 
-export function update(state, obs, policy = DEFAULT_POLICY) {
+/** policy.motion_radius: the largest image shift (pixels) estimateShift searches this frame. */
+export function motionRadius(state, policy = DEFAULT_POLICY) {
+  return policy.motion_search * state.extent + Math.hypot(state.velocity[0], state.velocity[1]);
+}
+
+function capped(v, cap) {
+  const speed = Math.hypot(v[0], v[1]);
+  if (speed > cap) return [(v[0] * cap) / speed, (v[1] * cap) / speed];
+  return [v[0], v[1]];
+}
+
+/** policy.update: `shift` is the image's motion around the anchor since the last frame
+ * (estimateShift; used under motion "image"), or null when not measured. */
+export function update(state, obs, policy = DEFAULT_POLICY, shift = null) {
+  const byImage = policy.motion === "image" && shift !== null && shift !== undefined;
+  if ((obs === null || obs === undefined) && byImage) {
+    return [
+      {
+        ...state,
+        anchor: [state.anchor[0] + shift[0], state.anchor[1] + shift[1]],
+        velocity: capped(shift, policy.max_speed * state.extent),
+        grow: 1.0,
+        lost: state.lost + 1,
+        frames: state.frames + 1,
+      },
+      "lost",
+    ];
+  }
   if (obs === null || obs === undefined) {
     const [vx, vy] = state.velocity;
     return [
@@ -195,6 +230,13 @@ export function update(state, obs, policy = DEFAULT_POLICY) {
   if (state.lost) {
     velocity = [0.0, 0.0];
     extent = e;
+  } else if (byImage) {
+    // the image moves the anchor; the mask pulls it by mask_pull and sets the size
+    velocity = capped(shift, policy.max_speed * state.extent);
+    const mx = state.anchor[0] + shift[0];
+    const my = state.anchor[1] + shift[1];
+    anchor = [mx + policy.mask_pull * (m[0] - mx), my + policy.mask_pull * (m[1] - my)];
+    extent = policy.size_smoothing * e + (1 - policy.size_smoothing) * state.extent;
   } else {
     // alpha-beta filter on the innovation (measured minus predicted), the speed capped
     const [px, py] = predictedAnchor(state);
@@ -345,24 +387,187 @@ export function observe(logits, offset, n, win, score, threshold = 0.0) {
   };
 }
 
+
+// ---------------------------------------------------------------- the image's motion (motion.py)
+// Integer arithmetic throughout (every sum stays far below 2^53), so the shift is Python's bit
+// for bit: luma Y = (77 R + 150 G + 29 B + 128) >> 8; blocks of side f = max(1, floor(extent /
+// cells)) with coordinates clamped into the image, valued floor(sum Y / f^2) and weighted
+// floor(16 * mask pixels / f^2); the template is the previous frame's blocks within half =
+// max(2, ceil(extent / 2f)) of the anchor's block; the cost of a block shift d is
+// sum_b w_b |N C_{b+d} - S_C(d) - (N T_b - S_T)|; ties go to the smaller |d|^2, then the first in
+// row order. A coarse search at cells / 2 comes first, then a fine one around its answer; per
+// axis the fine answer moves to the vertex of the parabola through the costs of d - 1, d, d + 1
+// (one division of two integers: the same double as Python's).
+
+/** motion.FULL_WEIGHT: the weight of a block fully covered by the mask. */
+export const FULL_WEIGHT = 16;
+
+/** motion.luma of a frame's pixels (RGBA: channels 4, as getImageData; RGB: 3): one byte a pixel. */
+export function lumaPlane(pixels, width, height, channels = 4) {
+  const out = new Uint8Array(width * height);
+  for (let i = 0, j = 0; i < out.length; i++, j += channels) {
+    out[i] = (77 * pixels[j] + 150 * pixels[j + 1] + 29 * pixels[j + 2] + 128) >> 8;
+  }
+  return out;
+}
+
+/** motion.block_side: the block side in pixels for `cells` blocks across an object of `extent`. */
+export function blockSide(extent, cells) {
+  return Math.max(1, Math.floor(extent / Math.max(1, Math.trunc(cells))));
+}
+
+/** motion._blocks: values (and weights when `mask` is given) of the ni x nj blocks of side f
+ * starting at block (i0, j0), row-major Float64Arrays of integers. */
+function blocks(luma, width, height, mask, f, i0, j0, ni, nj) {
+  const values = new Float64Array(ni * nj);
+  const weights = mask ? new Float64Array(ni * nj) : null;
+  const span = nj * f;
+  const xs = new Int32Array(span);
+  const xin = new Uint8Array(span);
+  for (let k = 0; k < span; k++) {
+    const x = j0 * f + k;
+    xs[k] = x < 0 ? 0 : x >= width ? width - 1 : x;
+    xin[k] = x >= 0 && x < width ? 1 : 0;
+  }
+  for (let bi = 0; bi < ni; bi++) {
+    const row = bi * nj;
+    for (let t = 0; t < f; t++) {
+      const y = (i0 + bi) * f + t;
+      const base = (y < 0 ? 0 : y >= height ? height - 1 : y) * width;
+      const yin = y >= 0 && y < height;
+      for (let bj = 0, k = 0; bj < nj; bj++) {
+        let sum = 0;
+        let covered = 0;
+        for (let u = 0; u < f; u++, k++) {
+          const p = base + xs[k];
+          sum += luma[p];
+          if (weights !== null && yin && xin[k] && mask[p]) covered++;
+        }
+        values[row + bj] += sum;
+        if (weights !== null) weights[row + bj] += covered;
+      }
+    }
+  }
+  const area = f * f;
+  for (let i = 0; i < values.length; i++) {
+    values[i] = Math.floor(values[i] / area);
+    if (weights !== null) weights[i] = Math.floor((FULL_WEIGHT * weights[i]) / area);
+  }
+  return [values, weights];
+}
+
+/** motion._search: the block shift [dx, dy] of side f with the least cost among those within r
+ * blocks of `centre` (in blocks), the (2r + 1)^2 costs (row-major) and the best's column, row. */
+function search(previous, current, width, height, mask, anchor, extent, f, centre, r) {
+  const half = Math.max(2, Math.ceil(extent / (2.0 * f)));
+  const ai = Math.floor(anchor[1] / f);
+  const aj = Math.floor(anchor[0] / f);
+  const n = 2 * half + 1;
+  const nn = n * n;
+  let [tv, w] = blocks(previous, width, height, mask, f, ai - half, aj - half, n, n);
+  let total = 0;
+  if (w !== null) for (let i = 0; i < nn; i++) total += w[i];
+  if (w === null || total < FULL_WEIGHT) {
+    w = new Float64Array(nn).fill(1);
+    total = nn;
+  }
+  const [cx, cy] = centre;
+  const m = n + 2 * r;
+  const [cv] = blocks(current, width, height, null, f, ai - half - r + cy, aj - half - r + cx, m, m);
+  let st = 0;
+  for (let i = 0; i < nn; i++) st += w[i] * tv[i];
+  const template = new Float64Array(nn);
+  for (let i = 0; i < nn; i++) template[i] = total * tv[i] - st;
+  let best = -1;
+  let bestCost = Infinity;
+  let bestDist = Infinity;
+  const costs = new Float64Array((2 * r + 1) * (2 * r + 1));
+  for (let a = 0; a <= 2 * r; a++) {
+    for (let b = 0; b <= 2 * r; b++) {
+      let sums = 0;
+      for (let i = 0; i < n; i++) {
+        const row = (a + i) * m + b;
+        for (let j = 0; j < n; j++) sums += cv[row + j] * w[i * n + j];
+      }
+      let cost = 0;
+      for (let i = 0; i < n; i++) {
+        const row = (a + i) * m + b;
+        for (let j = 0; j < n; j++) {
+          const k = i * n + j;
+          cost += w[k] * Math.abs(total * cv[row + j] - sums - template[k]);
+        }
+      }
+      costs[a * (2 * r + 1) + b] = cost;
+      const dist = (a - r) ** 2 + (b - r) ** 2;
+      if (cost < bestCost || (cost === bestCost && dist < bestDist)) {
+        best = a * (2 * r + 1) + b;
+        bestCost = cost;
+        bestDist = dist;
+      }
+    }
+  }
+  const iy = Math.floor(best / (2 * r + 1));
+  const ix = best % (2 * r + 1);
+  return [cx + ix - r, cy + iy - r, costs, ix, iy];
+}
+
+/** motion._refine: the sub-block position (pixels) of the least cost from the costs of blocks
+ * `block` - 1, `block`, `block` + 1 (the vertex of the parabola through them). */
+function refine(block, f, cMinus, c0, cPlus) {
+  const den = cMinus - 2 * c0 + cPlus;
+  if (den <= 0) return block * f;
+  const num = cMinus - cPlus;
+  return (f * (2 * block * den + num)) / (2 * den);
+}
+
+/** motion.estimate_shift: how far [dx, dy] (pixels) the object around `anchor` moved from
+ * `previous` to `current` (luma planes of one width x height, lumaPlane); `mask` (width x height,
+ * nonzero on the object, on `previous`; null: none) weights the object's own pixels, `extent` is
+ * its size in pixels, `radius` the largest shift searched, `cells` the blocks across it. */
+export function estimateShift(previous, current, width, height, mask, anchor, extent, radius, cells) {
+  const coarse = blockSide(extent, Math.max(2, Math.floor(cells / 2)));
+  const [cx, cy] = search(previous, current, width, height, mask, anchor, extent, coarse, [0, 0], Math.max(1, Math.ceil(radius / coarse)));
+  const f = blockSide(extent, cells);
+  const centre = [Math.floor((cx * coarse) / f), Math.floor((cy * coarse) / f)];
+  const r = Math.max(1, Math.ceil(coarse / f));
+  const [fx, fy, costs, ix, iy] = search(previous, current, width, height, mask, anchor, extent, f, centre, r);
+  const last = 2 * r;
+  const c = (row, col) => costs[row * (last + 1) + col];
+  const sx = ix > 0 && ix < last ? refine(fx, f, c(iy, ix - 1), c(iy, ix), c(iy, ix + 1)) : fx * f;
+  const sy = iy > 0 && iy < last ? refine(fy, f, c(iy - 1, ix), c(iy, ix), c(iy + 1, ix)) : fy * f;
+  return [sx, sy];
+}
+
 // ---------------------------------------------------------------- several objects, one batch
 
 /** The per-frame loop of picosam2.track.Tracker, without the model: `plan(size)` lists every
  * object's windows for this frame (all of them go through the network as one batch), and
- * `observeFrame(size, plan, logits, scores, n, threshold)` reads each window's mask, lets the
- * policy decide, and answers per object {id, window, windowIndex, score, state, windows}. */
+ * `observeFrame(plan, logits, scores, n, threshold, frame)` measures each object's image motion
+ * (under motion "image"), reads each window's mask, lets the policy decide, and answers per
+ * object {id, window, windowIndex, score, state, windows, shift}. `frame` is {luma, width, height,
+ * mask(id)}: this frame's luma plane (lumaPlane) and each object's last mask (a width x height
+ * array, nonzero on the object; null or empty: unweighted), or null: no image motion this frame.
+ * The follower keeps the last frame's luma itself (as the tracker keeps its last frame). */
 export class Follower {
   constructor(policy = DEFAULT_POLICY) {
     this.policy = { ...DEFAULT_POLICY, ...policy };
     this.objects = new Map(); // id -> {state, status}
     this.nextId = 1;
+    this.previous = null; // {luma, width, height}: the last frame, for the image motion
   }
 
-  /** Start an object from the observation of its first frame's chosen window. */
-  start(obs) {
+  /** Whether observeFrame uses the frame's pixels (the page then reads them every frame). */
+  get usesImage() {
+    return this.policy.motion === "image";
+  }
+
+  /** Start an object from the observation of its first frame's chosen window; `frame`
+   * ({luma, width, height}, or null) is that frame. */
+  start(obs, frame = null) {
     if (isEmpty(obs)) throw new Error("the first frame's mask is empty: click inside the object");
     const id = this.nextId++;
     this.objects.set(id, { state: startState(obs, this.policy), status: "tracking" });
+    this.previous = frame && frame.luma ? { luma: frame.luma, width: frame.width, height: frame.height } : null;
     return id;
   }
 
@@ -372,21 +577,32 @@ export class Follower {
 
   clear() {
     this.objects.clear();
+    this.previous = null;
   }
 
   plan(size) {
     return [...this.objects].map(([id, o]) => ({ id, windows: nextWindows(o.state, size, this.policy) }));
   }
 
-  observeFrame(plan, logits, scores, n, threshold = 0.0) {
+  /** The image's motion around object `id`'s anchor from the last frame to `frame`, or null. */
+  shiftOf(state, id, frame) {
+    const prev = this.previous;
+    if (!this.usesImage || !frame || !frame.luma || !prev || prev.width !== frame.width || prev.height !== frame.height) return null;
+    const mask = frame.mask ? frame.mask(id) : null;
+    const radius = motionRadius(state, this.policy);
+    return estimateShift(prev.luma, frame.luma, frame.width, frame.height, mask || null, state.anchor, state.extent, radius, this.policy.motion_cells);
+  }
+
+  observeFrame(plan, logits, scores, n, threshold = 0.0, frame = null) {
     const out = [];
     let k = 0;
     for (const { id, windows } of plan) {
       const obj = this.objects.get(id);
       const obs = windows.map((w, j) => observe(logits, (k + j) * n * n, n, w, scores ? scores[k + j] : null, threshold));
-      const best = obj ? bestObservation(obj.state, obs, this.policy) : null;
       if (obj) {
-        const [state, status] = update(obj.state, best === null ? null : obs[best], this.policy);
+        const shift = this.shiftOf(obj.state, id, frame);
+        const best = bestObservation(obj.state, obs, this.policy);
+        const [state, status] = update(obj.state, best === null ? null : obs[best], this.policy, shift);
         obj.state = state;
         obj.status = status;
         out.push({
@@ -396,10 +612,12 @@ export class Follower {
           score: best === null ? 0.0 : obs[best].score,
           state: status,
           windows: windows.length,
+          shift,
         });
       }
       k += windows.length;
     }
+    if (plan.length) this.previous = frame && frame.luma ? { luma: frame.luma, width: frame.width, height: frame.height } : null;
     return out;
   }
 }

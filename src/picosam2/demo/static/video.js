@@ -1,7 +1,9 @@
 // Video mode: open a clip or start the webcam, click objects, and the page follows them frame
 // by frame with the INT8 model in onnxruntime-web. Nothing is uploaded: frames are read from the
 // <video> element into a canvas, the windows cut here (windows.js), the window policy is the port
-// of picosam2.track (track.js).
+// of picosam2.track (track.js). Under the policy's image motion (the default) each object's window
+// moves with the picture: the follower matches the last frame's luma around the object, weighted
+// by the object's last mask, against this frame's (a few thousand blocks an object and frame).
 //
 // Frames: a clip is processed frame by frame (the video pauses while a frame is segmented, so no
 // frame is skipped and the result is what `picosam2 track` computes on the clip); the webcam is
@@ -10,7 +12,7 @@
 
 import { LocalModel } from "./local.js";
 import { candidateWindows, chooseCandidate, clickScores, cropImage, normalizeInto, pasteMaskInto } from "./windows.js";
-import { Follower, observe } from "./track.js";
+import { Follower, lumaPlane, observe } from "./track.js";
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -286,7 +288,7 @@ async function segmentFrame() {
     wins.forEach(([x0, y0, x1, y1], i) => normalizeInto(input, i * plane, cropImage(state.rgba, state.width, state.height, { x0, y0, x1, y1 }, n, info.pad_rgb, info.reducing_gap), n, info.mean, info.std));
     const out = await m.run(input, wins.length, n);
     networkMs = out.ms;
-    const results = state.follower.observeFrame(plan, out.logits, out.iou, n, info.threshold || 0);
+    const results = state.follower.observeFrame(plan, out.logits, out.iou, n, info.threshold || 0, motionFrame());
     for (const r of results) {
       const o = state.objects.get(r.id);
       if (!o) continue;
@@ -303,6 +305,14 @@ async function segmentFrame() {
   state.times.push(now);
   while (state.times.length && state.times[0] < now - FPS_WINDOW_MS) state.times.shift();
   drawObjects();
+}
+
+/** This frame for the follower's image motion: its luma and each object's last mask (null when
+ * the policy follows the masks alone). */
+function motionFrame() {
+  if (!state.follower.usesImage) return null;
+  const { width, height } = state;
+  return { luma: lumaPlane(state.rgba, width, height, 4), width, height, mask: (id) => (state.objects.has(id) ? state.objects.get(id).mask : null) };
 }
 
 function fps() {
@@ -323,6 +333,7 @@ async function addObject(x, y) {
   const plane = 3 * n * n;
   const cfg = { ...info, point_scales: (info.browser && info.browser.point_scales) || info.point_scales };
   const wins = candidateWindows({ kind: "point", x, y }, state.width, state.height, cfg);
+  const frame = motionFrame(); // the clicked frame: where the object's image motion starts from
   const input = new Float32Array(wins.length * plane);
   wins.forEach((w, i) => normalizeInto(input, i * plane, cropImage(state.rgba, state.width, state.height, w, n, info.pad_rgb, info.reducing_gap), n, info.mean, info.std));
   const out = await m.run(input, wins.length, n);
@@ -335,7 +346,7 @@ async function addObject(x, y) {
   const obs = observe(out.logits, offsets[best], n, win, scores ? scores[best] : null, info.threshold || 0);
   let id;
   try {
-    id = state.follower.start(obs);
+    id = state.follower.start(obs, frame);
   } catch (err) {
     setStatus(err.message);
     return;
