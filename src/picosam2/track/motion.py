@@ -26,7 +26,7 @@ shift bit for bit::
               ceil(coarse / f) blocks of the coarse answer (floor(coarse shift / f))
     shift     per axis, f * d moved to the vertex of the parabola through the costs of d - 1, d,
               d + 1 (when both neighbours were searched and the parabola opens upwards):
-              f (2 d den + num) / (2 den), num = c(d-1) - c(d+1), den = c(d-1) - 2 c(d) + c(d+1)
+              f d + (f num) / (2 den), num = c(d-1) - c(d+1), den = c(d-1) - 2 c(d) + c(d+1)
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _refine(block: int, f: int, c_minus: int, c_0: int, c_plus: int) -> float:
     if den <= 0:
         return float(block * f)
     num = c_minus - c_plus  # |num| <= den when c_0 is the least, so the vertex is within +-1/2
-    return (f * (2 * block * den + num)) / (2 * den)
+    return block * f + (f * num) / (2 * den)
 
 
 def estimate_shift(

@@ -517,7 +517,7 @@ function refine(block, f, cMinus, c0, cPlus) {
   const den = cMinus - 2 * c0 + cPlus;
   if (den <= 0) return block * f;
   const num = cMinus - cPlus;
-  return (f * (2 * block * den + num)) / (2 * den);
+  return block * f + (f * num) / (2 * den);
 }
 
 /** motion.estimate_shift: how far [dx, dy] (pixels) the object around `anchor` moved from
