@@ -41,14 +41,20 @@ FULL_WEIGHT = 16
 
 def luma(rgb: np.ndarray) -> np.ndarray:
     """Integer luma (0..255, int32) of an (..., 3) uint8 RGB array."""
-    a = np.asarray(rgb, dtype=np.int32)
-    return (77 * a[..., 0] + 150 * a[..., 1] + 29 * a[..., 2] + 128) >> 8
+    a = np.asarray(rgb).astype(np.uint16)  # the largest sum, 256 * 255 + 128, fits in 16 bits
+    return ((77 * a[..., 0] + 150 * a[..., 1] + 29 * a[..., 2] + 128) >> 8).astype(np.int32)
 
 
 def block_side(extent: float, cells: int) -> int:
     """The block side in pixels for an object of ``extent`` pixels matched with ``cells`` blocks
     across it."""
     return max(1, int(math.floor(extent / max(1, int(cells)))))
+
+
+def _block_sums(a: np.ndarray, f: int, n_i: int, n_j: int) -> np.ndarray:
+    """Sums (int64) of the f x f blocks of an (n_i f, n_j f) array."""
+    rows = a.reshape(n_i, f, n_j * f).sum(axis=1, dtype=np.int64)
+    return rows.reshape(n_i, n_j, f).sum(axis=2)
 
 
 def _blocks(frame: np.ndarray, mask: np.ndarray | None, f: int, i0: int, j0: int, n_i: int, n_j: int):
@@ -64,15 +70,14 @@ def _blocks(frame: np.ndarray, mask: np.ndarray | None, f: int, i0: int, j0: int
         patch = frame[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1]
     else:
         patch = frame[np.ix_(yc, xc)]
-    y = luma(patch).astype(np.int64)
-    values = y.reshape(n_i, f, n_j, f).sum(axis=(1, 3)) // (f * f)
+    values = _block_sums(luma(patch), f, n_i, n_j) // (f * f)
     if mask is None:
         return values, None
     if inside_y.all() and inside_x.all():
-        m = np.asarray(mask[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1], dtype=np.int64)
+        m = np.asarray(mask[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1], dtype=np.int32)
     else:
-        m = np.asarray(mask[np.ix_(yc, xc)], dtype=np.int64) * (inside_y[:, None] & inside_x[None, :])
-    weights = FULL_WEIGHT * m.reshape(n_i, f, n_j, f).sum(axis=(1, 3)) // (f * f)
+        m = np.asarray(mask[np.ix_(yc, xc)], dtype=np.int32) * (inside_y[:, None] & inside_x[None, :])
+    weights = FULL_WEIGHT * _block_sums(m, f, n_i, n_j) // (f * f)
     return values, weights
 
 
