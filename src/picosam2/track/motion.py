@@ -122,7 +122,7 @@ def estimate_shift(
     anchor: tuple[float, float],
     extent: float,
     radius: float,
-    cells: int = 24,
+    cells: int = 32,
 ) -> tuple[float, float]:
     """How far (dx, dy), in pixels, the object around ``anchor`` moved from ``previous`` to
     ``current`` (HxWx3 uint8 RGB frames of one size); ``mask`` (HxW bool, on ``previous``)

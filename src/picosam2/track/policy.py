@@ -166,8 +166,8 @@ class TrackPolicy:
     sweep_per_frame: int = 1
     max_lost: int = 30
     motion: str = "image"
-    motion_cells: int = 24
-    motion_search: float = 0.5
+    motion_cells: int = 32
+    motion_search: float = 0.15
     mask_pull: float = 0.0
     probe_every: int = 0
     probe_scale: float = 1.6
