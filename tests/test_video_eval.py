@@ -296,7 +296,35 @@ def test_eval_video_cli_errors(tiny_davis, tmp_path):
     assert r.returncode == 2 and "'zzz'" in r.stderr
     r = run_cli("eval-video", str(root), "--follower", "naive-box", "--out", str(tmp_path / "no" / "r.json"))
     assert r.returncode == 2 and "does not exist" in r.stderr
+    for policy, words in (
+        ("{motion: mask}", "not JSON"),
+        ("[1]", "JSON object"),
+        ('{"motoin": "mask"}', "unknown TrackPolicy field(s) motoin"),
+        ('{"motion": "teleport"}', "motion must be one of"),
+    ):
+        r = run_cli("eval-video", str(root), "--policy", policy, "--out", str(out))
+        assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = run_cli("eval-video", str(root), "--follower", "naive-box", "--policy", "{}", "--out", str(out))
+    assert r.returncode == 2 and "tracker only" in r.stderr
     assert not out.exists()
+
+
+def test_eval_video_cli_policy_reaches_the_tracker(tiny_davis, tmp_path):
+    """--policy changes the tracker's policy: the image-motion and mask-motion policies are both
+    recorded in the report, and they follow differently on the generated sequences."""
+    root, _ = tiny_davis
+    reports = {}
+    for motion in ("image", "mask"):
+        out = tmp_path / f"{motion}.json"
+        r = run_cli("eval-video", str(root), "--policy", f'{{"motion": "{motion}"}}', "--quiet", "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        reports[motion] = json.loads(out.read_text())
+        assert reports[motion]["policy"] == {"motion": motion}
+    frames = [
+        [o["J_per_frame"] for s in rep["per_sequence"].values() for o in s["objects"].values()]
+        for rep in reports.values()
+    ]
+    assert frames[0] != frames[1]
 
 
 def test_naive_click_follower_runs_the_model(tiny_davis):

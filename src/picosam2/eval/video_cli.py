@@ -33,6 +33,12 @@ def add_parser(sub) -> list[str]:
         help="first-frame prompt: click = the first mask's most interior pixel, box = its box, mask = the mask",
     )
     p.add_argument("--follower", default="tracker", choices=FOLLOWERS, help="how the object is followed")
+    p.add_argument(
+        "--policy",
+        default=None,
+        metavar="JSON",
+        help='tracker only: TrackPolicy fields changed from the defaults, e.g. \'{"motion": "mask"}\'',
+    )
     p.add_argument("--sequences", nargs="+", default=None, metavar="SEQ", help="only these sequences")
     p.add_argument("--image-set", default=None, metavar="NAME", help="the sequences of ImageSets/2017/NAME.txt")
     p.add_argument("--resolution", default="480p", help="sub-folder of JPEGImages/ and Annotations/ (default 480p)")
@@ -41,6 +47,38 @@ def add_parser(sub) -> list[str]:
     p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
     p.set_defaults(func=run_eval_video)
     return ["eval-video"]
+
+
+def policy_changes(text: str) -> dict:
+    """The ``--policy`` JSON object, or a one-line error."""
+    import json
+
+    try:
+        changes = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--policy is not JSON: {exc.msg} at column {exc.colno}") from exc
+    if not isinstance(changes, dict):
+        raise UsageError('--policy takes a JSON object of TrackPolicy fields, e.g. \'{"motion": "mask"}\'')
+    return changes
+
+
+def parse_policy(text: str):
+    """A :class:`~picosam2.track.TrackPolicy` with the ``--policy`` fields changed."""
+    from dataclasses import fields
+
+    from ..track import TrackPolicy
+
+    changes = policy_changes(text)
+    known = {f.name for f in fields(TrackPolicy)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise UsageError(
+            f"--policy: unknown TrackPolicy field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    try:
+        return TrackPolicy(**changes)
+    except TypeError as exc:
+        raise UsageError(f"--policy: {exc}") from exc
 
 
 def run_eval_video(args) -> int:
@@ -58,6 +96,9 @@ def run_eval_video(args) -> int:
         raise UsageError(f"--out {out} is a folder, not a file")
     if not out.resolve().parent.is_dir():
         raise UsageError(f"--out: folder {out.resolve().parent} does not exist")
+    policy = parse_policy(args.policy) if args.policy is not None else None
+    if policy is not None and args.follower != "tracker":
+        raise UsageError("--policy applies to --follower tracker only")
     sequences = read_davis(args.root, args.sequences, args.resolution, args.image_set)
     if args.limit:
         sequences = sequences[: args.limit]
@@ -65,10 +106,10 @@ def run_eval_video(args) -> int:
         args.weights, backend=args.backend, threads=args.threads, revision=args.revision, point_scales="auto"
     )
     if args.follower == "tracker":
-        make_follower("tracker", predictor)  # fails now, not after the first sequence, without picosam2.track
+        make_follower("tracker", predictor, policy)  # fails now, not after the first sequence, without picosam2.track
 
     report = evaluate_tracker(
-        lambda: make_follower(args.follower, predictor), sequences, init=args.init, progress=not args.quiet
+        lambda: make_follower(args.follower, predictor, policy), sequences, init=args.init, progress=not args.quiet
     )
     conditions = read_conditions(args.root)
     data = {}
@@ -83,6 +124,7 @@ def run_eval_video(args) -> int:
         "overall": report["overall"],
         "by_condition": breakdown(report["per_sequence"], conditions) if conditions else {},
         "follower": args.follower,
+        "policy": policy_changes(args.policy) if args.policy is not None else {},
         "init": args.init,
         "root": str(args.root),
         "data": data,
