@@ -1,6 +1,8 @@
 """`picosam2 finetune`'s layer options: `--encoder-lr-scale S` moves the encoder at S x the
 decoder's learning rate, `--freeze-bn` keeps the base weights' BatchNorm statistics while their
-affine parameters still learn; bad values are one-line usage errors."""
+affine parameters still learn; `--calibration keep` leaves the inherited score calibration and
+`auto` (the default) refits it only when the refit wins its cross-validation on the held-out site
+clicks; bad values are one-line usage errors."""
 
 from __future__ import annotations
 
@@ -66,6 +68,29 @@ def test_default_recipe_moves_the_bn_statistics(site, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     base, w2 = from_pretrained(None).state_dict(), from_pretrained(out).state_dict()
     assert any(not torch.equal(w2[k], v) for k, v in base.items() if "running_mean" in k)
+
+
+def _calibration(folder):
+    return json.loads((folder / "config.json").read_text())["extra"]["score_calibration"]
+
+
+def test_calibration_keep_and_auto(site, tmp_path):
+    from picosam2.models.registry import resolve_weights
+
+    shipped = _calibration(resolve_weights(None))
+    keep, auto = tmp_path / "keep", tmp_path / "auto"
+    for out, mode in ((keep, "keep"), (auto, "auto")):
+        r = _run(site, out, "--holdout", "0.5", "--calib-clicks", "6", "--calibration", mode)
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert _calibration(keep) == shipped
+    assert json.loads((keep / "finetune.json").read_text())["score_calibration"] is None
+    cal = json.loads((auto / "finetune.json").read_text())["score_calibration"]
+    assert cal["clicks"] > 0 and cal["inherited"]["clicks"] == cal["clicks"]
+    wins = cal["cross_validated"] is not None and cal["cross_validated"]["miou"] > cal["inherited"]["miou"]
+    assert cal["refitted"] is wins
+    assert (_calibration(auto) == shipped) is not wins
+    if wins:
+        assert _calibration(auto)["fitted_on"].startswith("site holdout")
 
 
 @pytest.mark.parametrize("value", ["0", "-1"])

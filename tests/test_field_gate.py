@@ -61,6 +61,7 @@ def tuned(tmp_path_factory):
     out = d / "w2"
     args = ["finetune", "--annotations", str(train), "--images", str(train.parent), "--out", str(out),
             "--batch-size", "4", "--threads", "1", "--precision", "32", "--holdout", "0.34", "--calib-clicks", "8",
+            "--calibration", "refit",
             "--quiet", "--minutes", "5"]  # fmt: skip
     r = run_cli(*args, "--steps", "1")
     assert r.returncode == 0, r.stderr[-2000:]

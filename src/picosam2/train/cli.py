@@ -301,6 +301,9 @@ def add_finetune_parser(sub) -> list[str]:
                    help="the encoder learns at S x --lr, the decoder and heads at --lr (default 1)")
     p.add_argument("--freeze-bn", action="store_true", help="keep the base weights' BatchNorm statistics")
     p.add_argument("--holdout", type=float, default=0.15, help="share of site images kept for the calibration")
+    p.add_argument("--calibration", choices=("auto", "refit", "keep"), default="auto",
+                   help="score calibration: refit on held-out site clicks when that beats the inherited one "
+                   "in cross-validation (auto, default), always (refit) or never (keep)")
     p.add_argument("--calib-clicks", type=int, default=200, metavar="N", help="held-out clicks for the calibration")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", choices=("bf16", "32"), default="bf16")
@@ -324,7 +327,7 @@ def run_finetune(args) -> int:
         replay_annotations=replay[0], replay_images=[replay[1]] if replay[1] else [], replay_fraction=fraction,
         minutes=args.minutes, max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, holdout=args.holdout,
         calib_clicks=args.calib_clicks, threads=args.threads, precision=args.precision, seed=args.seed,
-        encoder_lr_scale=args.encoder_lr_scale, freeze_bn=args.freeze_bn,
+        encoder_lr_scale=args.encoder_lr_scale, freeze_bn=args.freeze_bn, calibration=args.calibration,
     )  # fmt: skip
     r = finetune(s, progress=not args.quiet)
     cal = r["score_calibration"]

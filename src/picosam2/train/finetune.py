@@ -70,11 +70,14 @@ class FinetuneSettings:
     ckpt_seconds: float = 60.0
     encoder_lr_scale: float = 1.0  #: the encoder's learning rate is ``lr`` times this (decoder and heads: ``lr``)
     freeze_bn: bool = False  #: keep the base weights' BatchNorm statistics (their affine parameters still learn)
+    #: ``auto``: refit the score calibration on the held-out site clicks only when the refit, cross-validated,
+    #: ranks them better than the inherited one; ``refit``: always; ``keep``: never
+    calibration: str = "auto"
 
     def key(self) -> str:
         """What a resumed run must share with the first one (the budget may change)."""
         d = asdict(self)
-        for k in ("minutes", "max_steps", "threads", "ckpt_seconds", "calib_clicks"):
+        for k in ("minutes", "max_steps", "threads", "ckpt_seconds", "calib_clicks", "calibration"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -186,25 +189,39 @@ def _save_state(work: Path, state: dict) -> None:
     os.replace(tmp, work / CKPT)
 
 
-def refit_calibration(folder: Path, holdout_json: Path, images, clicks: int, progress: bool) -> dict:
-    """Refit the weights' score calibration on held-out site clicks (written into config.json)."""
+def refit_calibration(
+    folder: Path, holdout_json: Path, images, clicks: int, progress: bool, mode: str = "refit"
+) -> dict:
+    """Refit the weights' score calibration on held-out site clicks (written into config.json).
+
+    With ``mode="auto"`` the refit is written only when its cross-validated mIoU on those clicks
+    beats the inherited calibration's (which was not fitted on them); a ridge fitted on a hundred
+    or two clicks can rank the windows of other scenes worse than the base weights' calibration."""
     from ..data import InstanceSet
     from ..io_utils import write_json_atomic
     from ..predictor import Predictor
     from .score_calibration import click_figures, collect, cross_validate, fit_ridge
 
     predictor = Predictor.from_pretrained(str(folder), point_scales="auto", warn_untrained=False)
+    inherited = predictor.score_calibration
     feats, ious = collect(InstanceSet(holdout_json, images), predictor, clicks or None, progress)
     raw = click_figures([(f[:, 0], y) for f, y in zip(feats, ious)])
     folds = min(5, len(feats))
     tried = {a: cross_validate(feats, ious, a, folds) for a in (10.0, 100.0, 300.0, 1000.0)} if folds >= 2 else {}
     alpha = max(tried, key=lambda a: tried[a]["miou"]) if tried else 100.0
+    kept = None
+    if inherited is not None:
+        kept = click_figures([(inherited.predict(f), y) for f, y in zip(feats, ious)])
+    info = {"clicks": len(feats), "alpha": alpha, "network_score": raw, "cross_validated": tried.get(alpha),
+            "inherited": kept}  # fmt: skip
+    if mode == "auto" and kept is not None and (not tried or tried[alpha]["miou"] <= kept["miou"]):
+        return {**info, "refitted": False}
     cal = fit_ridge(np.concatenate(feats), np.concatenate(ious), alpha, fitted_on=f"site holdout ({len(feats)} clicks)")
     cfile = folder / "config.json"
     config = json.loads(cfile.read_text())
     config.setdefault("extra", {})["score_calibration"] = {**cal.to_dict(), "alpha": alpha}
     write_json_atomic(config, cfile, indent=2)
-    return {"clicks": len(feats), "alpha": alpha, "network_score": raw, "cross_validated": tried.get(alpha)}
+    return {**info, "refitted": True}
 
 
 def finetune(s: FinetuneSettings, progress: bool = True) -> dict:
@@ -230,6 +247,8 @@ def finetune(s: FinetuneSettings, progress: bool = True) -> dict:
         raise UsageError("--holdout must be in [0, 1)")
     if s.encoder_lr_scale <= 0:
         raise UsageError("--encoder-lr-scale must be positive")
+    if s.calibration not in ("auto", "refit", "keep"):
+        raise UsageError("--calibration must be auto, refit or keep")
     base_dir = resolve_weights(s.base)
     work = out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
@@ -344,8 +363,8 @@ def finetune(s: FinetuneSettings, progress: bool = True) -> dict:
     save_pretrained(net, stage, metadata=meta, card=False)
     t0 = time.monotonic()
     calib = (
-        refit_calibration(stage, hold_json, s.images, s.calib_clicks, progress)
-        if split["holdout"]["instances"]
+        refit_calibration(stage, hold_json, s.images, s.calib_clicks, progress, s.calibration)
+        if split["holdout"]["instances"] and s.calibration != "keep"
         else None
     )
     report = {
