@@ -98,3 +98,21 @@ def test_encoder_lr_scale_must_be_positive(site, tmp_path, value):
     r = _run(site, tmp_path / "w2", "--encoder-lr-scale", value)
     assert r.returncode == 2 and "--encoder-lr-scale" in r.stderr and r.stderr.count("\n") <= 1
     assert not (tmp_path / "w2").exists()
+
+
+def test_gate_cache_tells_calibrations_apart(site, tmp_path):
+    """Two weights with the same tensors but another score calibration are scored apart."""
+    import shutil
+
+    from picosam2.models.registry import resolve_weights
+    from picosam2.ops.gate import score
+
+    w = tmp_path / "w"
+    shutil.copytree(resolve_weights(None), w)
+    cache = tmp_path / "cache"
+    score(w, site, [site.parent], point_scales="auto:2", cache=cache)
+    config = json.loads((w / "config.json").read_text())
+    config["extra"]["score_calibration"]["alpha"] = 1.0  # any change of config.json
+    (w / "config.json").write_text(json.dumps(config))
+    score(w, site, [site.parent], point_scales="auto:2", cache=cache)
+    assert len(list(cache.glob("*.json"))) == 2

@@ -61,8 +61,9 @@ def _paired(cand: dict, base: dict, rounds: int = 2000, seed: int = 0) -> dict:
 
 def score(weights, annotations, images, limit=None, point_scales=None, progress=False, cache=None) -> dict:
     """Full-image click IoU per annotation id of ``weights`` on a labelled set. With ``cache`` (a
-    folder), scores are kept under a key of the weights' and the labels' sha256, the limit and the
-    point scales, so a baseline is scored once for several candidates."""
+    folder), scores are kept under a key of the sha256 of the weights' tensors, of their config.json
+    (score calibration, point scales) and of the labels, the limit and the point scales, so a
+    baseline is scored once for several candidates."""
     from ..data import InstanceSet
     from ..io_utils import sha256_file, write_json_atomic
 
@@ -70,7 +71,11 @@ def score(weights, annotations, images, limit=None, point_scales=None, progress=
     if cache is not None:
         import hashlib
 
-        key = json.dumps([weights_digest(weights)["sha256"], sha256_file(annotations), limit, point_scales])
+        from ..models.registry import _files
+
+        config = _files(weights)[1]  # its score calibration and point scales change the scores too
+        config_sha = sha256_file(config) if config.is_file() else None
+        key = json.dumps([weights_digest(weights)["sha256"], config_sha, sha256_file(annotations), limit, point_scales])
         path = Path(cache) / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
         if path.is_file():
             return {int(k): v for k, v in json.loads(path.read_text()).items()}
