@@ -292,18 +292,19 @@ def add_finetune_parser(sub) -> list[str]:
     p.add_argument("--out", required=True, metavar="WEIGHTS_DIR", help="new weights folder (must not exist)")
     p.add_argument("--replay", nargs=2, metavar=("ANNOTATIONS", "IMAGES"), help="base training data to mix in")
     p.add_argument("--replay-fraction", type=float, default=None, metavar="F",
-                   help="share of each batch from --replay (default 0.25 with --replay, else 0)")  # fmt: skip
+                   help="share of each batch from --replay (default 0.5 with --replay, else 0)")  # fmt: skip
     p.add_argument("--minutes", type=float, default=15.0, metavar="M", help="training time budget (default 15)")
     p.add_argument("--steps", type=int, default=0, metavar="N", help="also stop after N steps (0: time only)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--encoder-lr-scale", type=float, default=1.0, metavar="S",
-                   help="the encoder learns at S x --lr, the decoder and heads at --lr (default 1)")
-    p.add_argument("--freeze-bn", action="store_true", help="keep the base weights' BatchNorm statistics")
+    p.add_argument("--encoder-lr-scale", type=float, default=0.3, metavar="S",
+                   help="the encoder learns at S x --lr, the decoder and heads at --lr (default 0.3)")
+    p.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep the base weights' BatchNorm statistics (default; --no-freeze-bn moves them)")
     p.add_argument("--holdout", type=float, default=0.15, help="share of site images kept for the calibration")
-    p.add_argument("--calibration", choices=("auto", "refit", "keep"), default="auto",
-                   help="score calibration: refit on held-out site clicks when that beats the inherited one "
-                   "in cross-validation (auto, default), always (refit) or never (keep)")
+    p.add_argument("--calibration", choices=("keep", "auto", "refit"), default="keep",
+                   help="score calibration: the base weights' (keep, default), refitted on held-out site clicks "
+                   "when that wins cross-validation there (auto), or always refitted (refit)")
     p.add_argument("--calib-clicks", type=int, default=200, metavar="N", help="held-out clicks for the calibration")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", choices=("bf16", "32"), default="bf16")
@@ -321,7 +322,7 @@ def run_finetune(args) -> int:
     if args.encoder_lr_scale <= 0:
         raise UsageError("--encoder-lr-scale must be positive")
     replay = args.replay or (None, None)
-    fraction = args.replay_fraction if args.replay_fraction is not None else (0.25 if args.replay else 0.0)
+    fraction = args.replay_fraction if args.replay_fraction is not None else (0.5 if args.replay else 0.0)
     s = FinetuneSettings(
         base=args.base, annotations=args.annotations, images=args.images, out=args.out,
         replay_annotations=replay[0], replay_images=[replay[1]] if replay[1] else [], replay_fraction=fraction,

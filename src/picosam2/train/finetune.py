@@ -4,19 +4,20 @@ The recipe (docs/field-learning.md), meant for a few hundred site images and at 
 on 2 CPU cores:
 
 * the site annotations are split by image: ``holdout`` of the images (seeded) are kept out of
-  training and refit the score calibration at the end; the rest are the training set;
+  training (they choose between runs, and can refit the score calibration at the end); the rest are the training set;
 * every batch mixes ``replay_fraction`` of windows from the base training data (``--replay``) with
   site windows, so the network keeps what it knew; windows are drawn like the base weights' last
   stage (a random point, 60 % of the windows at a side from 96 px to the image's longer side,
   horizontal flips, mild colour jitter);
-* every layer moves (BatchNorm statistics included: most of a lighting or optics shift is
-  there), AdamW at a low learning rate with a short warm-up and a cosine decay **over the time
-  budget** (``minutes``), so a run ends annealed whatever the CPU's speed; an EMA of the weights
-  is what ships;
+* every layer learns, the encoder at ``encoder_lr_scale`` (0.3) of the decoder's and heads'
+  rate, while the BatchNorm statistics stay the base weights' (``freeze_bn``); AdamW at a low
+  learning rate with a short warm-up and a cosine decay **over the time budget** (``minutes``),
+  so a run ends annealed whatever the CPU's speed; an EMA of the weights is what ships;
 * the quality head stays and keeps learning the full-image IoU of the new masks (the same loss as
-  the base training), and the score calibration that ranks a click's windows is refitted on the
-  held-out site images (ridge, penalty chosen by cross-validation), so scale-aware clicks rank
-  the adapted masks with the adapted scores.
+  the base training); the score calibration that ranks a click's windows is the base weights'
+  by default (``calibration="keep"``): a ridge refitted on a hundred held-out site clicks ranked
+  both the site's and the reference's windows worse (docs/field-learning.md); ``refit`` refits
+  it on the held-out site clicks, ``auto`` only when the refit wins its cross-validation there.
 
 Resumable: state (weights, EMA, optimizer, step, elapsed time) is checkpointed atomically to
 ``OUT.work/`` about every minute; running the same command again continues where it stopped.
@@ -52,7 +53,7 @@ class FinetuneSettings:
     out: str
     replay_annotations: str | None = None
     replay_images: list[str] = field(default_factory=list)
-    replay_fraction: float = 0.25
+    replay_fraction: float = 0.5
     minutes: float = 15.0
     max_steps: int = 0  #: 0 = until the time budget is spent
     batch_size: int = 32
@@ -68,11 +69,11 @@ class FinetuneSettings:
     hflip: float = 0.5
     color_jitter: float = 0.2
     ckpt_seconds: float = 60.0
-    encoder_lr_scale: float = 1.0  #: the encoder's learning rate is ``lr`` times this (decoder and heads: ``lr``)
-    freeze_bn: bool = False  #: keep the base weights' BatchNorm statistics (their affine parameters still learn)
+    encoder_lr_scale: float = 0.3  #: the encoder's learning rate is ``lr`` times this (decoder and heads: ``lr``)
+    freeze_bn: bool = True  #: keep the base weights' BatchNorm statistics (their affine parameters still learn)
     #: ``auto``: refit the score calibration on the held-out site clicks only when the refit, cross-validated,
     #: ranks them better than the inherited one; ``refit``: always; ``keep``: never
-    calibration: str = "auto"
+    calibration: str = "keep"
 
     def key(self) -> str:
         """What a resumed run must share with the first one (the budget may change)."""
