@@ -201,15 +201,15 @@ def test_track_policy_constants_match_python():
     from dataclasses import asdict
 
     from picosam2.track import TrackPolicy
-    from picosam2.track.motion import FULL_WEIGHT
+    from picosam2.track.motion import FULL_WEIGHT, SAMPLES
     from picosam2.track.policy import ANCHORS, MOTIONS, STATES, SWEEP, SWEEP_RINGS
 
     got = run_track_js(
         "return {policy: t.DEFAULT_POLICY, sweep: t.SWEEP, anchors: t.ANCHORS, states: t.STATES, rings: t.SWEEP_RINGS,"
-        " motions: t.MOTIONS, full: t.FULL_WEIGHT};",
+        " motions: t.MOTIONS, full: t.FULL_WEIGHT, samples: t.SAMPLES};",
         None,
     )
-    assert got["motions"] == list(MOTIONS) and got["full"] == FULL_WEIGHT
+    assert got["motions"] == list(MOTIONS) and got["full"] == FULL_WEIGHT and got["samples"] == SAMPLES
     assert got["rings"] == SWEEP_RINGS
     assert got["policy"] == asdict(TrackPolicy())
     assert got["sweep"] == [list(e) for e in SWEEP]

@@ -11,9 +11,11 @@ shift bit for bit::
 
     luma      Y = (77 R + 150 G + 29 B + 128) >> 8              per pixel, 0..255
     f         = max(1, floor(extent / cells))                   block side in pixels
-    block     (i, j) covers pixels [j f, (j+1) f) x [i f, (i+1) f), coordinates clamped into the
-              image; its value is floor(sum Y / f^2) and its weight floor(16 * mask pixels / f^2)
-              (pixels outside the image weigh 0)
+    block     (i, j) covers pixels [j f, (j+1) f) x [i f, (i+1) f); it is read at m x m samples,
+              g = max(1, floor(f / 4)), m = floor(f / g), at (j f + u g, i f + t g) for t, u < m
+              (every pixel while f < 8), coordinates clamped into the image; its value is
+              floor(sum Y / m^2) and its weight floor(16 * mask samples / m^2) (samples outside
+              the image weigh 0)
     template  the blocks within `half` = max(2, ceil(extent / 2f)) of the anchor's block, from the
               previous frame, weighted by the previous mask (all weights 1 when the mask gives
               fewer than 16)
@@ -51,33 +53,38 @@ def block_side(extent: float, cells: int) -> int:
     return max(1, int(math.floor(extent / max(1, int(cells)))))
 
 
-def _block_sums(a: np.ndarray, f: int, n_i: int, n_j: int) -> np.ndarray:
-    """Sums (int64) of the f x f blocks of an (n_i f, n_j f) array."""
-    rows = a.reshape(n_i, f, n_j * f).sum(axis=1, dtype=np.int64)
-    return rows.reshape(n_i, n_j, f).sum(axis=2)
+#: a block's value is the mean of at most this many samples a side (a grid inside the block)
+SAMPLES = 4
+
+
+def block_samples(f: int) -> tuple[int, int]:
+    """The sample step ``g`` and the samples a side ``m`` of a block of side ``f``: pixels
+    ``block start + t g`` for ``t < m`` (every pixel while ``f < 2 * SAMPLES``)."""
+    g = max(1, f // SAMPLES)
+    return g, f // g
 
 
 def _blocks(frame: np.ndarray, mask: np.ndarray | None, f: int, i0: int, j0: int, n_i: int, n_j: int):
     """Block values (and weights when ``mask`` is given) of the n_i x n_j blocks starting at block
     (i0, j0): int64 arrays."""
     height, width = frame.shape[:2]
-    ys = np.arange(i0 * f, (i0 + n_i) * f)
-    xs = np.arange(j0 * f, (j0 + n_j) * f)
-    yc, xc = np.clip(ys, 0, height - 1), np.clip(xs, 0, width - 1)
-    inside_y = (ys >= 0) & (ys < height)
-    inside_x = (xs >= 0) & (xs < width)
-    if inside_y.all() and inside_x.all():
-        patch = frame[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1]
+    g, m = block_samples(f)
+    offsets = np.arange(m) * g
+    ys = ((i0 + np.arange(n_i)) * f)[:, None] + offsets[None, :]
+    xs = ((j0 + np.arange(n_j)) * f)[:, None] + offsets[None, :]
+    ys, xs = ys.ravel(), xs.ravel()
+    inside_y, inside_x = (ys >= 0) & (ys < height), (xs >= 0) & (xs < width)
+    if m * g == f and inside_y.all() and inside_x.all():  # evenly spaced and on the image: a view
+        where = (slice(ys[0], ys[-1] + 1, g), slice(xs[0], xs[-1] + 1, g))
     else:
-        patch = frame[np.ix_(yc, xc)]
-    values = _block_sums(luma(patch), f, n_i, n_j) // (f * f)
+        where = np.ix_(np.clip(ys, 0, height - 1), np.clip(xs, 0, width - 1))
+    patch = luma(frame[where]).reshape(n_i, m, n_j, m)
+    values = patch.sum(axis=(1, 3), dtype=np.int64) // (m * m)
     if mask is None:
         return values, None
-    if inside_y.all() and inside_x.all():
-        m = np.asarray(mask[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1], dtype=np.int32)
-    else:
-        m = np.asarray(mask[np.ix_(yc, xc)], dtype=np.int32) * (inside_y[:, None] & inside_x[None, :])
-    weights = FULL_WEIGHT * _block_sums(m, f, n_i, n_j) // (f * f)
+    inside = inside_y[:, None] & inside_x[None, :]
+    covered = (np.asarray(mask[where], dtype=bool) & inside).reshape(n_i, m, n_j, m)
+    weights = FULL_WEIGHT * covered.sum(axis=(1, 3), dtype=np.int64) // (m * m)
     return values, weights
 
 

@@ -416,29 +416,42 @@ export function blockSide(extent, cells) {
   return Math.max(1, Math.floor(extent / Math.max(1, Math.trunc(cells))));
 }
 
+/** motion.SAMPLES: a block's value is the mean of at most this many samples a side. */
+export const SAMPLES = 4;
+
+/** motion.block_samples: the sample step g and the samples a side m of a block of side f. */
+export function blockSamples(f) {
+  const g = Math.max(1, Math.floor(f / SAMPLES));
+  return [g, Math.floor(f / g)];
+}
+
 /** motion._blocks: values (and weights when `mask` is given) of the ni x nj blocks of side f
- * starting at block (i0, j0), row-major Float64Arrays of integers. */
+ * starting at block (i0, j0), each read at m x m samples g apart, row-major Float64Arrays of
+ * integers. */
 function blocks(luma, width, height, mask, f, i0, j0, ni, nj) {
+  const [g, m] = blockSamples(f);
   const values = new Float64Array(ni * nj);
   const weights = mask ? new Float64Array(ni * nj) : null;
-  const span = nj * f;
+  const span = nj * m;
   const xs = new Int32Array(span);
   const xin = new Uint8Array(span);
-  for (let k = 0; k < span; k++) {
-    const x = j0 * f + k;
-    xs[k] = x < 0 ? 0 : x >= width ? width - 1 : x;
-    xin[k] = x >= 0 && x < width ? 1 : 0;
+  for (let bj = 0, k = 0; bj < nj; bj++) {
+    for (let u = 0; u < m; u++, k++) {
+      const x = (j0 + bj) * f + u * g;
+      xs[k] = x < 0 ? 0 : x >= width ? width - 1 : x;
+      xin[k] = x >= 0 && x < width ? 1 : 0;
+    }
   }
   for (let bi = 0; bi < ni; bi++) {
     const row = bi * nj;
-    for (let t = 0; t < f; t++) {
-      const y = (i0 + bi) * f + t;
+    for (let t = 0; t < m; t++) {
+      const y = (i0 + bi) * f + t * g;
       const base = (y < 0 ? 0 : y >= height ? height - 1 : y) * width;
       const yin = y >= 0 && y < height;
       for (let bj = 0, k = 0; bj < nj; bj++) {
         let sum = 0;
         let covered = 0;
-        for (let u = 0; u < f; u++, k++) {
+        for (let u = 0; u < m; u++, k++) {
           const p = base + xs[k];
           sum += luma[p];
           if (weights !== null && yin && xin[k] && mask[p]) covered++;
@@ -448,7 +461,7 @@ function blocks(luma, width, height, mask, f, i0, j0, ni, nj) {
       }
     }
   }
-  const area = f * f;
+  const area = m * m;
   for (let i = 0; i < values.length; i++) {
     values[i] = Math.floor(values[i] / area);
     if (weights !== null) weights[i] = Math.floor((FULL_WEIGHT * weights[i]) / area);
