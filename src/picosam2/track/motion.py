@@ -64,6 +64,12 @@ def block_samples(f: int) -> tuple[int, int]:
     return g, f // g
 
 
+def _sums(a: np.ndarray, n_i: int, n_j: int, m: int) -> np.ndarray:
+    """Sums (int64) of the m x m tiles of an (n_i m, n_j m) array."""
+    rows = a.reshape(n_i, m, n_j * m).sum(axis=1, dtype=np.int64)
+    return rows.reshape(n_i, n_j, m).sum(axis=2)
+
+
 def _blocks(frame: np.ndarray, mask: np.ndarray | None, f: int, i0: int, j0: int, n_i: int, n_j: int):
     """Block values (and weights when ``mask`` is given) of the n_i x n_j blocks starting at block
     (i0, j0): int64 arrays."""
@@ -75,16 +81,24 @@ def _blocks(frame: np.ndarray, mask: np.ndarray | None, f: int, i0: int, j0: int
     ys, xs = ys.ravel(), xs.ravel()
     inside_y, inside_x = (ys >= 0) & (ys < height), (xs >= 0) & (xs < width)
     if m * g == f and inside_y.all() and inside_x.all():  # evenly spaced and on the image: a view
-        where = (slice(ys[0], ys[-1] + 1, g), slice(xs[0], xs[-1] + 1, g))
+
+        def gather(a):
+            return a[ys[0] : ys[-1] + 1 : g, xs[0] : xs[-1] + 1 : g]
     else:
-        where = np.ix_(np.clip(ys, 0, height - 1), np.clip(xs, 0, width - 1))
-    patch = luma(frame[where]).reshape(n_i, m, n_j, m)
-    values = patch.sum(axis=(1, 3), dtype=np.int64) // (m * m)
+        yc, xc = np.clip(ys, 0, height - 1), np.clip(xs, 0, width - 1)
+        y0, x0 = int(yc.min()), int(xc.min())
+        yc, xc = yc - y0, xc - x0
+        y1, x1 = y0 + int(yc.max()) + 1, x0 + int(xc.max()) + 1
+
+        def gather(a):
+            return a[y0:y1, x0:x1].take(yc, axis=0).take(xc, axis=1)
+
+    values = _sums(luma(gather(frame)), n_i, n_j, m) // (m * m)
     if mask is None:
         return values, None
     inside = inside_y[:, None] & inside_x[None, :]
-    covered = (np.asarray(mask[where], dtype=bool) & inside).reshape(n_i, m, n_j, m)
-    weights = FULL_WEIGHT * covered.sum(axis=(1, 3), dtype=np.int64) // (m * m)
+    covered = gather(np.asarray(mask, dtype=bool)) & inside
+    weights = FULL_WEIGHT * _sums(covered, n_i, n_j, m) // (m * m)
     return values, weights
 
 
