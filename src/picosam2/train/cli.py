@@ -297,14 +297,32 @@ def add_finetune_parser(sub) -> list[str]:
     p.add_argument("--steps", type=int, default=0, metavar="N", help="also stop after N steps (0: time only)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--encoder-lr-scale", type=float, default=0.3, metavar="S",
-                   help="the encoder learns at S x --lr, the decoder and heads at --lr (default 0.3)")
-    p.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=True,
-                   help="keep the base weights' BatchNorm statistics (default; --no-freeze-bn moves them)")
-    p.add_argument("--holdout", type=float, default=0.15, help="share of site images kept for the calibration")
-    p.add_argument("--calibration", choices=("keep", "auto", "refit"), default="keep",
-                   help="score calibration: the base weights' (keep, default), refitted on held-out site clicks "
-                   "when that wins cross-validation there (auto), or always refitted (refit)")
+    p.add_argument(
+        "--encoder-lr-scale",
+        type=float,
+        default=0.3,
+        metavar="S",
+        help="the encoder learns at S x --lr, the decoder and heads at --lr (default 0.3)",
+    )
+    p.add_argument(
+        "--freeze-bn",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep the base weights' BatchNorm statistics (default; --no-freeze-bn moves them)",
+    )
+    p.add_argument(
+        "--holdout",
+        type=float,
+        default=0.15,
+        help="share of site images kept out of training (to choose runs on; --calibration)",
+    )
+    p.add_argument(
+        "--calibration",
+        choices=("keep", "auto", "refit"),
+        default="keep",
+        help="score calibration: the base weights' (keep, default), refitted on held-out site clicks "
+        "when that wins cross-validation there (auto), or always refitted (refit)",
+    )
     p.add_argument("--calib-clicks", type=int, default=200, metavar="N", help="held-out clicks for the calibration")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", choices=("bf16", "32"), default="bf16")
@@ -335,5 +353,6 @@ def run_finetune(args) -> int:
     print(f"wrote {args.out}: {r['steps']} steps x {s.batch_size} in {r['train_minutes']:.1f} min "
           f"({s.replay_fraction:.0%} replay); site split {r['split']['fit']['images']} images to train, "
           f"{r['split']['holdout']['images']} held out"
-          + (f"; score calibration refitted on {cal['clicks']} held-out clicks" if cal else ""))  # fmt: skip
+          + (f"; score calibration {'refitted on' if cal['refitted'] else 'kept: its refit did not win on'} "
+             f"{cal['clicks']} held-out clicks" if cal else ""))  # fmt: skip
     return 0
