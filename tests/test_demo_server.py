@@ -236,7 +236,9 @@ def test_run_demo_opens_the_browser_unless_told_not_to(monkeypatch, tmp_path):
 
     monkeypatch.setattr(server_mod, "make_server", make_server)
     monkeypatch.setattr(webbrowser, "open", fake_open)
-    args = argparse.Namespace(host="127.0.0.1", port=0, no_browser=False, weights=None, browser_model="int8")
+    args = argparse.Namespace(
+        host="127.0.0.1", port=0, no_browser=False, weights=None, browser_model="int8", annotations=None
+    )
     assert run_demo(args) == 0
     assert len(opened) == 1 and opened[0].startswith("http://127.0.0.1:") and answers == [200]
 
