@@ -38,7 +38,7 @@ def follow_window(state, frame_size: tuple[int, int], track_policy) -> tuple[int
 def follow_step(state, logits, window, score, track_policy, threshold: float = 0.0, shift=None):
     """One frame of following: the window mask (``logits`` of ``window``, frame pixels) judged
     and folded into ``state``; ``shift`` the image's motion around the object since the last
-    frame (:func:`image_shift`, or None). Returns ``(new state, status, accepted)``."""
+    frame (:func:`picosam2.track.motion.object_shift`, or None). Returns ``(new state, status, accepted)``."""
     from ..track import policy as P
 
     obs = P.observe(logits, window, score, threshold)
@@ -47,34 +47,14 @@ def follow_step(state, logits, window, score, track_policy, threshold: float = 0
     return new, status, best is not None
 
 
-def image_shift(state, previous, frame, mask, track_policy):
-    """The image's motion (dx, dy) around the object of ``state`` from ``previous`` to ``frame``
-    (HxWx3 uint8 RGB, frame pixels), weighted by ``mask`` (the last frame's, HxW bool; None or
-    empty: unweighted), as :class:`picosam2.track.Tracker` measures it; None when the policy
-    follows the mask or a frame is missing or of another size."""
-    from ..track import policy as P
-    from ..track.motion import estimate_shift
-
-    if track_policy.motion != "image" or previous is None or frame is None or previous.shape != frame.shape:
-        return None
-    weights = mask if mask is not None and mask.any() else None
-    radius = P.motion_radius(state, track_policy)
-    return estimate_shift(previous, frame, weights, state.anchor, state.extent, radius, track_policy.motion_cells)
-
-
 def window_frame_mask(logits, window, frame_size, threshold: float = 0.0) -> np.ndarray:
     """The frame-size mask of one window's logits (``window`` in frame pixels, rounded to whole
-    pixels), pasted as the tracker pastes it (:func:`picosam2.prompts.window_mask`)."""
-    from ..prompts import window_mask
+    pixels), pasted as the tracker pastes it (:func:`picosam2.prompts.paste_mask`)."""
+    from ..prompts import paste_mask
 
     width, height = (int(v) for v in frame_size)
     x0, y0, x1, y1 = (int(np.floor(float(v) + 0.5)) for v in window)
-    win = Window(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
-    out = np.zeros((height, width), bool)
-    part = window_mask(logits, win, (width, height), threshold)
-    if part is not None:
-        out[part[0]] = part[1]
-    return out
+    return paste_mask(logits, Window(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)), (width, height), threshold)
 
 
 class Follow(WindowPolicy):
@@ -178,7 +158,9 @@ class Follow(WindowPolicy):
             if self.state is not None:
                 self._remember(frame, logits, window, geometry, True)
             return report
-        shift = image_shift(self.state, self._previous, frame, self._mask, self.track_policy)
+        from ..track.motion import object_shift
+
+        shift = object_shift(self.state, self._previous, frame, self._mask, self.track_policy)
         self.state, self.status, accepted = follow_step(
             self.state, logits, window, score, self.track_policy, self.threshold, shift
         )

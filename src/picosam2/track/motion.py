@@ -162,3 +162,18 @@ def estimate_shift(
     sx = _refine(fx, f, costs[iy][ix - 1], costs[iy][ix], costs[iy][ix + 1]) if 0 < ix < last else float(fx * f)
     sy = _refine(fy, f, costs[iy - 1][ix], costs[iy][ix], costs[iy + 1][ix]) if 0 < iy < last else float(fy * f)
     return sx, sy
+
+
+def object_shift(state, previous, current, mask, policy) -> tuple[float, float] | None:
+    """The image's motion around one followed object between ``previous`` and ``current`` (HxWx3
+    uint8 RGB), as the tracker, the camera and the browser measure it: weighted by ``mask`` (the
+    object's last mask, HxW bool; None or empty: unweighted), searched within
+    :func:`~picosam2.track.policy.motion_radius`. None when ``policy`` follows the mask or a frame
+    is missing or of another size."""
+    from .policy import motion_radius
+
+    if policy.motion != "image" or previous is None or current is None or previous.shape != current.shape:
+        return None
+    weights = mask if mask is not None and mask.any() else None
+    radius = motion_radius(state, policy)
+    return estimate_shift(previous, current, weights, state.anchor, state.extent, radius, policy.motion_cells)

@@ -16,7 +16,7 @@ from ..errors import UsageError
 from ..image_io import load_image
 from ..prompts import PromptError, Window, box_window, point_scales_for, window_mask
 from . import policy as P
-from .motion import estimate_shift
+from .motion import object_shift
 
 
 @dataclass
@@ -165,8 +165,13 @@ class Tracker:
                 raise PromptError("the first frame's mask is empty: click inside the object")
             result = ObjectResult(obj_id, pred.mask(0), obs.score, win.as_tuple(), "tracking", windows)
         self._objects[obj_id] = _Object(P.start_state(obs, self.policy), result.mask)
-        self._previous = np.array(image, dtype=np.uint8, copy=True)
+        self._previous = self._kept(image)
         return result
+
+    def _kept(self, image: np.ndarray) -> np.ndarray | None:
+        """A copy of ``image`` for the next frame's image motion (None when the policy follows the
+        mask: nothing needs it)."""
+        return np.array(image, dtype=np.uint8, copy=True) if self.policy.motion == "image" else None
 
     # -- every later frame --------------------------------------------------------------------
 
@@ -186,7 +191,7 @@ class Tracker:
         results: dict[int, ObjectResult] = {}
         k = 0
         thr = self.predictor.threshold
-        previous, self._previous = self._previous, np.array(image, dtype=np.uint8, copy=True)
+        previous, self._previous = self._previous, self._kept(image)
         for obj_id, wins in plan:
             idx = range(k, k + len(wins))
             k += len(wins)
@@ -195,13 +200,7 @@ class Tracker:
                 for j, i in enumerate(idx)
             ]
             obj = self._objects[obj_id]
-            shift = None
-            if self.policy.motion == "image" and previous is not None and previous.shape == image.shape:
-                weights = obj.mask if obj.mask is not None and obj.mask.any() else None
-                radius = P.motion_radius(obj.state, self.policy)
-                shift = estimate_shift(
-                    previous, image, weights, obj.state.anchor, obj.state.extent, radius, self.policy.motion_cells
-                )
+            shift = object_shift(obj.state, previous, image, obj.mask, self.policy)
             best = P.best_observation(obj.state, obs, self.policy)
             obj.state, status = P.update(obj.state, None if best is None else obs[best], self.policy, shift)
             mask = np.zeros((height, width), bool)
