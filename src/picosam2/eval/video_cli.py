@@ -62,13 +62,12 @@ def policy_changes(text: str) -> dict:
     return changes
 
 
-def parse_policy(text: str):
+def policy_from(changes: dict):
     """A :class:`~picosam2.track.TrackPolicy` with the ``--policy`` fields changed."""
     from dataclasses import fields
 
     from ..track import TrackPolicy
 
-    changes = policy_changes(text)
     known = {f.name for f in fields(TrackPolicy)}
     unknown = sorted(set(changes) - known)
     if unknown:
@@ -96,7 +95,8 @@ def run_eval_video(args) -> int:
         raise UsageError(f"--out {out} is a folder, not a file")
     if not out.resolve().parent.is_dir():
         raise UsageError(f"--out: folder {out.resolve().parent} does not exist")
-    policy = parse_policy(args.policy) if args.policy is not None else None
+    changes = policy_changes(args.policy) if args.policy is not None else None
+    policy = policy_from(changes) if changes is not None else None
     if policy is not None and args.follower != "tracker":
         raise UsageError("--policy applies to --follower tracker only")
     sequences = read_davis(args.root, args.sequences, args.resolution, args.image_set)
@@ -124,7 +124,7 @@ def run_eval_video(args) -> int:
         "overall": report["overall"],
         "by_condition": breakdown(report["per_sequence"], conditions) if conditions else {},
         "follower": args.follower,
-        "policy": policy_changes(args.policy) if args.policy is not None else {},
+        "policy": changes or {},
         "init": args.init,
         "root": str(args.root),
         "data": data,
