@@ -353,6 +353,7 @@ def motion_radius(state: TrackState, policy: TrackPolicy) -> float:
 
 
 def _capped(v, cap: float) -> tuple[float, float]:
+    """``v`` shortened to length ``cap`` when longer."""
     speed = math.hypot(v[0], v[1])
     if speed > cap:
         return (v[0] * cap / speed, v[1] * cap / speed)
@@ -406,10 +407,7 @@ def update(
         px, py = predicted_anchor(state)
         rx, ry = m[0] - px, m[1] - py  # the innovation: measured minus predicted
         g = policy.velocity_gain
-        velocity = (state.velocity[0] + g * rx, state.velocity[1] + g * ry)
-        speed, cap = math.hypot(*velocity), policy.max_speed * state.extent
-        if speed > cap:
-            velocity = (velocity[0] * cap / speed, velocity[1] * cap / speed)
+        velocity = _capped((state.velocity[0] + g * rx, state.velocity[1] + g * ry), policy.max_speed * state.extent)
         a = policy.position_gain
         m = (px + a * rx, py + a * ry)
         extent = policy.size_smoothing * e + (1 - policy.size_smoothing) * state.extent
