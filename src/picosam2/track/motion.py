@@ -43,8 +43,25 @@ FULL_WEIGHT = 16
 
 def luma(rgb: np.ndarray) -> np.ndarray:
     """Integer luma (0..255, int32) of an (..., 3) uint8 RGB array."""
-    a = np.asarray(rgb).astype(np.uint16)  # the largest sum, 256 * 255 + 128, fits in 16 bits
-    return ((77 * a[..., 0] + 150 * a[..., 1] + 29 * a[..., 2] + 128) >> 8).astype(np.int32)
+    return _luma16(np.asarray(rgb)).astype(np.int32)
+
+
+_U16 = np.uint16
+
+
+def _luma16(a: np.ndarray) -> np.ndarray:
+    """Integer luma (uint16) of an (..., 3) RGB array of any strides: the largest sum,
+    256 * 255 + 128, fits in 16 bits."""
+    if a.dtype != np.uint8:
+        a = a.astype(_U16)
+    y = np.multiply(a[..., 0], _U16(77), dtype=_U16)
+    t = np.multiply(a[..., 1], _U16(150), dtype=_U16)
+    y += t
+    np.multiply(a[..., 2], _U16(29), out=t, dtype=_U16)
+    y += t
+    y += _U16(128)
+    y >>= 8
+    return y
 
 
 def block_side(extent: float, cells: int) -> int:
@@ -64,42 +81,105 @@ def block_samples(f: int) -> tuple[int, int]:
     return g, f // g
 
 
-def _sums(a: np.ndarray, n_i: int, n_j: int, m: int) -> np.ndarray:
-    """Sums (int64) of the m x m tiles of an (n_i m, n_j m) array."""
-    rows = a.reshape(n_i, m, n_j * m).sum(axis=1, dtype=np.int64)
-    return rows.reshape(n_i, n_j, m).sum(axis=2)
+def _axis(b0: int, n: int, f: int, g: int, m: int, size: int):
+    """The samples of blocks ``b0 .. b0 + n - 1`` along an axis of ``size`` pixels: ``(index,
+    inside)``: ``index`` a slice when they are every pixel of a range on the image, else their
+    coordinates clamped into the image; ``inside`` (None: all are) whether each lies on it."""
+    lo, last = b0 * f, (b0 + n - 1) * f + (m - 1) * g
+    if lo >= 0 and last < size:
+        if g == 1:  # m == f: every pixel
+            return slice(lo, last + 1), None
+        return (np.arange(lo, lo + n * f, f)[:, None] + np.arange(0, m * g, g)).ravel(), None
+    coords = (np.arange(lo, lo + n * f, f)[:, None] + np.arange(0, m * g, g)).ravel()
+    inside = (coords >= 0) & (coords < size)
+    return np.clip(coords, 0, size - 1), inside
+
+
+_PIXEL = np.dtype("V3")
+
+
+def _items(a: np.ndarray) -> np.ndarray:
+    """``a`` (HxW, or HxWx3 uint8 with its channels side by side) as an HxW array of items: each
+    RGB pixel one 3-byte item, so that picking pixels copies whole items."""
+    if a.ndim == 3 and a.dtype == np.uint8 and a.shape[2] == 3 and a.strides[2] == 1:
+        return a.view(_PIXEL)[..., 0]
+    return a
+
+
+def _gather(a: np.ndarray, f: int, i0: int, j0: int, n_i: int, n_j: int):
+    """The samples of the n_i x n_j blocks of side ``f`` from block (i0, j0) of ``a`` (HxW or
+    HxWxC): ``(samples, inside)``, samples an (n_i, m, n_j m[, C]) array (rows t of each block's
+    row of blocks, then every block's columns in order), inside (None: all are on the image) an
+    (n_i, m, n_j m) bool array."""
+    height, width = a.shape[:2]
+    g, m = block_samples(f)
+    ys, y_in = _axis(i0, n_i, f, g, m, height)
+    xs, x_in = _axis(j0, n_j, f, g, m, width)
+    items = _items(a)
+    rows = items[ys]
+    picked = rows[:, xs]
+    if items is not a:
+        picked = picked[..., None].view(np.uint8)
+    picked = picked.reshape((n_i, m, n_j * m) + picked.shape[2:])
+    inside = None
+    if y_in is not None or x_in is not None:
+        iy = np.ones(n_i * m, bool) if y_in is None else y_in
+        ix = np.ones(n_j * m, bool) if x_in is None else x_in
+        inside = (iy[:, None] & ix[None, :]).reshape(n_i, m, n_j * m)
+    return picked, inside
+
+
+def _block_sums(y: np.ndarray, n_j: int, m: int, dtype) -> np.ndarray:
+    """Sums (``dtype``) of the m x m tiles of an (n_i, m, n_j m) array."""
+    rows = y[:, 0].astype(dtype) if m > 1 else y[:, 0]
+    for t in range(1, m):
+        rows += y[:, t]
+    rows = rows.reshape(rows.shape[0], n_j, m)
+    sums = rows[..., 0].copy() if m > 1 else rows[..., 0]
+    for u in range(1, m):
+        sums += rows[..., u]
+    return sums
 
 
 def _blocks(frame: np.ndarray, mask: np.ndarray | None, f: int, i0: int, j0: int, n_i: int, n_j: int):
     """Block values (and weights when ``mask`` is given) of the n_i x n_j blocks starting at block
-    (i0, j0): int64 arrays."""
-    height, width = frame.shape[:2]
-    g, m = block_samples(f)
-    offsets = np.arange(m) * g
-    ys = ((i0 + np.arange(n_i)) * f)[:, None] + offsets[None, :]
-    xs = ((j0 + np.arange(n_j)) * f)[:, None] + offsets[None, :]
-    ys, xs = ys.ravel(), xs.ravel()
-    inside_y, inside_x = (ys >= 0) & (ys < height), (xs >= 0) & (xs < width)
-    if m * g == f and inside_y.all() and inside_x.all():  # evenly spaced and on the image: a view
-
-        def gather(a):
-            return a[ys[0] : ys[-1] + 1 : g, xs[0] : xs[-1] + 1 : g]
-    else:
-        yc, xc = np.clip(ys, 0, height - 1), np.clip(xs, 0, width - 1)
-        y0, x0 = int(yc.min()), int(xc.min())
-        yc, xc = yc - y0, xc - x0
-        y1, x1 = y0 + int(yc.max()) + 1, x0 + int(xc.max()) + 1
-
-        def gather(a):
-            return a[y0:y1, x0:x1].take(yc, axis=0).take(xc, axis=1)
-
-    values = _sums(luma(gather(frame)), n_i, n_j, m) // (m * m)
+    (i0, j0) of ``frame`` (HxWx3 RGB, or an HxW luma plane): int64 arrays."""
+    _, m = block_samples(f)
+    samples, inside = _gather(frame, f, i0, j0, n_i, n_j)
+    y = _luma16(samples) if samples.ndim == 4 else samples
+    small = y.dtype == np.uint8 or y.dtype == _U16  # a block's sum, at most 7^2 * 255, fits 16 bits
+    values = _block_sums(y, n_j, m, _U16 if small else np.int64).astype(np.int64) // (m * m)
     if mask is None:
         return values, None
-    inside = inside_y[:, None] & inside_x[None, :]
-    covered = gather(np.asarray(mask, dtype=bool)) & inside
-    weights = FULL_WEIGHT * _sums(covered, n_i, n_j, m) // (m * m)
+    covered, _ = _gather(mask, f, i0, j0, n_i, n_j)
+    if covered.dtype != np.bool_:
+        covered = covered.astype(bool)
+    if inside is not None:
+        covered = covered & inside
+    weights = FULL_WEIGHT * _block_sums(covered.view(np.uint8), n_j, m, np.uint8).astype(np.int64) // (m * m)
     return values, weights
+
+
+#: the template side (in blocks) up to which the costs' terms are summed as int32: every term,
+#: at most 2 * 255 * 16 n^2 in size, fits
+_INT32_SIDE = 500
+
+
+def _costs(c_values: np.ndarray, t_values: np.ndarray, weights: np.ndarray, r: int) -> np.ndarray:
+    """cost(d) for every |dx|, |dy| <= r ((2r + 1)^2 int64): the template's blocks (values
+    ``t_values``, ``weights``, n x n) against the current blocks ``c_values`` (n + 2r a side)."""
+    n, a = t_values.shape[0], 2 * r + 1
+    total = int(weights.sum())
+    template = total * t_values - int((weights * t_values).sum())
+    work = np.int32 if n <= _INT32_SIDE else np.int64
+    # y_b(d) = N C_{b+d} - (N T_b - S_T); sum_b w_b y_b(d) = N S_C(d), as sum_b w_b (N T_b - S_T) = 0
+    views = np.lib.stride_tricks.sliding_window_view((total * c_values).astype(work), (n, n))
+    y = np.subtract(views, template.astype(work)).reshape(a * a, n * n)
+    w = weights.ravel().astype(work)
+    s_c = np.einsum("dj,j->d", y, w, dtype=np.int64) // total
+    y -= s_c.astype(work)[:, None]
+    np.abs(y, out=y)
+    return np.einsum("dj,j->d", y, w, dtype=np.int64).reshape(a, a)
 
 
 def _search(previous, current, mask, anchor, extent, f, centre, r):
@@ -113,16 +193,15 @@ def _search(previous, current, mask, anchor, extent, f, centre, r):
         weights = np.ones_like(t_values)
     cx, cy = centre
     c_values, _ = _blocks(current, None, f, ai - half - r + cy, aj - half - r + cx, n + 2 * r, n + 2 * r)
-    total = int(weights.sum())
-    template = total * t_values - int((weights * t_values).sum())
-    views = np.lib.stride_tricks.sliding_window_view(c_values, (n, n))  # (2r+1, 2r+1, n, n)
-    sums = np.einsum("abij,ij->ab", views, weights)
-    costs = np.einsum("abij,ij->ab", np.abs(total * views - sums[:, :, None, None] - template[None, None]), weights)
-    d = np.arange(-r, r + 1)
-    dist = d[:, None] ** 2 + d[None, :] ** 2
-    order = np.lexsort((np.arange(dist.size), dist.ravel(), costs.ravel()))
-    dy, dx = divmod(int(order[0]), 2 * r + 1)
-    return cx + int(d[dx]), cy + int(d[dy]), costs, dx, dy
+    costs = _costs(c_values, t_values, weights, r)
+    flat = costs.ravel()
+    ties = np.flatnonzero(flat == flat.min())
+    k = int(ties[0])
+    if len(ties) > 1:  # the smaller |d|^2, then the first in row order
+        d2 = (ties // (2 * r + 1) - r) ** 2 + (ties % (2 * r + 1) - r) ** 2
+        k = int(ties[int(np.argmin(d2))])
+    dy, dx = divmod(k, 2 * r + 1)
+    return cx + dx - r, cy + dy - r, costs, dx, dy
 
 
 def _refine(block: int, f: int, c_minus: int, c_0: int, c_plus: int) -> float:
@@ -172,7 +251,7 @@ def object_shift(state, previous, current, mask, policy) -> tuple[float, float] 
     is missing or of another size."""
     from .policy import motion_radius
 
-    if policy.motion != "image" or previous is None or current is None or previous.shape != current.shape:
+    if policy.motion != "image" or previous is None or current is None or previous.shape[:2] != current.shape[:2]:
         return None
     weights = mask if mask is not None and mask.any() else None
     radius = motion_radius(state, policy)
