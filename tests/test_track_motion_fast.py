@@ -221,3 +221,61 @@ def test_object_shift_takes_a_luma_plane_for_either_frame():
     assert M.object_shift(state, previous, M.luma(current), mask, policy) == want
     assert M.object_shift(state, previous[1:], current, mask, policy) is None  # another size
     assert M.object_shift(state, None, current, mask, policy) is None
+
+
+def test_templates_kept_between_frames_give_object_shift():
+    """A tracker that keeps, per object, the template of the last frame (made right after that
+    frame, reusing the blocks the frame's own search read) instead of the frame gets the very
+    shifts object_shift gives from the kept frame; the blocks are reused while the block sides
+    stay, and never across frames."""
+    from picosam2.track import TrackPolicy
+    from picosam2.track import policy as P
+
+    rng = np.random.default_rng(9)
+    h, w = 120, 160
+    big = _smooth(rng, h + 80, w + 80)
+    policy = TrackPolicy()
+    yy, xx = np.mgrid[0:h, 0:w]
+    state = P.TrackState(anchor=(80.0, 60.0), extent=64.0)
+    frames, pos = [], np.array([40, 40])
+    for _ in range(10):
+        pos = np.clip(pos + rng.integers(-5, 6, 2), 0, 80)
+        frames.append(np.ascontiguousarray(big[pos[1] : pos[1] + h, pos[0] : pos[0] + w]))
+    mask = ((xx - 80) / 30) ** 2 + ((yy - 60) / 20) ** 2 < 1
+    template = M.object_template(state, frames[0], mask, policy)
+    previous, reused = frames[0], 0
+    for k, frame in enumerate(frames[1:], 1):
+        shift, seen = M.template_shift(state, template, frame, policy)
+        assert shift == M.object_shift(state, previous, frame, mask, policy)
+        # the next state: moved by the shift, the extent steady for a while, then growing
+        extent = state.extent if k < 6 else state.extent * 1.07
+        state = P.TrackState(anchor=(state.anchor[0] + shift[0], state.anchor[1] + shift[1]), extent=extent)
+        mask = np.roll(mask, (round(shift[1]), round(shift[0])), axis=(0, 1)) if k % 3 else np.zeros_like(mask)
+        fine = M.block_side(state.extent, policy.motion_cells)
+        half = max(2, math.ceil(state.extent / (2 * fine)))
+        i0, j0 = math.floor(state.anchor[1] / fine) - half, math.floor(state.anchor[0] / fine) - half
+        reused += seen.lookup(frame, fine, i0, j0, 2 * half + 1) is not None
+        assert seen.lookup(frame.copy(), fine, i0, j0, 2 * half + 1) is None  # another frame: never
+        template = M.object_template(state, frame, mask, policy, known=seen)
+        previous = frame
+    assert reused >= 3
+    assert M.template_shift(state, template, frames[0][1:], policy) == (None, None)  # another size
+    assert M.template_shift(state, None, frames[0], policy) == (None, None)
+    assert M.object_template(state, frames[0], mask, TrackPolicy(motion="mask")) is None
+
+
+def test_a_template_from_luma_matches_an_rgb_frame():
+    rng = np.random.default_rng(13)
+    for k in range(12):
+        previous, current, mask, anchor, extent, radius, cells = _case(rng, k)
+        want = M.estimate_shift(previous, current, mask, anchor, extent, radius, cells)
+        template = M.make_template(M.luma(previous), mask, anchor, extent, cells)
+        got, seen = M.match(template, current, radius)
+        assert got == want
+        again = M.make_template(current, mask, anchor, extent, cells, known=seen)
+        assert all(
+            np.array_equal(
+                getattr(again, g).values, getattr(M.make_template(current, mask, anchor, extent, cells), g).values
+            )
+            for g in ("coarse", "fine")
+        )

@@ -33,7 +33,9 @@ shift bit for bit::
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -81,6 +83,14 @@ def block_samples(f: int) -> tuple[int, int]:
     return g, f // g
 
 
+@functools.lru_cache(maxsize=256)
+def _offsets(n: int, f: int, g: int, m: int) -> np.ndarray:
+    """Sample offsets from the first block's start, m per block for n blocks (read-only)."""
+    offsets = (np.arange(0, n * f, f)[:, None] + np.arange(0, m * g, g)).ravel()
+    offsets.flags.writeable = False
+    return offsets
+
+
 def _axis(b0: int, n: int, f: int, g: int, m: int, size: int):
     """The samples of blocks ``b0 .. b0 + n - 1`` along an axis of ``size`` pixels: ``(index,
     inside)``: ``index`` a slice when they are every pixel of a range on the image, else their
@@ -89,10 +99,12 @@ def _axis(b0: int, n: int, f: int, g: int, m: int, size: int):
     if lo >= 0 and last < size:
         if g == 1:  # m == f: every pixel
             return slice(lo, last + 1), None
-        return (np.arange(lo, lo + n * f, f)[:, None] + np.arange(0, m * g, g)).ravel(), None
-    coords = (np.arange(lo, lo + n * f, f)[:, None] + np.arange(0, m * g, g)).ravel()
+        return _offsets(n, f, g, m) + lo, None
+    coords = _offsets(n, f, g, m) + lo
     inside = (coords >= 0) & (coords < size)
-    return np.clip(coords, 0, size - 1), inside
+    np.maximum(coords, 0, out=coords)
+    np.minimum(coords, size - 1, out=coords)
+    return coords, inside
 
 
 _PIXEL = np.dtype("V3")
@@ -141,23 +153,27 @@ def _block_sums(y: np.ndarray, n_j: int, m: int, dtype) -> np.ndarray:
     return sums
 
 
-def _blocks(frame: np.ndarray, mask: np.ndarray | None, f: int, i0: int, j0: int, n_i: int, n_j: int):
-    """Block values (and weights when ``mask`` is given) of the n_i x n_j blocks starting at block
-    (i0, j0) of ``frame`` (HxWx3 RGB, or an HxW luma plane): int64 arrays."""
+def _weights(mask: np.ndarray, f: int, i0: int, j0: int, n_i: int, n_j: int) -> np.ndarray:
+    """Block weights (int64) of the n_i x n_j blocks from block (i0, j0): FULL_WEIGHT times the
+    share of the block's samples on the mask (samples off the image cover nothing)."""
     _, m = block_samples(f)
-    samples, inside = _gather(frame, f, i0, j0, n_i, n_j)
-    y = _luma16(samples) if samples.ndim == 4 else samples
-    small = y.dtype == np.uint8 or y.dtype == _U16  # a block's sum, at most 7^2 * 255, fits 16 bits
-    values = _block_sums(y, n_j, m, _U16 if small else np.int64).astype(np.int64) // (m * m)
-    if mask is None:
-        return values, None
-    covered, _ = _gather(mask, f, i0, j0, n_i, n_j)
+    covered, inside = _gather(mask, f, i0, j0, n_i, n_j)
     if covered.dtype != np.bool_:
         covered = covered.astype(bool)
     if inside is not None:
         covered = covered & inside
-    weights = FULL_WEIGHT * _block_sums(covered.view(np.uint8), n_j, m, np.uint8).astype(np.int64) // (m * m)
-    return values, weights
+    return FULL_WEIGHT * _block_sums(covered.view(np.uint8), n_j, m, np.uint8).astype(np.int64) // (m * m)
+
+
+def _blocks(frame: np.ndarray, mask: np.ndarray | None, f: int, i0: int, j0: int, n_i: int, n_j: int):
+    """Block values (and weights when ``mask`` is given) of the n_i x n_j blocks starting at block
+    (i0, j0) of ``frame`` (HxWx3 RGB, or an HxW luma plane): int64 arrays."""
+    _, m = block_samples(f)
+    samples, _ = _gather(frame, f, i0, j0, n_i, n_j)
+    y = _luma16(samples) if samples.ndim == 4 else samples
+    small = y.dtype == np.uint8 or y.dtype == _U16  # a block's sum, at most 7^2 * 255, fits 16 bits
+    values = _block_sums(y, n_j, m, _U16 if small else np.int64).astype(np.int64) // (m * m)
+    return values, None if mask is None else _weights(mask, f, i0, j0, n_i, n_j)
 
 
 #: the template side (in blocks) up to which the costs' terms are summed as int32: every term,
@@ -173,7 +189,9 @@ def _costs(c_values: np.ndarray, t_values: np.ndarray, weights: np.ndarray, r: i
     template = total * t_values - int((weights * t_values).sum())
     work = np.int32 if n <= _INT32_SIDE else np.int64
     # y_b(d) = N C_{b+d} - (N T_b - S_T); sum_b w_b y_b(d) = N S_C(d), as sum_b w_b (N T_b - S_T) = 0
-    views = np.lib.stride_tricks.sliding_window_view((total * c_values).astype(work), (n, n))
+    scaled = (total * c_values).astype(work)
+    s0, s1 = scaled.strides
+    views = np.lib.stride_tricks.as_strided(scaled, (a, a, n, n), (s0, s1, s0, s1), writeable=False)
     y = np.subtract(views, template.astype(work)).reshape(a * a, n * n)
     w = weights.ravel().astype(work)
     s_c = np.einsum("dj,j->d", y, w, dtype=np.int64) // total
@@ -182,26 +200,127 @@ def _costs(c_values: np.ndarray, t_values: np.ndarray, weights: np.ndarray, r: i
     return np.einsum("dj,j->d", y, w, dtype=np.int64).reshape(a, a)
 
 
-def _search(previous, current, mask, anchor, extent, f, centre, r):
-    """Block shift (dx, dy) of side ``f`` with the least cost among those within ``r`` blocks of
-    ``centre`` (in blocks)."""
-    half = max(2, int(math.ceil(extent / (2.0 * f))))
-    ai, aj = int(math.floor(anchor[1] / f)), int(math.floor(anchor[0] / f))
-    n = 2 * half + 1
-    t_values, weights = _blocks(previous, mask, f, ai - half, aj - half, n, n)
-    if weights is None or int(weights.sum()) < FULL_WEIGHT:
-        weights = np.ones_like(t_values)
-    cx, cy = centre
-    c_values, _ = _blocks(current, None, f, ai - half - r + cy, aj - half - r + cx, n + 2 * r, n + 2 * r)
-    costs = _costs(c_values, t_values, weights, r)
+def _least(costs: np.ndarray, r: int) -> tuple[int, int]:
+    """Index (dx, dy) into the (2r + 1)^2 costs of the least cost; ties go to the smaller |d|^2
+    (from the middle), then to the first in row order."""
     flat = costs.ravel()
     ties = np.flatnonzero(flat == flat.min())
     k = int(ties[0])
-    if len(ties) > 1:  # the smaller |d|^2, then the first in row order
+    if len(ties) > 1:
         d2 = (ties // (2 * r + 1) - r) ** 2 + (ties % (2 * r + 1) - r) ** 2
         k = int(ties[int(np.argmin(d2))])
     dy, dx = divmod(k, 2 * r + 1)
-    return cx + dx - r, cy + dy - r, costs, dx, dy
+    return dx, dy
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The template's blocks of side ``f``: the n x n blocks from block (i0, j0), n = 2 half + 1,
+    their values and weights (all 1 when the mask gave fewer than FULL_WEIGHT)."""
+
+    f: int
+    i0: int
+    j0: int
+    values: np.ndarray
+    weights: np.ndarray
+
+
+@dataclass(frozen=True)
+class Template:
+    """The previous frame's side of :func:`estimate_shift` for one object: its blocks around the
+    anchor on the coarse and on the fine grid, weighted by its mask. Made once from a frame
+    (:func:`make_template`), matched against the next one (:func:`match`); the frame itself need
+    not be kept."""
+
+    size: tuple[int, int]  #: (height, width) of the frame it was made from
+    extent: float
+    cells: int
+    coarse: _Grid
+    fine: _Grid
+
+
+@dataclass(frozen=True)
+class FrameBlocks:
+    """Block values of one frame that :func:`match` computed (per block side: the first block and
+    the values), for :func:`make_template` to reuse on the same frame instead of reading it again."""
+
+    frame: np.ndarray
+    regions: tuple[tuple[int, int, int, np.ndarray], ...]  #: (f, i0, j0, values)
+
+    def lookup(self, frame: np.ndarray, f: int, i0: int, j0: int, n: int) -> np.ndarray | None:
+        """The n x n block values of side ``f`` from block (i0, j0), when known for ``frame``."""
+        if frame is not self.frame:
+            return None
+        for side, a, b, values in self.regions:
+            if side == f and a <= i0 and b <= j0 and i0 + n <= a + values.shape[0] and j0 + n <= b + values.shape[1]:
+                return values[i0 - a : i0 - a + n, j0 - b : j0 - b + n]
+        return None
+
+
+def _grid(frame, mask, anchor, extent: float, f: int, known: FrameBlocks | None) -> _Grid:
+    half = max(2, int(math.ceil(extent / (2.0 * f))))
+    i0, j0 = int(math.floor(anchor[1] / f)) - half, int(math.floor(anchor[0] / f)) - half
+    n = 2 * half + 1
+    values = None if known is None else known.lookup(frame, f, i0, j0, n)
+    if values is None:
+        values, weights = _blocks(frame, mask, f, i0, j0, n, n)
+    else:
+        weights = None if mask is None else _weights(mask, f, i0, j0, n, n)
+    if weights is None or int(weights.sum()) < FULL_WEIGHT:
+        weights = np.ones_like(values)
+    return _Grid(f, i0, j0, values, weights)
+
+
+def make_template(
+    frame: np.ndarray,
+    mask: np.ndarray | None,
+    anchor: tuple[float, float],
+    extent: float,
+    cells: int = 32,
+    known: FrameBlocks | None = None,
+) -> Template:
+    """The :class:`Template` of the object around ``anchor`` (``extent`` pixels across) on
+    ``frame`` (HxWx3 uint8 RGB, or an HxW luma plane), weighted by ``mask`` (HxW bool, or None);
+    ``known``: the blocks :func:`match` returned for this very frame (reused where they cover the
+    template, so that the frame is read once)."""
+    coarse = block_side(extent, max(2, cells // 2))
+    return Template(
+        tuple(frame.shape[:2]),
+        float(extent),
+        int(cells),
+        _grid(frame, mask, anchor, extent, coarse, known),
+        _grid(frame, mask, anchor, extent, block_side(extent, cells), known),
+    )
+
+
+def _search(grid: _Grid, current, centre, r):
+    """Block shift (dx, dy) of side ``grid.f`` with the least cost among those within ``r``
+    blocks of ``centre`` (in blocks), the costs, the index of the least, and the current frame's
+    blocks read (f, i0, j0, values)."""
+    f, n = grid.f, grid.values.shape[0]
+    cx, cy = centre
+    i0, j0 = grid.i0 - r + cy, grid.j0 - r + cx
+    c_values, _ = _blocks(current, None, f, i0, j0, n + 2 * r, n + 2 * r)
+    costs = _costs(c_values, grid.values, grid.weights, r)
+    dx, dy = _least(costs, r)
+    return cx + dx - r, cy + dy - r, costs, dx, dy, (f, i0, j0, c_values)
+
+
+def match(template: Template, current: np.ndarray, radius: float) -> tuple[tuple[float, float], FrameBlocks]:
+    """How far (dx, dy), in pixels, the template's object moved onto ``current`` (a frame of the
+    template's size: HxWx3 uint8 RGB, or an HxW luma plane), searched within ``radius`` pixels;
+    and the blocks of ``current`` read on the way (for :func:`make_template` on ``current``)."""
+    coarse = template.coarse.f
+    cx, cy, _, _, _, seen_coarse = _search(template.coarse, current, (0, 0), max(1, int(math.ceil(radius / coarse))))
+    f = template.fine.f
+    centre = ((cx * coarse) // f, (cy * coarse) // f)
+    r = max(1, int(math.ceil(coarse / f)))
+    fx, fy, costs, ix, iy, seen_fine = _search(template.fine, current, centre, r)
+    last = 2 * r
+    c = costs
+    sx = _refine(fx, f, int(c[iy, ix - 1]), int(c[iy, ix]), int(c[iy, ix + 1])) if 0 < ix < last else float(fx * f)
+    sy = _refine(fy, f, int(c[iy - 1, ix]), int(c[iy, ix]), int(c[iy + 1, ix])) if 0 < iy < last else float(fy * f)
+    return (sx, sy), FrameBlocks(current, (seen_fine, seen_coarse))
 
 
 def _refine(block: int, f: int, c_minus: int, c_0: int, c_plus: int) -> float:
@@ -225,22 +344,11 @@ def estimate_shift(
     cells: int = 32,
 ) -> tuple[float, float]:
     """How far (dx, dy), in pixels, the object around ``anchor`` moved from ``previous`` to
-    ``current`` (HxWx3 uint8 RGB frames of one size); ``mask`` (HxW bool, on ``previous``)
+    ``current`` (frames of one size, each HxWx3 uint8 RGB or an HxW luma plane as :func:`luma`
+    gives); ``mask`` (HxW bool, on ``previous``)
     weights the object's own pixels, ``extent`` is its size in pixels, ``radius`` the largest
     shift searched. See the module docstring for the exact rule."""
-    coarse = block_side(extent, max(2, cells // 2))
-    cx, cy, _, _, _ = _search(
-        previous, current, mask, anchor, extent, coarse, (0, 0), max(1, int(math.ceil(radius / coarse)))
-    )
-    f = block_side(extent, cells)
-    centre = ((cx * coarse) // f, (cy * coarse) // f)
-    r = max(1, int(math.ceil(coarse / f)))
-    fx, fy, costs, ix, iy = _search(previous, current, mask, anchor, extent, f, centre, r)
-    costs = costs.tolist()
-    last = 2 * r
-    sx = _refine(fx, f, costs[iy][ix - 1], costs[iy][ix], costs[iy][ix + 1]) if 0 < ix < last else float(fx * f)
-    sy = _refine(fy, f, costs[iy - 1][ix], costs[iy][ix], costs[iy + 1][ix]) if 0 < iy < last else float(fy * f)
-    return sx, sy
+    return match(make_template(previous, mask, anchor, extent, cells), current, radius)[0]
 
 
 def object_shift(state, previous, current, mask, policy) -> tuple[float, float] | None:
@@ -256,3 +364,29 @@ def object_shift(state, previous, current, mask, policy) -> tuple[float, float] 
     weights = mask if mask is not None and mask.any() else None
     radius = motion_radius(state, policy)
     return estimate_shift(previous, current, weights, state.anchor, state.extent, radius, policy.motion_cells)
+
+
+def object_template(state, frame, mask, policy, known: FrameBlocks | None = None) -> Template | None:
+    """What one followed object keeps of ``frame`` (HxWx3 uint8 RGB or an HxW luma plane) for the
+    next frame's :func:`template_shift`: the template around ``state`` weighted by ``mask`` (the
+    object's mask on this frame; None or empty: unweighted). ``known``: what
+    :func:`template_shift` returned on this very frame (its blocks are reused). None when
+    ``policy`` follows the mask or there is no frame. With it the next frame's shift is
+    :func:`object_shift`'s, without keeping the frame."""
+    if policy.motion != "image" or frame is None:
+        return None
+    weights = mask if mask is not None and mask.any() else None
+    return make_template(frame, weights, state.anchor, state.extent, policy.motion_cells, known)
+
+
+def template_shift(state, template: Template | None, current, policy):
+    """The image's motion around one followed object from the frame of ``template`` (made by
+    :func:`object_template` with the object's state and mask then) to ``current``, searched within
+    :func:`~picosam2.track.policy.motion_radius` of ``state`` (the same state): ``(shift,
+    blocks)``, ``blocks`` to hand to :func:`object_template` on ``current``; ``(None, None)`` when
+    ``policy`` follows the mask, there is no template or frame, or the frame is of another size."""
+    from .policy import motion_radius
+
+    if policy.motion != "image" or template is None or current is None or template.size != current.shape[:2]:
+        return None, None
+    return match(template, current, motion_radius(state, policy))
