@@ -128,8 +128,11 @@ def _gather(a: np.ndarray, f: int, i0: int, j0: int, n_i: int, n_j: int):
     ys, y_in = _axis(i0, n_i, f, g, m, height)
     xs, x_in = _axis(j0, n_j, f, g, m, width)
     items = _items(a)
-    rows = items[ys]
-    picked = rows[:, xs]
+    if isinstance(xs, slice):
+        picked = items[ys, xs]
+    else:  # the rows' stretch that holds the columns, then the columns
+        lo = int(xs[0])
+        picked = items[ys, lo : int(xs[-1]) + 1][:, xs - lo]
     if items is not a:
         picked = picked[..., None].view(np.uint8)
     picked = picked.reshape((n_i, m, n_j * m) + picked.shape[2:])
