@@ -3,7 +3,12 @@
 Follows one clicked object through the bench's 480p clip with the shipped weights as PyTorch fp32
 and as the INT8 ONNX export on onnxruntime and OpenVINO, one thread each (the same
 ``measure_tracker`` that ``picosam2 bench`` runs), and writes the rows with the machine and the
-load average next to them:
+load average next to them. It also times the image shift alone (``tracker_motion_ms_per_frame``)
+on the very calls the tracker makes on that clip (states, masks and frames read back from a run of
+the PyTorch form): as :func:`~picosam2.track.motion.object_shift` from the last frame, and as a
+tracker that keeps each object's template instead of the frame
+(:func:`~picosam2.track.motion.template_shift`, then :func:`~picosam2.track.motion.object_template`
+on the frame for the next one):
 
     python benchmarks/bench_tracker.py --out benchmarks/track/tracker-speed.json
 """
@@ -15,6 +20,58 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
+
+
+def motion_rows(weights, repeats: int) -> dict:
+    """Median ms per frame of the image shift around the clicked object on the tracker's clip, on
+    the tracker's own inputs (one thread: numpy only)."""
+    from picosam2.bench.suite import TRACK_CLICK, track_clip
+    from picosam2.bench.timing import median_ms, torch_threads
+    from picosam2.track import Tracker
+    from picosam2.track import motion as M
+
+    clip = track_clip()
+    with torch_threads(1):
+        tracker = Tracker(weights)
+        first = tracker.start(clip[0], point=TRACK_CLICK)
+        calls, mask = [], first.mask  # (state, previous frame, frame, the previous frame's mask)
+        for previous, frame in zip(clip, clip[1:]):
+            calls.append((tracker.state(first.obj_id), previous, frame, mask))
+            mask = tracker.update(frame)[first.obj_id].mask
+    policy = tracker.policy
+    if policy.motion != "image":
+        return {}
+    # the template each frame would have kept, and the next frame's state and mask to make the next
+    templates = [M.object_template(state, previous, mask, policy) for state, previous, _, mask in calls]
+    steps = [(calls[k], templates[k], calls[k + 1] if k + 1 < len(calls) else calls[k]) for k in range(len(calls))]
+    it_shift, it_template = iter(()), iter(())
+
+    def by_frame():
+        nonlocal it_shift
+        call = next(it_shift, None)
+        if call is None:
+            it_shift = iter(calls)
+            call = next(it_shift)
+        state, previous, frame, mask = call
+        M.object_shift(state, np.array(previous, copy=True), frame, mask, policy)  # the tracker's copy
+
+    def by_template():
+        nonlocal it_template
+        step = next(it_template, None)
+        if step is None:
+            it_template = iter(steps)
+            step = next(it_template)
+        (state, _, frame, _), template, (next_state, _, _, next_mask) = step
+        _, seen = M.template_shift(state, template, frame, policy)
+        M.object_template(next_state, frame, next_mask, policy, known=seen)
+
+    reps = max(repeats, len(calls))
+    return {
+        "object_shift_with_frame_copy": round(median_ms(by_frame, reps), 3),
+        "kept_template": round(median_ms(by_template, reps), 3),
+    }
 
 
 def main(argv=None) -> int:
@@ -33,11 +90,17 @@ def main(argv=None) -> int:
         paths, _ = export_forms(model, Path(tmp))
         forms = {k: v for k, v in paths.items() if k == "onnx_int8"}
         rows = measure_tracker(model, forms, args.repeats)
+    rows["tracker_motion_ms_per_frame"] = motion_rows(args.weights, args.repeats)
     rows["machine"] = _machine()
     rows["load_average_1min"] = os.getloadavg()[0]
     rows["command"] = "python benchmarks/bench_tracker.py --out benchmarks/track/tracker-speed.json"
     write_json_atomic(rows, args.out, indent=1)
-    print(f"wrote {args.out}: " + ", ".join(f"{k} {v} frames/s" for k, v in rows["tracker_fps"].items()))
+    motion = ", ".join(f"{k} {v} ms" for k, v in rows["tracker_motion_ms_per_frame"].items())
+    print(
+        f"wrote {args.out}: "
+        + ", ".join(f"{k} {v} frames/s" for k, v in rows["tracker_fps"].items())
+        + f"; image shift: {motion}"
+    )
     return 0
 
 
