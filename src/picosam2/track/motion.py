@@ -29,6 +29,13 @@ shift bit for bit::
     shift     per axis, f * d moved to the vertex of the parabola through the costs of d - 1, d,
               d + 1 (when both neighbours were searched and the parabola opens upwards):
               f d + (f num) / (2 den), num = c(d-1) - c(d+1), den = c(d-1) - 2 c(d) + c(d+1)
+
+Each frame's side is read only where the rule samples it (a block's samples, not its pixels), in
+16-bit integers; a frame may be RGB or its luma plane. The previous frame's side depends on that
+frame alone, so a tracker can keep, per object, a :class:`Template` made right after a frame
+(:func:`object_template`) instead of the frame, and match it against the next
+(:func:`template_shift`): the same shift as :func:`object_shift`, and the template reuses the
+block values the frame's own search read when the block sides stay.
 """
 
 from __future__ import annotations
