@@ -34,6 +34,8 @@ The algorithm (every constant is a field of :class:`TrackPolicy`)::
              and |obs.anchor - predicted| <= jump * s.extent           (following)
         ok = obs not empty and obs.score >= reacquire_score and ratio(obs.area, s.area) <= reacquire_area
                                                                        (re-acquiring)
+        ok = ok and similarity(colours of the obs mask, s's reference) >= appearance_follow
+             (appearance_reacquire while re-acquiring; the tracker measures it, appearance.py)
         if not ok:
             s.lost += 1; s.anchor += s.velocity; s.velocity *= coast_decay    (motion "mask")
                          s.anchor += shift; s.velocity = shift                (motion "image")
@@ -144,6 +146,11 @@ class TrackPolicy:
             tries another size (alternately ``probe_scale`` times larger and smaller) in the same
             batch, and is kept when its score beats the main window's by ``probe_margin``: the
             size is corrected over time (``0``: never; costs ``1 / probe_every`` windows a frame).
+        appearance_follow: a following frame's mask continues the object only when the colour
+            histogram of its pixels has at least this similarity (Bhattacharyya coefficient,
+            :mod:`picosam2.track.appearance`) to the object's reference histogram (0: no check).
+        appearance_reacquire: the same for a re-acquisition window's mask to end a loss.
+        appearance_rate: the share of an accepted frame's histogram blended into the reference.
     """
 
     anchor: str = "interior"
@@ -158,13 +165,13 @@ class TrackPolicy:
     border_grow: float = 1.4
     border_touch: float = 0.05
     lost_score: float = 0.2
-    area_jump: float = 4.0
+    area_jump: float = 6.0
     jump: float = 1.5
     reacquire_score: float = 0.4
     reacquire_area: float = 2.5
     coast_decay: float = 0.8
     sweep_per_frame: int = 1
-    max_lost: int = 30
+    max_lost: int = 11
     motion: str = "image"
     motion_cells: int = 32
     motion_search: float = 0.15
@@ -172,6 +179,9 @@ class TrackPolicy:
     probe_every: int = 0
     probe_scale: float = 1.6
     probe_margin: float = 0.05
+    appearance_follow: float = 0.6
+    appearance_reacquire: float = 0.8
+    appearance_rate: float = 0.1
 
     def __post_init__(self):
         if self.anchor not in ANCHORS:
@@ -186,6 +196,14 @@ class TrackPolicy:
             raise UsageError("sweep_per_frame must be at least 1")
         if self.probe_every < 0 or not self.probe_scale > 1:
             raise UsageError("probe_every must be at least 0 and probe_scale above 1")
+        for name in ("appearance_follow", "appearance_reacquire", "appearance_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UsageError(f"{name} must be between 0 and 1, got {getattr(self, name)!r}")
+
+    @property
+    def uses_appearance(self) -> bool:
+        """Whether the window masks' colours are checked against the object's."""
+        return self.appearance_follow > 0 or self.appearance_reacquire > 0
 
     def with_(self, **changes) -> TrackPolicy:
         """A copy with some constants changed."""
@@ -328,16 +346,27 @@ def accepts(state: TrackState, obs: Observation, policy: TrackPolicy) -> bool:
     return math.hypot(ax - px, ay - py) <= policy.jump * state.extent
 
 
-def best_observation(state: TrackState, observations, policy: TrackPolicy) -> int | None:
+def looks_alike(state: TrackState, similarity: float | None, policy: TrackPolicy) -> bool:
+    """Whether a mask whose colours have ``similarity`` to the object's reference may continue it
+    (``appearance_follow``) or end its loss (``appearance_reacquire``); None: not measured."""
+    if similarity is None:
+        return True
+    return similarity >= (policy.appearance_reacquire if state.lost else policy.appearance_follow)
+
+
+def best_observation(state: TrackState, observations, policy: TrackPolicy, similarities=None) -> int | None:
     """Index of the observation the object takes among this frame's windows, or None: the
-    accepted one with the highest score, where a following object's main window (index 0) gets
+    accepted one (:func:`accepts`, and :func:`looks_alike` with ``similarities[i]`` when given)
+    with the highest score, where a following object's main window (index 0) gets
     ``probe_margin`` added (a probe must beat it clearly)."""
 
     def rank(i):
         return observations[i].score + (policy.probe_margin if i == 0 and not state.lost else 0.0)
 
     for i in sorted(range(len(observations)), key=lambda i: -rank(i)):
-        if accepts(state, observations[i], policy):
+        if accepts(state, observations[i], policy) and (
+            similarities is None or looks_alike(state, similarities[i], policy)
+        ):
             return i
     return None
 

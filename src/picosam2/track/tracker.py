@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import UsageError
 from ..image_io import load_image
 from ..prompts import PromptError, Window, box_window, point_scales_for, window_mask
+from . import appearance as A
 from . import policy as P
 from .motion import object_shift
 
@@ -45,6 +46,7 @@ class ObjectResult:
 class _Object:
     state: P.TrackState
     mask: np.ndarray | None = None  #: the last frame's mask (weights the image matching)
+    appearance: np.ndarray | None = None  #: reference colour shares (appearance.normalised)
 
 
 class Tracker:
@@ -164,7 +166,11 @@ class Tracker:
             if obs.empty:
                 raise PromptError("the first frame's mask is empty: click inside the object")
             result = ObjectResult(obj_id, pred.mask(0), obs.score, win.as_tuple(), "tracking", windows)
-        self._objects[obj_id] = _Object(P.start_state(obs, self.policy), result.mask)
+        reference = None
+        if self.policy.uses_appearance:
+            counts = A.histogram(image, result.mask)
+            reference = None if counts is None else A.normalised(counts)
+        self._objects[obj_id] = _Object(P.start_state(obs, self.policy), result.mask, reference)
         self._previous = self._kept(image)
         return result
 
@@ -201,15 +207,23 @@ class Tracker:
             ]
             obj = self._objects[obj_id]
             shift = object_shift(obj.state, previous, image, obj.mask, self.policy)
-            best = P.best_observation(obj.state, obs, self.policy)
+            parts = [None if o.empty else window_mask(out.logits[i], w, size, thr) for o, w, i in zip(obs, wins, idx)]
+            counts = [None] * len(wins)
+            similarities = None
+            if obj.appearance is not None:
+                counts = [None if p is None else A.histogram(image[p[0]], p[1]) for p in parts]
+                similarities = [None if c is None else A.similarity(c, obj.appearance) for c in counts]
+            best = P.best_observation(obj.state, obs, self.policy, similarities)
             obj.state, status = P.update(obj.state, None if best is None else obs[best], self.policy, shift)
             mask = np.zeros((height, width), bool)
             obj.mask = mask
             if best is None:
                 results[obj_id] = ObjectResult(obj_id, mask, 0.0, wins[-1].as_tuple(), status, len(wins))
                 continue
-            part = window_mask(out.logits[idx[best]], wins[best], size, thr)
+            part = parts[best]
             if part is not None:
                 mask[part[0]] = part[1]
+            if counts[best] is not None:
+                obj.appearance = A.blend(obj.appearance, counts[best], self.policy.appearance_rate)
             results[obj_id] = ObjectResult(obj_id, mask, obs[best].score, wins[best].as_tuple(), status, len(wins))
         return results

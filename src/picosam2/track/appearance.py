@@ -1,0 +1,62 @@
+"""What a followed object looks like: a colour histogram of its mask's pixels.
+
+A window mask can be a good mask of the wrong thing: an occluder crossing the window, the
+background where the object left the view, a neighbour the window slid onto. Its score and area
+do not tell; its colours do. The tracker keeps a reference histogram of the object's pixels
+(from the first frame, then blended with each accepted frame) and a window mask continues the
+object only when its pixels' histogram is similar enough to the reference
+(:attr:`~picosam2.track.TrackPolicy.appearance_follow`; a stricter
+:attr:`~picosam2.track.TrackPolicy.appearance_reacquire` ends a loss).
+
+Everything up to the similarity is integer arithmetic and the similarity is a sum in a fixed
+order, so the browser port (``demo/static/track.js``) gets the same numbers::
+
+    s     = R + G + B + 1
+    bin   = (min(12 R // s, 7) * 8 + min(12 G // s, 7)) * 4 + (max(R, G, B) * 4 >> 8)   0..255
+            (chromaticity in 8 x 8 cells, which a brightness change leaves alone, and 4 levels
+            of value, which tell black from white)
+    p_i   = counts_i / sum(counts)
+    similarity(counts, ref) = sum over i = 0..255 in order of sqrt(p_i * ref_i)    (Bhattacharyya
+            coefficient: 1 for the same colours, 0 for none in common)
+    blend(ref, counts, rate) = (1 - rate) * ref_i + rate * p_i
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: histogram cells: 8 x 8 chromaticity cells times 4 value levels
+BINS = 256
+
+
+def histogram(pixels: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray | None:
+    """Counts (int64, :data:`BINS`) of the colour cells of ``pixels`` (..., 3 uint8 RGB) where
+    ``mask`` (the same leading shape, bool; None: every pixel) holds; None when no pixel counts."""
+    px = np.asarray(pixels)
+    px = px[np.asarray(mask, bool)] if mask is not None else px.reshape(-1, px.shape[-1])
+    if len(px) == 0:
+        return None
+    px = px[:, :3].astype(np.int32)
+    s = px.sum(axis=1) + 1
+    r = np.minimum(12 * px[:, 0] // s, 7)
+    g = np.minimum(12 * px[:, 1] // s, 7)
+    v = (px.max(axis=1) * 4) >> 8
+    return np.bincount((r * 8 + g) * 4 + v, minlength=BINS).astype(np.int64)
+
+
+def normalised(counts: np.ndarray) -> np.ndarray:
+    """``counts`` as shares (float64, summing to 1)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return counts / float(counts.sum())
+
+
+def similarity(counts: np.ndarray, reference: np.ndarray) -> float:
+    """Bhattacharyya coefficient of the histogram ``counts`` and the ``reference`` shares, in 0..1,
+    summed in bin order (as the browser sums it)."""
+    terms = np.sqrt(normalised(counts) * np.asarray(reference, dtype=np.float64))
+    return float(np.cumsum(terms)[-1])  # a running sum: the browser's order, bit for bit
+
+
+def blend(reference: np.ndarray, counts: np.ndarray, rate: float) -> np.ndarray:
+    """The reference after an accepted frame: ``rate`` of the new shares, the rest the old."""
+    return (1.0 - rate) * np.asarray(reference, dtype=np.float64) + rate * normalised(counts)
