@@ -359,6 +359,34 @@ def test_follow_moves_the_roi_with_the_object_loses_it_and_finds_it_again():
     assert abs(cx - dx) <= 3 and abs(cy - dy) <= 3
 
 
+@pytest.mark.parametrize("checked", [True, False])
+def test_follow_loses_a_mask_whose_colours_changed(checked):
+    """The follow policy's colour check (no model): a still disc, red on grey; from frame 6 the
+    disc's pixels turn blue (the same mask now covers something else). With the check the frames
+    from 6 on say lost and show no mask; with ``appearance_follow = appearance_reacquire = 0`` they
+    stay tracking."""
+    from picosam2.camera.follow import Follow
+    from picosam2.camera.loop import CameraLoop
+    from picosam2.track import TrackPolicy
+
+    policy = TrackPolicy() if checked else TrackPolicy(appearance_follow=0.0, appearance_reacquire=0.0)
+    g = FrameGeometry((320, 240), scaler_crop=(0, 0, 320, 240), sensor_size=(320, 240))
+    loop = CameraLoop(Follow((160.0, 120.0), "point", [96], track_policy=policy))
+    yy, xx = np.mgrid[0:240, 0:320]
+    disc = (xx + 0.5 - 160) ** 2 + (yy + 0.5 - 120) ** 2 <= 30**2
+    states = []
+    for k in range(10):
+        image = np.full((240, 320, 3), 128, np.uint8)
+        image[disc] = (200, 30, 30) if k < 6 else (30, 30, 200)
+        roi = loop.roi(g)
+        r = loop.frame(_disc_sensor((160.0, 120.0), radius=30.0)(roi), g, frame=image)
+        states.append(r.report.state)
+        if r.report.state == "lost":
+            assert not r.mask.any()
+    assert states[:6] == ["tracking"] * 6
+    assert states[6:] == (["lost"] * 4 if checked else ["tracking"] * 4)
+
+
 def test_follow_starts_with_a_sweep_or_a_box_and_speaks_in_sensor_pixels():
     """On a 640 x 480 preview of the full sensor: a click sweeps its sides first (state start),
     the kept frame starts the track; the ROI is the followed window scaled to sensor pixels and

@@ -16,6 +16,10 @@ with the picture: each frame, :func:`picosam2.track.motion.estimate_shift` match
 around the object (weighted by its last mask, pasted into the frame as the tracker does) against
 this one, so :meth:`Follow.observe` needs the frame the window was cut from; without one it falls
 back to the mask's anchor for that frame.
+
+The frame also serves the tracker's colour check (:mod:`picosam2.track.appearance`): the
+first kept mask's pixels give the object's reference colours, and a later window mask continues
+the object only when its pixels look alike; without a frame the check is skipped for that frame.
 """
 
 from __future__ import annotations
@@ -35,14 +39,16 @@ def follow_window(state, frame_size: tuple[int, int], track_policy) -> tuple[int
     return P.next_window(state, tuple(frame_size), track_policy)
 
 
-def follow_step(state, logits, window, score, track_policy, threshold: float = 0.0, shift=None):
+def follow_step(state, logits, window, score, track_policy, threshold: float = 0.0, shift=None, similarity=None):
     """One frame of following: the window mask (``logits`` of ``window``, frame pixels) judged
     and folded into ``state``; ``shift`` the image's motion around the object since the last
-    frame (:func:`picosam2.track.motion.object_shift`, or None). Returns ``(new state, status, accepted)``."""
+    frame (:func:`picosam2.track.motion.object_shift`, or None); ``similarity`` the window mask's
+    colours against the object's (:func:`picosam2.track.appearance.similarity`, or None: not
+    checked). Returns ``(new state, status, accepted)``."""
     from ..track import policy as P
 
     obs = P.observe(logits, window, score, threshold)
-    best = P.best_observation(state, [obs], track_policy)
+    best = P.best_observation(state, [obs], track_policy, None if similarity is None else [similarity])
     new, status = P.update(state, None if best is None else obs, track_policy, shift)
     return new, status, best is not None
 
@@ -72,7 +78,9 @@ class Follow(WindowPolicy):
         from ..track import TrackPolicy
 
         self.track_policy = track_policy or TrackPolicy()
-        self.needs_frame = self.track_policy.motion == "image"
+        # the image motion and the colour check read the frame, not only the window
+        self.needs_frame = self.track_policy.motion == "image" or self.track_policy.uses_appearance
+        self._moves_with_image = self.track_policy.motion == "image"
         self.start_sides = [int(s) for s in start_sides]
         self.calibration, self.frame_size, self.threshold = calibration, frame_size, float(threshold)
         self.settle_frames = len(self.start_sides) + 1 if len(self.start_sides) > 1 and kind != "box" else 1
@@ -98,6 +106,7 @@ class Follow(WindowPolicy):
         self.status = "start"
         self._previous: np.ndarray | None = None  # the last frame (a copy), for the image motion
         self._mask: np.ndarray | None = None  # the last frame's mask of the object (frame pixels)
+        self._appearance: np.ndarray | None = None  # the object's reference colour shares
         self._sweep = None
         if kind != "box" and len(self.start_sides) > 1:
             self._sweep = ScalePolicy(self.start_sides, calibration=self.calibration, frame_size=self.frame_size)
@@ -136,16 +145,24 @@ class Follow(WindowPolicy):
         width, height = geometry.frame_size
         return frame if frame.ndim == 3 and frame.shape[:2] == (height, width) else None
 
-    def _remember(self, frame, logits, window, geometry, accepted: bool):
-        """Keep this frame and the object's mask on it for the next frame's image motion."""
+    def _remember(self, frame, mask, accepted: bool):
+        """Keep this frame and the object's mask on it for the next frame's image motion, and
+        blend the accepted mask's colours into the object's reference."""
+        from ..track import appearance as A
+
         if frame is None:
             self._previous = self._mask = None
             return
-        self._previous = np.array(frame, dtype=np.uint8, copy=True)
-        if accepted:
-            self._mask = window_frame_mask(logits, window, geometry.frame_size, self.threshold)
-        else:
-            self._mask = None
+        self._previous = np.array(frame, dtype=np.uint8, copy=True) if self._moves_with_image else None
+        self._mask = mask if accepted else None
+        if accepted and self.track_policy.uses_appearance:
+            counts = A.histogram(frame, mask)
+            if counts is not None:
+                self._appearance = (
+                    A.normalised(counts)
+                    if self._appearance is None
+                    else A.blend(self._appearance, counts, self.track_policy.appearance_rate)
+                )
 
     def observe(self, logits, score, roi, geometry, frame=None):
         _, why, side = self._plan if self._plan is not None else (roi, "follow", None)
@@ -153,18 +170,25 @@ class Follow(WindowPolicy):
         window = roi_in_frame(roi, geometry)  # the window the network saw, frame pixels (clipped)
         side = side or int(round(max(window[2] - window[0], window[3] - window[1])))
         frame = self._frame(frame, geometry)
+        mask = None if frame is None else window_frame_mask(logits, window, geometry.frame_size, self.threshold)
         if self.state is None:
+            self._appearance = None
             report = self._observe_start(logits, score, window, side, why)
             if self.state is not None:
-                self._remember(frame, logits, window, geometry, True)
+                self._remember(frame, mask, True)
             return report
+        from ..track import appearance as A
         from ..track.motion import object_shift
 
         shift = object_shift(self.state, self._previous, frame, self._mask, self.track_policy)
+        similarity = None
+        if self._appearance is not None and mask is not None:
+            counts = A.histogram(frame, mask)
+            similarity = None if counts is None else A.similarity(counts, self._appearance)
         self.state, self.status, accepted = follow_step(
-            self.state, logits, window, score, self.track_policy, self.threshold, shift
+            self.state, logits, window, score, self.track_policy, self.threshold, shift, similarity
         )
-        self._remember(frame, logits, window, geometry, accepted)
+        self._remember(frame, mask, accepted)
         text = scale_text(side, why, score) + f"; state {self.status}"
         return FrameReport(text, side, why, score, state=self.status, accepted=accepted)
 
