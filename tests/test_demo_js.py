@@ -554,3 +554,259 @@ def test_follower_measures_the_image_motion_as_the_tracker_does():
     assert all(s["status"] == "tracking" for s in want)
     moves = [np.hypot(*s["shift"]) for s in want]
     assert np.mean(moves) > 4  # the object really moved, and the image said so
+
+
+# ---------------------------------------------------------------- the colour check (track.js)
+
+
+def _rgba(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` with an opaque alpha channel, as the page's getImageData gives a frame."""
+    return np.concatenate([rgb, np.full(rgb.shape[:-1] + (1,), 255, np.uint8)], axis=-1)
+
+
+def test_appearance_matches_python_bit_for_bit():
+    """track.js histogram / normalised / similarity / blend of random pixels (RGB and RGBA, every
+    pixel or under a mask, the extremes 0 and 255 included) are appearance.py's: the same counts
+    and the very same doubles; windowHistogram (a window mask's pixels, the window partly or wholly
+    off the image) counts what tracker.py counts from prompts.window_mask."""
+    from picosam2.prompts import Window, window_mask
+    from picosam2.track import appearance as A
+
+    rng = np.random.default_rng(41)
+    cases = []
+    for k in range(30):
+        h, w = int(rng.integers(1, 60)), int(rng.integers(1, 80))
+        if k % 3 == 0:
+            px = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        else:  # few colours, so the similarities are far from 0
+            px = _smooth_frame(rng, h, w)
+        px[0, 0] = (0, 0, 0)
+        px[-1, -1] = (255, 255, 255)
+        if k % 5 == 1:
+            px[:, : w // 2] = (255, 0, 0)
+        mask = None if k % 4 == 0 else rng.random((h, w)) < rng.uniform(0, 0.9)
+        if k == 3:
+            mask[:] = False  # nothing counts: null
+        channels = 4 if k % 2 else 3
+        cases.append((px, mask, channels, float(rng.choice([0.1, 0.25, 0.5, 1.0]))))
+    data = [
+        {"px": _b64(px if c == 3 else _rgba(px)), "mask": None if m is None else _b64(m), "channels": c, "rate": r}
+        for px, m, c, r in cases
+    ]
+    js = run_track_js(
+        """const dec = (s) => Uint8Array.from(Buffer.from(s, 'base64'));
+           const counts = data.map((c) => t.histogram(dec(c.px), c.channels, c.mask === null ? null : dec(c.mask)));
+           const ref = t.normalised(counts[1]);
+           return data.map((c, i) => counts[i] === null ? null : {
+             counts: Array.from(counts[i]), shares: Array.from(t.normalised(counts[i])),
+             similarity: t.similarity(counts[i], ref), blend: Array.from(t.blend(ref, counts[i], c.rate)),
+           });""",
+        data,
+    )
+    ref = A.normalised(A.histogram(cases[1][0], cases[1][1]))
+    sims = []
+    for (px, mask, _, rate), got in zip(cases, js):
+        want = A.histogram(px, mask)
+        if want is None:
+            assert got is None
+            continue
+        assert got["counts"] == want.tolist()
+        assert got["shares"] == A.normalised(want).tolist()
+        assert got["similarity"] == A.similarity(want, ref)  # exact, not close
+        assert got["blend"] == A.blend(ref, want, rate).tolist()
+        sims.append(got["similarity"])
+    assert js[3] is None and max(sims) == pytest.approx(1.0) and 0.1 < np.median(sims) < 0.99  # the range is used
+
+    # a window mask's pixels, as the tracker takes them
+    h, w = 150, 200
+    frame = _smooth_frame(rng, h, w)
+    windows = [(-50, -40, 46, 56), (20, 30, 116, 126), (150, 100, 310, 260), (-60, 20, 140, 220), (10, 10, 450, 450)]
+    windows += [(-300, -300, -100, -100), (250, 10, 346, 106)]  # off the image (left, top, right)
+    logits = [_blob_logits(rng) for _ in windows]
+    for lg in logits:
+        lg[_ellipse(96, 96, 48, 48, 30, 20)] += 6.0  # something there in each
+    js = run_track_js(
+        """const dec = (s) => Uint8Array.from(Buffer.from(s, 'base64'));
+           const lg = Float32Array.from(data.logits.flat());
+           return data.windows.map((win, i) => {
+             const c = t.windowHistogram(dec(data.px), data.w, data.h, 4, lg, i * 96 * 96, 96, win, 0);
+             return c === null ? null : Array.from(c);
+           });""",
+        {"px": _b64(_rgba(frame)), "w": w, "h": h, "windows": windows, "logits": [lg.ravel().tolist() for lg in logits]},
+    )
+    for win, lg, got in zip(windows, logits, js):
+        part = window_mask(lg, Window(*win), (w, h), 0.0)
+        want = None if part is None else A.histogram(frame[part[0]], part[1])
+        assert got == (None if want is None else want.tolist()), win
+    assert sum(g is None for g in js) == 3 and sum(g is not None for g in js) == 4
+
+
+def test_best_observation_with_similarities_matches_python():
+    """best_observation / looks_alike with measured similarities (some not measured: None),
+    chained with update over random sequences with losses and re-acquisitions, probes and several
+    sweep windows: the same choices and states in JS and Python, and the colours decide some."""
+    from picosam2.track import TrackPolicy
+    from picosam2.track import policy as P
+
+    rng = np.random.default_rng(43)
+    runs = []
+    vetoed = 0
+    for policy in (
+        TrackPolicy(),
+        TrackPolicy(sweep_per_frame=3, probe_every=2, appearance_follow=0.3, appearance_reacquire=0.5),
+        TrackPolicy(appearance_follow=0.0, appearance_reacquire=0.9, motion="mask"),
+    ):
+        for _ in range(3):
+            size = (int(rng.integers(300, 1900)), int(rng.integers(300, 1100)))
+            first = P.observe(_blob_logits(rng), (100, 80, 400, 380), 0.9, 0.0)
+            while first.empty:
+                first = P.observe(_blob_logits(rng), (100, 80, 400, 380), 0.9, 0.0)
+            state = P.start_state(first, policy)
+            frames = []
+            for _ in range(50):
+                wins = P.next_windows(state, size, policy)
+                obs = [P.observe(_blob_logits(rng), w, float(rng.uniform(0.3, 1)), 0.0) for w in wins]
+                sims = None if rng.random() < 0.1 else [None if rng.random() < 0.1 else float(rng.random()) for _ in wins]
+                best = P.best_observation(state, obs, policy, sims)
+                vetoed += best != P.best_observation(state, obs, policy)
+                state, status = P.update(state, None if best is None else obs[best], policy)
+                frames.append({"obs": [_obs_dict(o) for o in obs], "sims": sims, "best": best,
+                               "state": _state_dict(state), "status": status})  # fmt: skip
+            runs.append({"policy": dataclasses_asdict(policy), "first": _obs_dict(first), "frames": frames})
+    js = run_track_js(
+        """return data.map((run) => {
+             let state = t.startState(run.first, run.policy);
+             return run.frames.map((f) => {
+               const best = t.bestObservation(state, f.obs, run.policy, f.sims);
+               const [next, status] = t.update(state, best === null ? null : f.obs[best], run.policy);
+               state = next;
+               return {obs: f.obs, sims: f.sims, best, state, status};
+             });
+           });""",
+        runs,
+    )
+    statuses = set()
+    for run, got in zip(runs, js):
+        for k, (want, have) in enumerate(zip(run["frames"], got)):
+            _close(want, have, f"frame {k}")
+            statuses.add(want["status"])
+    assert statuses == {"tracking", "lost", "reacquired"}
+    assert vetoed > 10  # the similarities changed the choice
+
+
+def test_follower_checks_the_colours_as_the_tracker_does():
+    """track.js Follower over RGBA frames (as the page reads them) of a red textured object moving
+    across a blue-green scene, where on some frames the "network" answers a mask slid off the
+    object onto the scene: each window mask's pixels are histogrammed and compared with the
+    object's reference (from the first mask, blended on accepted frames) exactly as
+    picosam2.track.Tracker.update does; the same similarities (to the bit), choices, windows,
+    statuses and states as the Python loop; the off-object masks are refused (lost), the object is
+    re-acquired when its own mask comes back."""
+    from picosam2.prompts import Window, window_mask
+    from picosam2.track import TrackPolicy
+    from picosam2.track import appearance as A
+    from picosam2.track import policy as P
+    from picosam2.track.motion import estimate_shift
+
+    rng = np.random.default_rng(47)
+    h, w, n = 160, 240, 96
+    scene = _smooth_frame(rng, h, w)
+    scene[..., 0] //= 4  # the scene: little red
+    texture = _smooth_frame(rng, 60, 60)
+    texture[..., 0] = 160 + texture[..., 0] // 3  # the object: red
+    path = [(60.0 + 6 * k + rng.uniform(-2, 2), 70.0 + 2 * k) for k in range(16)]
+    slid = {5: 40, 6: 40, 7: 42, 11: -38}  # frame -> the mask's slide (px) off the object
+    policy = TrackPolicy()
+
+    def render(cx, cy):
+        frame = scene.copy()
+        disc = _ellipse(h, w, cx, cy, 22, 22)
+        ys, xs = np.nonzero(disc)
+        frame[ys, xs] = texture[(ys - int(cy) + 30) % 60, (xs - int(cx) + 30) % 60]
+        return frame
+
+    def logits_for(win, cx, cy):
+        u = (np.arange(n) + 0.5) / n
+        xs, ys = win[0] + u * (win[2] - win[0]), win[1] + u * (win[3] - win[1])
+        inside = (xs[None, :] - cx) ** 2 + (ys[:, None] - cy) ** 2 <= 22**2
+        return np.where(inside, 5.0, -5.0).astype(np.float32)
+
+    def paste(logits, win):
+        mask = np.zeros((h, w), bool)
+        part = window_mask(logits, Window(*win), (w, h), 0.0)
+        if part is not None:
+            mask[part[0]] = part[1]
+        return mask
+
+    frames = [render(*c) for c in path]
+    first_win = (20, 30, 116, 126)
+    first_logits = logits_for(first_win, *path[0])
+    first = P.observe(first_logits, first_win, 0.9, 0.0)
+    first_mask = paste(first_logits, first_win)
+
+    # the Python loop, as Tracker.start / Tracker.update run it for one object
+    state, mask, previous = P.start_state(first, policy), first_mask, frames[0]
+    reference = A.normalised(A.histogram(frames[0], first_mask))
+    want, steps = [], []
+    for k in range(1, len(frames)):
+        wins = P.next_windows(state, (w, h), policy)
+        cx, cy = path[k]
+        logits = [logits_for(win, cx + slid.get(k, 0), cy) for win in wins]
+        obs = [P.observe(lg, win, 0.9, 0.0) for lg, win in zip(logits, wins)]
+        shift = estimate_shift(
+            previous, frames[k], mask if mask.any() else None, state.anchor, state.extent,
+            P.motion_radius(state, policy), policy.motion_cells,
+        )  # fmt: skip
+        parts = [None if o.empty else window_mask(lg, Window(*win), (w, h), 0.0) for o, lg, win in zip(obs, logits, wins)]
+        counts = [None if p is None else A.histogram(frames[k][p[0]], p[1]) for p in parts]
+        sims = [None if c is None else A.similarity(c, reference) for c in counts]
+        best = P.best_observation(state, obs, policy, sims)
+        state, status = P.update(state, None if best is None else obs[best], policy, shift)
+        mask = np.zeros((h, w), bool)
+        if best is not None:
+            mask = paste(logits[best], wins[best])
+            if counts[best] is not None:
+                reference = A.blend(reference, counts[best], policy.appearance_rate)
+        previous = frames[k]
+        want.append({"window": list(wins[-1] if best is None else wins[best]), "similarities": sims,
+                     "state": _state_dict(state), "status": status, "reference": reference.tolist()})  # fmt: skip
+        steps.append({"logits": [v for lg in logits for v in lg.ravel().tolist()], "mask": _b64(mask.astype(np.uint8))})
+    js = run_track_js(
+        """const dec = (s) => Uint8Array.from(Buffer.from(s, 'base64'));
+           const {w, h} = data;
+           const frameOf = (k, mask) => {
+             const pixels = dec(data.frames[k]);
+             return {pixels, channels: 4, luma: t.lumaPlane(pixels, w, h, 4), width: w, height: h, mask: () => mask};
+           };
+           const follower = new t.Follower(data.policy);
+           let mask = dec(data.firstMask);
+           const id = follower.start(data.first, frameOf(0, null), mask);
+           const out = data.steps.map((s, i) => {
+             const plan = follower.plan([w, h]);
+             const [r] = follower.observeFrame(plan, Float32Array.from(s.logits), null, 96, 0, frameOf(i + 1, mask));
+             mask = dec(s.mask);  // the page pastes the accepted window's mask
+             const o = follower.objects.get(id);
+             return {window: r.window, similarities: r.similarities, state: o.state, status: r.state,
+                     reference: Array.from(o.appearance)};
+           });
+           // without pixels the colours are not checked
+           const bare = new t.Follower(data.policy);
+           bare.start(data.first, null, null);
+           const [r] = bare.observeFrame(bare.plan([w, h]), Float32Array.from(data.steps[0].logits), null, 96, 0, null);
+           return {out, bare: [r.similarities, bare.objects.get(1).appearance]};""",
+        {
+            "w": w, "h": h, "policy": dataclasses_asdict(policy), "first": _obs_dict(first),
+            "frames": [_b64(_rgba(f)) for f in frames], "firstMask": _b64(first_mask.astype(np.uint8)),
+            "steps": steps,
+        },
+    )  # fmt: skip
+    for k, (a, b) in enumerate(zip(want, js["out"])):
+        assert a["similarities"] == b["similarities"], f"frame {k + 1}"  # exact, not close
+        assert a["reference"] == b["reference"], f"frame {k + 1}"
+        _close(a, b, f"frame {k + 1}")
+    assert js["bare"] == [None, None]
+    statuses = [s["status"] for s in want]
+    assert statuses[4:7] == ["lost"] * 3 and "reacquired" in statuses[7:], statuses
+    assert statuses.count("tracking") >= 8, statuses
+    sims = [s for f in want for s in f["similarities"] if s is not None]
+    assert min(sims) < policy.appearance_follow < policy.appearance_reacquire < max(sims)

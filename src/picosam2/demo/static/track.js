@@ -1,13 +1,17 @@
 // Following objects through video in the browser: a line-by-line port of picosam2/track/policy.py
 // (the window policy: where each frame's window goes, from the masks of the frames before it), of
 // picosam2/track/motion.py (how far the image moved around an object: integer block matching, bit
-// for bit) and of the per-frame loop of picosam2/track/tracker.py. No model: the page (video.js)
+// for bit), of picosam2/track/appearance.py (the colour histogram a window mask's pixels must share
+// with the object's: integer counts, a similarity summed in bin order, the same doubles) and of the
+// per-frame loop of picosam2/track/tracker.py. No model: the page (video.js)
 // cuts the windows and runs the network. tests/test_demo_js.py compares this file with the
 // Python, step by step.
 //
 //   nextWindows(state, size, policy)  -> the frame's windows of one object ([x0, y0, x1, y1])
 //   observe(logits, offset, n, win, score, threshold) -> what one window's mask says
-//   bestObservation(state, observations, policy) -> the index the object takes, or null
+//   bestObservation(state, observations, policy, similarities) -> the index the object takes, or null
+//   histogram(pixels, channels, mask) / windowHistogram(...) -> colour counts of a mask's pixels
+//   similarity(counts, reference), normalised(counts), blend(reference, counts, rate)
 //   estimateShift(previous, current, width, height, mask, anchor, extent, radius, cells)
 //                                     -> [dx, dy]: the image's motion around the anchor (luma planes)
 //   update(state, observation | null, policy, shift) -> [new state, "tracking" | "lost" | "reacquired"]
@@ -16,7 +20,7 @@
 // and observations {area, box: [x0, y0, x1, y1], interior: [x, y], centroid: [x, y],
 // touch: [left, top, right, bottom], score}, all in image pixels, as the Python dataclasses.
 
-import { roundHalfEven } from "./windows.js";
+import { resizeFloat, roundHalfEven } from "./windows.js";
 
 export const STATES = ["tracking", "lost", "reacquired"];
 export const ANCHORS = ["interior", "centroid", "box"];
@@ -57,13 +61,13 @@ export const DEFAULT_POLICY = Object.freeze({
   border_grow: 1.4,
   border_touch: 0.05,
   lost_score: 0.2,
-  area_jump: 4.0,
+  area_jump: 6.0,
   jump: 1.5,
   reacquire_score: 0.4,
   reacquire_area: 2.5,
   coast_decay: 0.8,
   sweep_per_frame: 1,
-  max_lost: 30,
+  max_lost: 11,
   motion: "image",
   motion_cells: 32,
   motion_search: 0.15,
@@ -71,6 +75,9 @@ export const DEFAULT_POLICY = Object.freeze({
   probe_every: 0,
   probe_scale: 1.6,
   probe_margin: 0.05,
+  appearance_follow: 0.6,
+  appearance_reacquire: 0.8,
+  appearance_rate: 0.1,
 });
 
 export const EMPTY = Object.freeze({ area: 0.0, box: [0, 0, 0, 0], interior: [0, 0], centroid: [0, 0], touch: [0, 0, 0, 0], score: 0.0 });
@@ -167,13 +174,28 @@ export function accepts(state, obs, policy = DEFAULT_POLICY) {
   return Math.hypot(ax - px, ay - py) <= policy.jump * state.extent;
 }
 
-/** The accepted observation with the highest score (a following object's main window, index 0,
- * gets probe_margin added), or null. */
-export function bestObservation(state, observations, policy = DEFAULT_POLICY) {
+/** policy.looks_alike: whether a mask whose colours have `similarity` to the object's reference
+ * may continue it (appearance_follow) or end its loss (appearance_reacquire); null: not measured. */
+export function looksAlike(state, similarity, policy = DEFAULT_POLICY) {
+  if (similarity === null || similarity === undefined) return true;
+  return similarity >= (state.lost ? policy.appearance_reacquire : policy.appearance_follow);
+}
+
+/** The accepted observation (accepts, and looksAlike with similarities[i] when `similarities` is
+ * given) with the highest score (a following object's main window, index 0, gets probe_margin
+ * added), or null. */
+export function bestObservation(state, observations, policy = DEFAULT_POLICY, similarities = null) {
   const rank = (i) => observations[i].score + (i === 0 && !state.lost ? policy.probe_margin : 0.0);
   const order = observations.map((_, i) => i).sort((i, j) => rank(j) - rank(i));
-  for (const i of order) if (accepts(state, observations[i], policy)) return i;
+  for (const i of order) {
+    if (accepts(state, observations[i], policy) && (similarities === null || similarities === undefined || looksAlike(state, similarities[i], policy))) return i;
+  }
   return null;
+}
+
+/** TrackPolicy.uses_appearance: whether the window masks' colours are checked. */
+export function usesAppearance(policy = DEFAULT_POLICY) {
+  return policy.appearance_follow > 0 || policy.appearance_reacquire > 0;
 }
 
 export function touches(obs, policy) {
@@ -551,35 +573,139 @@ export function estimateShift(previous, current, width, height, mask, anchor, ex
   return [sx, sy];
 }
 
+// ---------------------------------------------------------------- what the object looks like (appearance.py)
+// A colour histogram of a mask's pixels, in integers: s = R + G + B + 1, bin = (min(12 R // s, 7)
+// * 8 + min(12 G // s, 7)) * 4 + (max(R, G, B) * 4 >> 8) (8 x 8 chromaticity cells, 4 value
+// levels); shares p_i = counts_i / sum; similarity = sum of sqrt(p_i * ref_i) over i = 0..255 in
+// order (the order of numpy's cumsum in appearance.similarity: the same double); blend = (1 -
+// rate) * ref_i + rate * p_i.
+
+/** appearance.BINS: 8 x 8 chromaticity cells times 4 value levels. */
+export const BINS = 256;
+
+/** The colour cell of one pixel. */
+function colourBin(r, g, b) {
+  const s = r + g + b + 1;
+  const cr = Math.min(Math.floor((12 * r) / s), 7);
+  const cg = Math.min(Math.floor((12 * g) / s), 7);
+  return (cr * 8 + cg) * 4 + ((Math.max(r, g, b) * 4) >> 8);
+}
+
+/** appearance.histogram: the counts (Float64Array of BINS integers) of the colour cells of
+ * `pixels` (`channels` bytes a pixel, RGB first: 4 for getImageData's RGBA, 3 for RGB) where
+ * `mask` (one entry a pixel; null: every pixel) is nonzero; null when no pixel counts. */
+export function histogram(pixels, channels = 4, mask = null) {
+  const counts = new Float64Array(BINS);
+  const count = Math.floor(pixels.length / channels);
+  let total = 0;
+  for (let i = 0, j = 0; i < count; i++, j += channels) {
+    if (mask !== null && !mask[i]) continue;
+    counts[colourBin(pixels[j], pixels[j + 1], pixels[j + 2])]++;
+    total++;
+  }
+  return total ? counts : null;
+}
+
+/** The histogram of a window mask's pixels, as tracker.py takes it: the frame's pixels (width x
+ * height, `channels` bytes each) inside the image part of `win` ([x0, y0, x1, y1]) where the n x n
+ * logits at `offset`, resized to the window as pasteMaskInto (and prompts.window_mask) resize
+ * them, are above `threshold`; null when the window misses the image or no pixel counts. */
+export function windowHistogram(pixels, width, height, channels, logits, offset, n, win, threshold = 0.0) {
+  const [x0, y0, x1, y1] = win;
+  const sx0 = Math.max(x0, 0);
+  const sy0 = Math.max(y0, 0);
+  const sx1 = Math.min(x1, width);
+  const sy1 = Math.min(y1, height);
+  if (sx1 <= sx0 || sy1 <= sy0) return null;
+  const ww = x1 - x0;
+  const resized = resizeFloat(logits.subarray(offset, offset + n * n), n, n, ww, y1 - y0);
+  const counts = new Float64Array(BINS);
+  let total = 0;
+  for (let y = sy0; y < sy1; y++) {
+    for (let x = sx0; x < sx1; x++) {
+      if (!(resized[(y - y0) * ww + (x - x0)] > threshold)) continue;
+      const j = (y * width + x) * channels;
+      counts[colourBin(pixels[j], pixels[j + 1], pixels[j + 2])]++;
+      total++;
+    }
+  }
+  return total ? counts : null;
+}
+
+/** appearance.normalised: the counts as shares (summing to 1). */
+export function normalised(counts) {
+  let total = 0;
+  for (let i = 0; i < counts.length; i++) total += counts[i];
+  const out = new Float64Array(counts.length);
+  for (let i = 0; i < counts.length; i++) out[i] = counts[i] / total;
+  return out;
+}
+
+/** appearance.similarity: the Bhattacharyya coefficient of `counts` and the `reference` shares,
+ * summed in bin order. */
+export function similarity(counts, reference) {
+  const p = normalised(counts);
+  let sum = 0.0;
+  for (let i = 0; i < p.length; i++) sum += Math.sqrt(p[i] * reference[i]);
+  return sum;
+}
+
+/** appearance.blend: the reference after an accepted frame (`rate` of the new shares). */
+export function blend(reference, counts, rate) {
+  const p = normalised(counts);
+  const out = new Float64Array(p.length);
+  for (let i = 0; i < p.length; i++) out[i] = (1.0 - rate) * reference[i] + rate * p[i];
+  return out;
+}
+
 // ---------------------------------------------------------------- several objects, one batch
 
 /** The per-frame loop of picosam2.track.Tracker, without the model: `plan(size)` lists every
  * object's windows for this frame (all of them go through the network as one batch), and
  * `observeFrame(plan, logits, scores, n, threshold, frame)` measures each object's image motion
- * (under motion "image"), reads each window's mask, lets the policy decide, and answers per
- * object {id, window, windowIndex, score, state, windows, shift}. `frame` is {luma, width, height,
- * mask(id)}: this frame's luma plane (lumaPlane) and each object's last mask (a width x height
- * array, nonzero on the object; null or empty: unweighted), or null: no image motion this frame.
- * The follower keeps the last frame's luma itself (as the tracker keeps its last frame). */
+ * (under motion "image"), reads each window's mask, checks its colours against the object's
+ * (appearance_follow / appearance_reacquire), lets the policy decide, and answers per object
+ * {id, window, windowIndex, score, state, windows, shift, similarity, similarities}.
+ *
+ * `frame` is this frame: {pixels, channels, width, height, luma, mask(id)}: its pixels (RGBA as
+ * getImageData gives them, channels 4; RGB: 3), its luma plane (lumaPlane; null: no image motion)
+ * and each object's last mask (a width x height array, nonzero on the object; null or empty:
+ * unweighted), or null. Without pixels the colours are not checked that frame (similarities
+ * null, the reference is left as it is), as without luma the image motion is not measured.
+ * The follower keeps the last frame's luma itself (as the tracker keeps its last frame) and, per
+ * object, the reference colour shares: from the first mask's pixels (start), blended with the
+ * accepted window mask's pixels on every frame that has them. */
 export class Follower {
   constructor(policy = DEFAULT_POLICY) {
     this.policy = { ...DEFAULT_POLICY, ...policy };
-    this.objects = new Map(); // id -> {state, status}
+    this.objects = new Map(); // id -> {state, status, appearance: Float64Array shares | null}
     this.nextId = 1;
     this.previous = null; // {luma, width, height}: the last frame, for the image motion
   }
 
-  /** Whether observeFrame uses the frame's pixels (the page then reads them every frame). */
+  /** Whether observeFrame uses the frame's luma (the page then computes it every frame). */
   get usesImage() {
     return this.policy.motion === "image";
   }
 
-  /** Start an object from the observation of its first frame's chosen window; `frame`
-   * ({luma, width, height}, or null) is that frame. */
-  start(obs, frame = null) {
+  /** Whether observeFrame checks the window masks' colours (the page then hands it the pixels). */
+  get usesAppearance() {
+    return usesAppearance(this.policy);
+  }
+
+  /** Start an object from the observation of its first frame's chosen window; `frame` (as in
+   * observeFrame, or null) is that frame and `mask` (width x height, nonzero on the object; the
+   * chosen window's pasted mask) the object on it: its pixels give the reference colours (none
+   * without pixels or mask: that object's colours are then never checked, as in the tracker). */
+  start(obs, frame = null, mask = null) {
     if (isEmpty(obs)) throw new Error("the first frame's mask is empty: click inside the object");
     const id = this.nextId++;
-    this.objects.set(id, { state: startState(obs, this.policy), status: "tracking" });
+    let appearance = null;
+    if (this.usesAppearance && frame && frame.pixels && mask) {
+      const counts = histogram(frame.pixels, frame.channels || 4, mask);
+      appearance = counts === null ? null : normalised(counts);
+    }
+    this.objects.set(id, { state: startState(obs, this.policy), status: "tracking", appearance });
     this.previous = frame && frame.luma ? { luma: frame.luma, width: frame.width, height: frame.height } : null;
     return id;
   }
@@ -614,10 +740,21 @@ export class Follower {
       const obs = windows.map((w, j) => observe(logits, (k + j) * n * n, n, w, scores ? scores[k + j] : null, threshold));
       if (obj) {
         const shift = this.shiftOf(obj.state, id, frame);
-        const best = bestObservation(obj.state, obs, this.policy);
+        // tracker.py: each non-empty window's pasted mask, its pixels' histogram, its similarity
+        let counts = null;
+        let similarities = null;
+        if (obj.appearance && frame && frame.pixels) {
+          const channels = frame.channels || 4;
+          counts = windows.map((w, j) =>
+            isEmpty(obs[j]) ? null : windowHistogram(frame.pixels, frame.width, frame.height, channels, logits, (k + j) * n * n, n, w, threshold),
+          );
+          similarities = counts.map((c) => (c === null ? null : similarity(c, obj.appearance)));
+        }
+        const best = bestObservation(obj.state, obs, this.policy, similarities);
         const [state, status] = update(obj.state, best === null ? null : obs[best], this.policy, shift);
         obj.state = state;
         obj.status = status;
+        if (best !== null && counts !== null && counts[best] !== null) obj.appearance = blend(obj.appearance, counts[best], this.policy.appearance_rate);
         out.push({
           id,
           window: best === null ? windows[windows.length - 1] : windows[best],
@@ -626,6 +763,8 @@ export class Follower {
           state: status,
           windows: windows.length,
           shift,
+          similarity: best === null || similarities === null ? null : similarities[best],
+          similarities,
         });
       }
       k += windows.length;

@@ -4,6 +4,8 @@
 // of picosam2.track (track.js). Under the policy's image motion (the default) each object's window
 // moves with the picture: the follower matches the last frame's luma around the object, weighted
 // by the object's last mask, against this frame's (a few thousand blocks an object and frame).
+// A window mask continues an object only when its pixels' colours are close enough to the
+// object's (a histogram kept from the clicked mask on, as picosam2.track.Tracker keeps it).
 //
 // Frames: a clip is processed frame by frame (the video pauses while a frame is segmented, so no
 // frame is skipped and the result is what `picosam2 track` computes on the clip); the webcam is
@@ -84,6 +86,10 @@ const hooks = {
   },
   timing: () => state.last,
   states: () => [...state.follower.objects].map(([id, o]) => ({ id, ...o.state })),
+  appearance: (id) => {
+    const o = state.follower.objects.get(id);
+    return o && o.appearance ? Array.from(o.appearance) : null;
+  },
   rgbaBase64: () => {
     const b = new Uint8Array(state.rgba.buffer, state.rgba.byteOffset, state.rgba.byteLength);
     let s = "";
@@ -288,7 +294,7 @@ async function segmentFrame() {
     wins.forEach(([x0, y0, x1, y1], i) => normalizeInto(input, i * plane, cropImage(state.rgba, state.width, state.height, { x0, y0, x1, y1 }, n, info.pad_rgb, info.reducing_gap), n, info.mean, info.std));
     const out = await m.run(input, wins.length, n);
     networkMs = out.ms;
-    const results = state.follower.observeFrame(plan, out.logits, out.iou, n, info.threshold || 0, motionFrame());
+    const results = state.follower.observeFrame(plan, out.logits, out.iou, n, info.threshold || 0, trackFrame());
     for (const r of results) {
       const o = state.objects.get(r.id);
       if (!o) continue;
@@ -307,12 +313,20 @@ async function segmentFrame() {
   drawObjects();
 }
 
-/** This frame for the follower's image motion: its luma and each object's last mask (null when
- * the policy follows the masks alone). */
-function motionFrame() {
-  if (!state.follower.usesImage) return null;
+/** This frame for the follower: its pixels (the colour check), its luma and each object's last
+ * mask (the image motion); null when the policy needs neither. */
+function trackFrame() {
+  const f = state.follower;
+  if (!f.usesImage && !f.usesAppearance) return null;
   const { width, height } = state;
-  return { luma: lumaPlane(state.rgba, width, height, 4), width, height, mask: (id) => (state.objects.has(id) ? state.objects.get(id).mask : null) };
+  return {
+    pixels: f.usesAppearance ? state.rgba : null,
+    channels: 4,
+    luma: f.usesImage ? lumaPlane(state.rgba, width, height, 4) : null,
+    width,
+    height,
+    mask: (id) => (state.objects.has(id) ? state.objects.get(id).mask : null),
+  };
 }
 
 function fps() {
@@ -333,7 +347,7 @@ async function addObject(x, y) {
   const plane = 3 * n * n;
   const cfg = { ...info, point_scales: (info.browser && info.browser.point_scales) || info.point_scales };
   const wins = candidateWindows({ kind: "point", x, y }, state.width, state.height, cfg);
-  const frame = motionFrame(); // the clicked frame: where the object's image motion starts from
+  const frame = trackFrame(); // the clicked frame: the object's first colours, where its image motion starts from
   const input = new Float32Array(wins.length * plane);
   wins.forEach((w, i) => normalizeInto(input, i * plane, cropImage(state.rgba, state.width, state.height, w, n, info.pad_rgb, info.reducing_gap), n, info.mean, info.std));
   const out = await m.run(input, wins.length, n);
@@ -344,15 +358,15 @@ async function addObject(x, y) {
   const w = wins[best];
   const win = [w.x0, w.y0, w.x1, w.y1];
   const obs = observe(out.logits, offsets[best], n, win, scores ? scores[best] : null, info.threshold || 0);
+  const mask = new Uint8Array(state.width * state.height);
+  pasteMaskInto(mask, state.width, state.height, out.logits.subarray(offsets[best], offsets[best] + n * n), n, w, info.threshold || 0);
   let id;
   try {
-    id = state.follower.start(obs, frame);
+    id = state.follower.start(obs, frame, mask);
   } catch (err) {
     setStatus(err.message);
     return;
   }
-  const mask = new Uint8Array(state.width * state.height);
-  pasteMaskInto(mask, state.width, state.height, out.logits.subarray(offsets[best], offsets[best] + n * n), n, w, info.threshold || 0);
   const color = COLORS[(id - 1) % COLORS.length];
   state.objects.set(id, { color, mask, result: { id, window: win, windowIndex: best, score: obs.score, state: "tracking", windows: wins.length, frame: state.frames } });
   drawObjects();
