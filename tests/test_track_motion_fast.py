@@ -251,12 +251,13 @@ def test_templates_kept_between_frames_give_object_shift():
         extent = state.extent if k < 6 else state.extent * 1.07
         state = P.TrackState(anchor=(state.anchor[0] + shift[0], state.anchor[1] + shift[1]), extent=extent)
         mask = np.roll(mask, (round(shift[1]), round(shift[0])), axis=(0, 1)) if k % 3 else np.zeros_like(mask)
-        fine = M.block_side(state.extent, policy.motion_cells)
-        half = max(2, math.ceil(state.extent / (2 * fine)))
-        i0, j0 = math.floor(state.anchor[1] / fine) - half, math.floor(state.anchor[0] / fine) - half
-        reused += seen.lookup(frame, fine, i0, j0, 2 * half + 1) is not None
-        assert seen.lookup(frame.copy(), fine, i0, j0, 2 * half + 1) is None  # another frame: never
         template = M.object_template(state, frame, mask, policy, known=seen)
+        fresh = M.object_template(state, frame, mask, policy)
+        for grid, want in ((template.coarse, fresh.coarse), (template.fine, fresh.fine)):
+            assert (grid.f, grid.i0, grid.j0) == (want.f, want.i0, want.j0)
+            assert np.array_equal(grid.values, want.values) and np.array_equal(grid.weights, want.weights)
+            reused += seen.lookup(frame, grid.f, grid.i0, grid.j0, *grid.values.shape) is not None
+            assert seen.lookup(frame.copy(), grid.f, grid.i0, grid.j0, *grid.values.shape) is None  # another frame
         previous = frame
     assert reused >= 3
     assert M.template_shift(state, template, frames[0][1:], policy) == (None, None)  # another size

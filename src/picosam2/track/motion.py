@@ -186,23 +186,24 @@ def _blocks(frame: np.ndarray, mask: np.ndarray | None, f: int, i0: int, j0: int
     return values, None if mask is None else _weights(mask, f, i0, j0, n_i, n_j)
 
 
-#: the template side (in blocks) up to which the costs' terms are summed as int32: every term,
-#: at most 2 * 255 * 16 n^2 in size, fits
-_INT32_SIDE = 500
+#: the template blocks up to which the costs' terms are summed as int32: every term, at most
+#: 2 * 255 * 16 * blocks in size, fits
+_INT32_BLOCKS = 250_000
 
 
 def _costs(c_values: np.ndarray, t_values: np.ndarray, weights: np.ndarray, r: int) -> np.ndarray:
     """cost(d) for every |dx|, |dy| <= r ((2r + 1)^2 int64): the template's blocks (values
-    ``t_values``, ``weights``, n x n) against the current blocks ``c_values`` (n + 2r a side)."""
-    n, a = t_values.shape[0], 2 * r + 1
+    ``t_values``, ``weights``, n_i x n_j) against the current blocks ``c_values`` ((n_i + 2r) x
+    (n_j + 2r))."""
+    (n_i, n_j), a = t_values.shape, 2 * r + 1
     total = int(weights.sum())
     template = total * t_values - int((weights * t_values).sum())
-    work = np.int32 if n <= _INT32_SIDE else np.int64
+    work = np.int32 if t_values.size <= _INT32_BLOCKS else np.int64
     # y_b(d) = N C_{b+d} - (N T_b - S_T); sum_b w_b y_b(d) = N S_C(d), as sum_b w_b (N T_b - S_T) = 0
     scaled = (total * c_values).astype(work)
     s0, s1 = scaled.strides
-    views = np.lib.stride_tricks.as_strided(scaled, (a, a, n, n), (s0, s1, s0, s1), writeable=False)
-    y = np.subtract(views, template.astype(work)).reshape(a * a, n * n)
+    views = np.lib.stride_tricks.as_strided(scaled, (a, a, n_i, n_j), (s0, s1, s0, s1), writeable=False)
+    y = np.subtract(views, template.astype(work)).reshape(a * a, n_i * n_j)
     w = weights.ravel().astype(work)
     s_c = np.einsum("dj,j->d", y, w, dtype=np.int64) // total
     y -= s_c.astype(work)[:, None]
@@ -225,8 +226,9 @@ def _least(costs: np.ndarray, r: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class _Grid:
-    """The template's blocks of side ``f``: the n x n blocks from block (i0, j0), n = 2 half + 1,
-    their values and weights (all 1 when the mask gave fewer than FULL_WEIGHT)."""
+    """The template's blocks of side ``f`` that weigh anything: the n_i x n_j blocks from block
+    (i0, j0), their values and weights (all 1 when the mask gave fewer than FULL_WEIGHT). Blocks of
+    weight 0 add nothing to any cost, so the template is cut to the box of those that weigh."""
 
     f: int
     i0: int
@@ -257,27 +259,32 @@ class FrameBlocks:
     frame: np.ndarray
     regions: tuple[tuple[int, int, int, np.ndarray], ...]  #: (f, i0, j0, values)
 
-    def lookup(self, frame: np.ndarray, f: int, i0: int, j0: int, n: int) -> np.ndarray | None:
-        """The n x n block values of side ``f`` from block (i0, j0), when known for ``frame``."""
+    def lookup(self, frame: np.ndarray, f: int, i0: int, j0: int, n_i: int, n_j: int) -> np.ndarray | None:
+        """The n_i x n_j block values of side ``f`` from block (i0, j0), when known for ``frame``."""
         if frame is not self.frame:
             return None
         for side, a, b, values in self.regions:
-            if side == f and a <= i0 and b <= j0 and i0 + n <= a + values.shape[0] and j0 + n <= b + values.shape[1]:
-                return values[i0 - a : i0 - a + n, j0 - b : j0 - b + n]
+            h, w = values.shape
+            if side == f and a <= i0 and b <= j0 and i0 + n_i <= a + h and j0 + n_j <= b + w:
+                return values[i0 - a : i0 - a + n_i, j0 - b : j0 - b + n_j]
         return None
 
 
 def _grid(frame, mask, anchor, extent: float, f: int, known: FrameBlocks | None) -> _Grid:
     half = max(2, int(math.ceil(extent / (2.0 * f))))
     i0, j0 = int(math.floor(anchor[1] / f)) - half, int(math.floor(anchor[0] / f)) - half
-    n = 2 * half + 1
-    values = None if known is None else known.lookup(frame, f, i0, j0, n)
-    if values is None:
-        values, weights = _blocks(frame, mask, f, i0, j0, n, n)
-    else:
-        weights = None if mask is None else _weights(mask, f, i0, j0, n, n)
+    n_i = n_j = 2 * half + 1
+    weights = None if mask is None else _weights(mask, f, i0, j0, n_i, n_j)
     if weights is None or int(weights.sum()) < FULL_WEIGHT:
-        weights = np.ones_like(values)
+        weights = np.ones((n_i, n_j), np.int64)
+    else:  # the box of the blocks that weigh
+        rows, cols = np.flatnonzero(weights.any(axis=1)), np.flatnonzero(weights.any(axis=0))
+        t, b, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        weights = weights[t:b, left:right]
+        i0, j0, n_i, n_j = i0 + t, j0 + left, b - t, right - left
+    values = None if known is None else known.lookup(frame, f, i0, j0, n_i, n_j)
+    if values is None:
+        values, _ = _blocks(frame, None, f, i0, j0, n_i, n_j)
     return _Grid(f, i0, j0, values, weights)
 
 
@@ -307,10 +314,10 @@ def _search(grid: _Grid, current, centre, r):
     """Block shift (dx, dy) of side ``grid.f`` with the least cost among those within ``r``
     blocks of ``centre`` (in blocks), the costs, the index of the least, and the current frame's
     blocks read (f, i0, j0, values)."""
-    f, n = grid.f, grid.values.shape[0]
+    f, (n_i, n_j) = grid.f, grid.values.shape
     cx, cy = centre
     i0, j0 = grid.i0 - r + cy, grid.j0 - r + cx
-    c_values, _ = _blocks(current, None, f, i0, j0, n + 2 * r, n + 2 * r)
+    c_values, _ = _blocks(current, None, f, i0, j0, n_i + 2 * r, n_j + 2 * r)
     costs = _costs(c_values, grid.values, grid.weights, r)
     dx, dy = _least(costs, r)
     return cx + dx - r, cy + dy - r, costs, dx, dy, (f, i0, j0, c_values)
