@@ -632,7 +632,13 @@ def test_appearance_matches_python_bit_for_bit():
              const c = t.windowHistogram(dec(data.px), data.w, data.h, 4, lg, i * 96 * 96, 96, win, 0);
              return c === null ? null : Array.from(c);
            });""",
-        {"px": _b64(_rgba(frame)), "w": w, "h": h, "windows": windows, "logits": [lg.ravel().tolist() for lg in logits]},
+        {
+            "px": _b64(_rgba(frame)),
+            "w": w,
+            "h": h,
+            "windows": windows,
+            "logits": [lg.ravel().tolist() for lg in logits],
+        },
     )
     for win, lg, got in zip(windows, logits, js):
         part = window_mask(lg, Window(*win), (w, h), 0.0)
@@ -666,7 +672,9 @@ def test_best_observation_with_similarities_matches_python():
             for _ in range(50):
                 wins = P.next_windows(state, size, policy)
                 obs = [P.observe(_blob_logits(rng), w, float(rng.uniform(0.3, 1)), 0.0) for w in wins]
-                sims = None if rng.random() < 0.1 else [None if rng.random() < 0.1 else float(rng.random()) for _ in wins]
+                sims = (
+                    None if rng.random() < 0.1 else [None if rng.random() < 0.1 else float(rng.random()) for _ in wins]
+                )
                 best = P.best_observation(state, obs, policy, sims)
                 vetoed += best != P.best_observation(state, obs, policy)
                 state, status = P.update(state, None if best is None else obs[best], policy)
@@ -757,7 +765,9 @@ def test_follower_checks_the_colours_as_the_tracker_does():
             previous, frames[k], mask if mask.any() else None, state.anchor, state.extent,
             P.motion_radius(state, policy), policy.motion_cells,
         )  # fmt: skip
-        parts = [None if o.empty else window_mask(lg, Window(*win), (w, h), 0.0) for o, lg, win in zip(obs, logits, wins)]
+        parts = [
+            None if o.empty else window_mask(lg, Window(*win), (w, h), 0.0) for o, lg, win in zip(obs, logits, wins)
+        ]
         counts = [None if p is None else A.histogram(frames[k][p[0]], p[1]) for p in parts]
         sims = [None if c is None else A.similarity(c, reference) for c in counts]
         best = P.best_observation(state, obs, policy, sims)

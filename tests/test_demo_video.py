@@ -143,11 +143,14 @@ def test_uploaded_clip_is_followed_as_the_python_tracker_does(video_server, vide
     (track.js + windows.js + onnxruntime-web) is the one picosam2.track.Tracker picks on the same
     decoded pixels, one window per frame, and the image's motion the page measured (from its
     last frame and the object's last mask) is motion.estimate_shift's on those pixels, to the
-    bit; then Play runs to the end; nothing is uploaded."""
+    bit; the colours of its window mask are checked as the tracker checks them (the object's
+    reference histogram from the clicked mask, blended with each accepted mask's pixels: to the
+    bit on the page's masks); then Play runs to the end; nothing is uploaded."""
     from playwright.sync_api import sync_playwright
 
-    from picosam2.prompts import Window, paste_logits
+    from picosam2.prompts import Window, paste_logits, window_mask
     from picosam2.track import Tracker, TrackPolicy
+    from picosam2.track import appearance as A
     from picosam2.track import policy as P
     from picosam2.track.motion import estimate_shift
 
@@ -181,9 +184,18 @@ def test_uploaded_clip_is_followed_as_the_python_tracker_does(video_server, vide
             assert first["window"] == list(ref.window) and first["state"] == "tracking"
             policy = TrackPolicy(**info["track_policy"])
             predictor = tracker.predictor
-            assert policy.motion == "image"
-            statuses, ious, shifts = [], [], []
+            assert policy.motion == "image" and policy.uses_appearance
+            appearance = lambda: np.array(page.evaluate(f"() => window.picosam2Video.appearance({first['id']})"))  # noqa: E731
+            # the object's colours: the clicked mask's pixels (the page's mask; the tracker's, to
+            # the float rounding of the two runtimes' logits)
+            reference = appearance()
+            assert (
+                reference.tolist() == A.normalised(A.histogram(page_rgb(page), page_mask(page, first["id"]))).tolist()
+            )
+            assert np.abs(reference - tracker._objects[ref.obj_id].appearance).sum() < 0.05
+            statuses, ious, shifts, sims = [], [], [], []
             for k in range(1, 9):
+                reference = appearance()
                 (prev,) = page.evaluate("() => window.picosam2Video.states()")
                 prev = P.TrackState(**{f: tuple(v) if isinstance(v, list) else v for f, v in prev.items() if f != "id"})
                 # what the page keeps for the image motion: the frame on screen and the object's mask on it
@@ -201,7 +213,12 @@ def test_uploaded_clip_is_followed_as_the_python_tracker_does(video_server, vide
                 frame = page_rgb(page)
                 out = predictor.run_windows(frame, [Window(*win)])
                 obs = P.observe(out.logits[0], win, None if out.scores is None else float(out.scores[0]))
-                best = P.best_observation(prev, [obs], policy)
+                part = None if obs.empty else window_mask(out.logits[0], Window(*win), CLIP_SIZE)
+                counts = None if part is None else A.histogram(frame[part[0]], part[1])
+                sim = None if counts is None else A.similarity(counts, reference)
+                (page_sim,) = got["similarities"]
+                assert (page_sim is None) == (sim is None) and (sim is None or page_sim == pytest.approx(sim, abs=0.02))
+                best = P.best_observation(prev, [obs], policy, [sim])
                 weights = last_mask if last_mask.any() else None
                 shift = estimate_shift(
                     last_frame, frame, weights, prev.anchor, prev.extent, P.motion_radius(prev, policy),
@@ -218,7 +235,15 @@ def test_uploaded_clip_is_followed_as_the_python_tracker_does(video_server, vide
                 want = paste_logits(out.logits[0], Window(*win), CLIP_SIZE) > 0
                 mask = page_mask(page, got["id"])
                 ious.append((mask & want).sum() / max(1, (mask | want).sum()))
-            assert sum(s == "tracking" for s, _ in statuses) >= 6, statuses
+                if got["windowIndex"] is not None:  # accepted: its mask's colours, blended in, to the bit
+                    mine = A.histogram(frame, mask)
+                    assert got["similarity"] == A.similarity(mine, reference)
+                    assert appearance().tolist() == A.blend(reference, mine, policy.appearance_rate).tolist()
+                else:
+                    assert appearance().tolist() == reference.tolist()
+                sims.append(page_sim)
+            assert sum(s == "tracking" for s, _ in statuses) >= 6, (statuses, sims)
+            assert all(s is not None and 0 < s < 1 for s in sims), sims  # the colours were checked every frame
             # the camera pans PAN_PX a frame: the first step, while the untrained model's mask is
             # still the dog's size, measures the scene moving left by that much (later its lenient
             # masks grow past the frame, and a match that large says less)
