@@ -468,7 +468,8 @@ def test_follower_measures_the_image_motion_as_the_tracker_does():
     """track.js Follower over frames of a textured object moving across a textured scene: each
     frame it matches the last frame's luma (weighted by the object's last mask, as the page keeps
     it) against this one and folds the shift into the policy, as picosam2.track.Tracker does: the
-    same shifts, windows and states as the Python loop; without a frame, no shift."""
+    same shifts, windows and states as the Python loop; without a frame, no shift. (Its frames
+    carry luma only, so the colours go unchecked: test_follower_checks_the_colours_as_the_tracker_does.)"""
     from picosam2.prompts import Window, window_mask
     from picosam2.track import TrackPolicy
     from picosam2.track import policy as P
