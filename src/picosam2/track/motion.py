@@ -202,7 +202,7 @@ def _costs(c_values: np.ndarray, t_values: np.ndarray, weights: np.ndarray, r: i
     # y_b(d) = N C_{b+d} - (N T_b - S_T); sum_b w_b y_b(d) = N S_C(d), as sum_b w_b (N T_b - S_T) = 0
     scaled = (total * c_values).astype(work)
     s0, s1 = scaled.strides
-    views = np.lib.stride_tricks.as_strided(scaled, (a, a, n_i, n_j), (s0, s1, s0, s1), writeable=False)
+    views = np.ndarray((a, a, n_i, n_j), work, scaled, 0, (s0, s1, s0, s1))  # views[dy, dx] = window at d
     y = np.subtract(views, template.astype(work)).reshape(a * a, n_i * n_j)
     w = weights.ravel().astype(work)
     s_c = np.einsum("dj,j->d", y, w, dtype=np.int64) // total
