@@ -271,6 +271,8 @@ class FrameBlocks:
 
 
 def _grid(frame, mask, anchor, extent: float, f: int, known: FrameBlocks | None) -> _Grid:
+    """The template's blocks of side ``f``: those within ``half`` of the anchor's block, weighted
+    by ``mask`` and cut to the box of those that weigh (all of them when unweighted)."""
     half = max(2, int(math.ceil(extent / (2.0 * f))))
     i0, j0 = int(math.floor(anchor[1] / f)) - half, int(math.floor(anchor[0] / f)) - half
     n_i = n_j = 2 * half + 1
