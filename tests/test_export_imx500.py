@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import quick_java, run_cli
 from export_helpers import centred_model, torch_logits
 from picosam2.export.calibration import load_bundled, to_model_input
 from picosam2.export.imx500 import (
@@ -41,6 +41,35 @@ def _need(ok: bool, what: str):
 @pytest.fixture(scope="module")
 def model():
     return centred_model(seed=2)
+
+
+@pytest.fixture(scope="module")
+def sensor_package(tmp_path_factory):
+    """``picosam2 export --format imx500`` of the shipped weights (MCT, then imxconv-pt): run once
+    (a minute or more) for the tests that read the package."""
+    _need(HAVE_MCT, "the imx500 extra")
+    _need(HAVE_JAVA, "Java >= 17")
+    out = tmp_path_factory.mktemp("imx500") / "pkg"
+    with pytest.MonkeyPatch.context() as mp:
+        quick_java(mp)
+        r = run_cli("export", "--format", "imx500", "--out", str(out), "--calib-count", "8")
+    return out, r
+
+
+@pytest.fixture(scope="module")
+def shipped_mct_onnx(request, tmp_path_factory):
+    """The MCT-quantized ONNX of the shipped weights (which carry the quality head): the sensor
+    package's when Java is here, else MCT alone."""
+    _need(HAVE_MCT, "the imx500 extra")
+    if HAVE_JAVA:
+        out, r = request.getfixturevalue("sensor_package")
+        assert r.returncode == 0, r.stderr[-2000:]
+        return out / "picosam2.onnx"
+    from picosam2.export.imx500 import export_imx500
+    from picosam2.models import from_pretrained
+
+    out = tmp_path_factory.mktemp("mct")
+    return export_imx500(from_pretrained().eval(), out, calib_count=8, convert_model=False).onnx_path
 
 
 def test_sensor_model_takes_raw_pixels(model):
@@ -126,7 +155,8 @@ def test_mct_ptq_onnx_agrees_and_runs_in_the_camera_loop(model, tmp_path, sample
     assert res.onnx_path.exists() and res.memory is None and res.seconds["mct_ptq"] > 0
     info = json.loads((tmp_path / "export_info.json").read_text())
     assert info["normalize_in_model"] is True and info["calib_count"] == 16
-    held_out = load_bundled()[64:96]
+    # 16 windows (147,456 logits): the MCT ONNX runs its quantizers in Python, about 0.6 s a window
+    held_out = load_bundled()[64:80]
     ref = torch_logits(model, to_model_input(held_out, model.config))
     out = load_backend(res.onnx_path)(to_model_input(held_out, model.config)).logits
     # A random network's logits all sit close to the mask threshold, so mask IoU would mostly
@@ -146,16 +176,13 @@ def test_mct_ptq_onnx_agrees_and_runs_in_the_camera_loop(model, tmp_path, sample
 
 
 @pytest.mark.imx500
-def test_imx500_cli_writes_the_sensor_package(tmp_path):
+def test_imx500_cli_writes_the_sensor_package(sensor_package):
     """The whole path CI keeps alive: shipped weights -> MCT -> imxconv-pt -> packerOut.zip. The
     shipped weights carry the quality head, so this is also the converter taking it: two outputs
     in dnnParams.xml, and the package fits."""
-    _need(HAVE_MCT, "the imx500 extra")
-    _need(HAVE_JAVA, "Java >= 17")
     from picosam2.camera.core import read_dnn_params
 
-    out = tmp_path / "pkg"
-    r = run_cli("export", "--format", "imx500", "--out", str(out), "--calib-count", "8")
+    out, r = sensor_package
     assert r.returncode == 0, r.stderr[-2000:]
     for name in ("packerOut.zip", "dnnParams.xml", "picosam2_MemoryReport.json", "picosam2.onnx"):
         assert (out / name).stat().st_size > 0, name
@@ -172,21 +199,24 @@ def test_imx500_cli_writes_the_sensor_package(tmp_path):
 
 
 @pytest.mark.imx500
-def test_quality_head_goes_through_mct(tmp_path):
-    """MCT PTQ of a quality-head model: its ONNX has both outputs, the camera loop's backend reads
-    the score, and the quantized scores follow the fp32 ones; MCT's QAT fine-tuning runs on it."""
-    _need(HAVE_MCT, "the imx500 extra")
-    from picosam2.export.imx500 import export_imx500, qat_finetune, run_torch
+def test_quality_head_goes_through_mct(shipped_mct_onnx):
+    """MCT PTQ of a quality-head model (the shipped weights, in the sensor package): its ONNX has
+    both outputs, the camera loop's backend reads the score, and the quantized scores follow the
+    fp32 ones; MCT's QAT fine-tuning runs on a quality-head model."""
+    from picosam2.export.imx500 import qat_finetune, run_torch
+    from picosam2.models import from_pretrained
     from picosam2.runtime import TorchBackend, load_backend
 
-    model = centred_model(seed=2, arch="picosam2-q")
-    res = export_imx500(model, tmp_path, calib_count=16, convert_model=False)
-    x = to_model_input(load_bundled()[64:96], model.config)
-    ref = TorchBackend(model)(x)
-    out = load_backend(res.onnx_path)(x)
-    assert out.scores is not None and out.scores.shape == (32,)
+    shipped = from_pretrained().eval()
+    assert shipped.config.quality_head
+    x = to_model_input(load_bundled()[64:80], shipped.config)
+    ref = TorchBackend(shipped)(x)
+    out = load_backend(shipped_mct_onnx)(x)
+    assert out.scores is not None and out.scores.shape == (16,)
     assert np.corrcoef(ref.logits.ravel(), out.logits.ravel())[0, 1] > 0.95
+    assert ref.scores.std() > 0.02  # scores that differ from window to window, to follow
     assert np.corrcoef(ref.scores, out.scores)[0, 1] > 0.8
+    model = centred_model(seed=2, arch="picosam2-q")
     net = sensor_model(model)
     data = sensor_input(load_bundled(8), model.config)
     logits, iou = run_torch(qat_finetune(net, data, steps=2, batch=4, log_every=0), data[:2], scores=True)

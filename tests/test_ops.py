@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, SAMPLES, run_cli
+from conftest import FIXTURES, SAMPLES, quick_java, run_cli
 from ops_helpers import (
     active_fingerprint,
     blur,
@@ -398,7 +398,7 @@ def test_quality_score_is_logged_and_monitored_when_the_network_has_one(tmp_path
 
 @pytest.mark.slow
 @pytest.mark.imx500
-def test_full_bundle_with_the_sensor_package(tmp_path):
+def test_full_bundle_with_the_sensor_package(tmp_path, monkeypatch):
     """The release path with Sony's converter: MCT + imxconv-pt inside `bundle create`, then
     verify and install (the health check opens packerOut.zip)."""
     import importlib.util
@@ -411,6 +411,7 @@ def test_full_bundle_with_the_sensor_package(tmp_path):
         pytest.skip("the imx500 extra is not installed")
     if (java_version() or 0) < 17:
         pytest.skip("Java >= 17 not on PATH")
+    quick_java(monkeypatch)
     key, pub = write_keypair(tmp_path, "k")
     (tmp_path / "paper.json").write_text('{"protocol": "paper", "miou": 45.2}')
     (tmp_path / "full.json").write_text('{"protocol": "full", "miou": 39.1}')
