@@ -50,9 +50,15 @@ def test_full_size_peer_config_is_hiera_tiny_shape():
 
 @pytest.fixture(scope="module")
 def quick_result():
-    from picosam2.bench.suite import run_bench
+    """``bench --quick`` on one thread, each figure the median of 3 timed calls after 1 warm-up
+    call (plus the latency's timed warm-up) instead of 8 to 24 after 10: the tests read the
+    result's forms, keys and ratios, which do not depend on how many calls a median takes."""
+    from picosam2.bench import suite
 
-    return run_bench(quick=True, peers=False, imx500=False)
+    median_ms = suite.median_ms
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(suite, "median_ms", lambda fn, repeats, **kw: median_ms(fn, min(repeats, 3), **{"warmup": 1, **kw}))
+        return suite.run_bench(threads=1, quick=True, peers=False, imx500=False)
 
 
 def test_bench_result_is_consistent(quick_result):
