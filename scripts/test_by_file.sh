@@ -5,9 +5,9 @@
 #
 # Files run PICOSAM2_TEST_JOBS at a time (default 2), the longest first so that the short ones fill
 # in around them; the browser files (Chromium) run afterwards, one at a time, with nothing else
-# beside them. Each file's output is printed as one block when that file finishes. Files that run
-# side by side get the cores shared out (OMP_NUM_THREADS, unless set): torch's threads spin while
-# they wait, so two files each using every core would slow each other down many times over.
+# beside them. Each file's output is printed as one block when that file finishes. OpenMP's
+# threads (torch's) sleep while they wait instead of spinning (OMP_WAIT_POLICY=PASSIVE, unless set):
+# spinning threads of two files on the same cores slow each other down several times over.
 # Usage: scripts/test_by_file.sh PYTHON [PYTEST_ARGS...]
 set -uo pipefail
 PY="$1"; shift
@@ -38,7 +38,7 @@ start=$(date +%s)
 run_one() {  # FILE LOG: the file's pytest run; its exit status and seconds go to LOG.rc
     local t0
     t0=$(date +%s)
-    env ${THREADS:+OMP_NUM_THREADS=$THREADS} "$PY" -m pytest -q -p no:cacheprovider "${@:3}" "$1" >"$2" 2>&1
+    "$PY" -m pytest -q -p no:cacheprovider "${@:3}" "$1" >"$2" 2>&1
     echo "$? $(( $(date +%s) - t0 ))" >"$2.rc"
 }
 
@@ -70,13 +70,8 @@ run_files() {  # MAX FILE...: run the files, at most MAX at a time
 }
 
 ARGS=("$@")
-THREADS=
-if [ "$JOBS" -gt 1 ] && [ -z "${OMP_NUM_THREADS:-}" ]; then
-    THREADS=$(( $(nproc) / JOBS ))
-    [ "$THREADS" -ge 1 ] || THREADS=1
-fi
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 run_files "$JOBS" "${first[@]}" "${rest[@]}"
-THREADS=
 [ "${#last[@]}" -gt 0 ] && run_files 1 "${last[@]}"
 rm -rf "$logs"
 echo "test files: ${#all[@]}, failed: ${#failed[@]}, $(( $(date +%s) - start )) s"
