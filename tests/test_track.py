@@ -134,6 +134,56 @@ def test_tracker_follows_a_panned_photo_with_one_window_per_frame(samples_dir, t
         assert x1 - x0 == y1 - y0  # square windows
 
 
+def test_tracker_loses_a_mask_whose_colours_changed_and_keeps_its_own_copy(samples_dir, tracker_model):
+    """The colour check on the shipped weights: the photo's colours rotated (R, G, B -> B, R, G) from
+    frame 3 on leave the masks' shapes alike but not their colours, so the default policy calls
+    those frames lost; without the check they stay tracking. Drawing into a returned mask does not
+    change what the tracker does next (it keeps its own copy)."""
+    photo = load_image(samples_dir / "dog.jpg")
+    frames = [photo] * 3 + [np.ascontiguousarray(photo[..., [2, 0, 1]])] * 3
+    runs = {}
+    for name, pol in (
+        ("checked", TrackPolicy()),
+        ("checked, caller draws", TrackPolicy()),
+        ("unchecked", TrackPolicy(appearance_follow=0.0, appearance_reacquire=0.0)),
+    ):
+        tracker = Tracker(tracker_model, policy=pol)
+        first = tracker.start(photo, point=(570, 200))
+        seen = []
+        for frame in frames[1:]:
+            r = tracker.update(frame)[first.obj_id]
+            seen.append((r.state, r.window))
+            if name == "checked, caller draws":
+                r.mask[:] = True
+        runs[name] = seen
+    assert [s for s, _ in runs["checked"]] == ["tracking"] * 2 + ["lost"] * 3
+    assert [s for s, _ in runs["unchecked"]] == ["tracking"] * 5
+    assert runs["checked, caller draws"] == runs["checked"]
+
+
+def test_colour_histogram_similarity_and_blend():
+    from picosam2.track import appearance as A
+
+    px = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 0], [255, 255, 255]]], np.uint8)
+    counts = A.histogram(px)
+    # cells (r, g, value): red (7, 0, 3) = 227, green (0, 7, 3) = 31, black (0, 0, 0) = 0, white (3, 3, 3) = 111
+    assert counts.sum() == 4 and [int(i) for i in np.flatnonzero(counts)] == [0, 31, 111, 227]
+    assert A.histogram(px, np.zeros((2, 2), bool)) is None
+    ref = A.normalised(counts)
+    assert A.similarity(counts, ref) == pytest.approx(1.0)
+    assert A.similarity(A.histogram(px[:1, :1]), A.normalised(A.histogram(px[1:, :1]))) == 0.0
+    darker = np.array([[[200, 0, 0]]], np.uint8)  # a darker red: the same chromaticity cell
+    assert A.similarity(A.histogram(darker), A.normalised(A.histogram(px[:1, :1]))) == pytest.approx(1.0)
+    half = A.blend(ref, A.histogram(px[:1, :1]), 0.5)
+    assert half.sum() == pytest.approx(1.0) and half[227] == pytest.approx(0.5 * 0.25 + 0.5)
+    pol = TrackPolicy()
+    following, lost = P.TrackState(anchor=(0.0, 0.0)), P.TrackState(anchor=(0.0, 0.0), lost=2)
+    assert P.looks_alike(following, 0.7, pol) and not P.looks_alike(lost, 0.7, pol)
+    assert P.looks_alike(lost, None, pol) and not P.looks_alike(following, 0.5, pol)
+    with pytest.raises(ValueError):
+        TrackPolicy(appearance_follow=1.5)
+
+
 def test_tracker_runs_all_objects_in_one_batch_and_removes(samples_dir, tracker_model):
     photo = load_image(samples_dir / "dog.jpg")
     tracker = Tracker(tracker_model)

@@ -216,13 +216,14 @@ class Tracker:
             best = P.best_observation(obj.state, obs, self.policy, similarities)
             obj.state, status = P.update(obj.state, None if best is None else obs[best], self.policy, shift)
             mask = np.zeros((height, width), bool)
-            obj.mask = mask
             if best is None:
+                obj.mask = None  # the next shift is unweighted
                 results[obj_id] = ObjectResult(obj_id, mask, 0.0, wins[-1].as_tuple(), status, len(wins))
                 continue
             part = parts[best]
             if part is not None:
                 mask[part[0]] = part[1]
+            obj.mask = mask.copy()  # the caller may draw into the returned mask
             if counts[best] is not None:
                 obj.appearance = A.blend(obj.appearance, counts[best], self.policy.appearance_rate)
             results[obj_id] = ObjectResult(obj_id, mask, obs[best].score, wins[best].as_tuple(), status, len(wins))
