@@ -643,7 +643,7 @@ def test_appearance_matches_python_bit_for_bit():
     )
     for win, lg, got in zip(windows, logits, js):
         part = window_mask(lg, Window(*win), (w, h), 0.0)
-        want = None if part is None else A.histogram(frame[part[0]], part[1])
+        want = None if part is None else A.window_histogram(frame, part, A.sample_step(win[2] - win[0]))
         assert got == (None if want is None else want.tolist()), win
     assert sum(g is None for g in js) == 3 and sum(g is not None for g in js) == 4
 
@@ -769,7 +769,10 @@ def test_follower_checks_the_colours_as_the_tracker_does():
         parts = [
             None if o.empty else window_mask(lg, Window(*win), (w, h), 0.0) for o, lg, win in zip(obs, logits, wins)
         ]
-        counts = [None if p is None else A.histogram(frames[k][p[0]], p[1]) for p in parts]
+        counts = [
+            None if p is None else A.window_histogram(frames[k], p, A.sample_step(win[2] - win[0]))
+            for p, win in zip(parts, wins)
+        ]
         sims = [None if c is None else A.similarity(c, reference) for c in counts]
         best = P.best_observation(state, obs, policy, sims)
         state, status = P.update(state, None if best is None else obs[best], policy, shift)

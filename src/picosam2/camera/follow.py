@@ -145,9 +145,10 @@ class Follow(WindowPolicy):
         width, height = geometry.frame_size
         return frame if frame.ndim == 3 and frame.shape[:2] == (height, width) else None
 
-    def _remember(self, frame, mask, accepted: bool):
+    def _remember(self, frame, mask, accepted: bool, counts=None):
         """Keep this frame and the object's mask on it for the next frame's image motion, and
-        blend the accepted mask's colours into the object's reference."""
+        blend the accepted mask's colours (``counts``; the first mask: all its pixels) into the
+        object's reference."""
         from ..track import appearance as A
 
         if frame is None:
@@ -156,13 +157,11 @@ class Follow(WindowPolicy):
         self._previous = np.array(frame, dtype=np.uint8, copy=True) if self._moves_with_image else None
         self._mask = mask if accepted else None
         if accepted and self.track_policy.uses_appearance:
-            counts = A.histogram(frame, mask)
-            if counts is not None:
-                self._appearance = (
-                    A.normalised(counts)
-                    if self._appearance is None
-                    else A.blend(self._appearance, counts, self.track_policy.appearance_rate)
-                )
+            if self._appearance is None:
+                first = A.histogram(frame, mask)
+                self._appearance = None if first is None else A.normalised(first)
+            elif counts is not None:
+                self._appearance = A.blend(self._appearance, counts, self.track_policy.appearance_rate)
 
     def observe(self, logits, score, roi, geometry, frame=None):
         _, why, side = self._plan if self._plan is not None else (roi, "follow", None)
@@ -181,14 +180,16 @@ class Follow(WindowPolicy):
         from ..track.motion import object_shift
 
         shift = object_shift(self.state, self._previous, frame, self._mask, self.track_policy)
-        similarity = None
+        counts = similarity = None
         if self._appearance is not None and mask is not None:
-            counts = A.histogram(frame, mask)
+            # the window's mask on the tracker's grid: frame pixels at multiples of the step
+            k = A.sample_step(int(round(window[2] - window[0])))
+            counts = A.histogram(frame[::k, ::k], mask[::k, ::k])
             similarity = None if counts is None else A.similarity(counts, self._appearance)
         self.state, self.status, accepted = follow_step(
             self.state, logits, window, score, self.track_policy, self.threshold, shift, similarity
         )
-        self._remember(frame, mask, accepted)
+        self._remember(frame, mask, accepted, counts)
         text = scale_text(side, why, score) + f"; state {self.status}"
         return FrameReport(text, side, why, score, state=self.status, accepted=accepted)
 

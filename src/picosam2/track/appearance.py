@@ -19,6 +19,11 @@ order, so the browser port (``demo/static/track.js``) gets the same numbers::
     similarity(counts, ref) = sum over i = 0..255 in order of sqrt(p_i * ref_i)    (Bhattacharyya
             coefficient: 1 for the same colours, 0 for none in common)
     blend(ref, counts, rate) = (1 - rate) * ref_i + rate * p_i
+
+A window's mask is read on a grid, about as fine as the network's 96 x 96 output: the pixels
+(x, y) of the mask inside the window with x and y multiples of step = max(1, side // 96), side
+the window's side (every pixel of a window up to 191 px). The reference starts from every pixel
+of the first mask.
 """
 
 from __future__ import annotations
@@ -27,6 +32,22 @@ import numpy as np
 
 #: histogram cells: 8 x 8 chromaticity cells times 4 value levels
 BINS = 256
+#: a window's mask is read at about this many pixels a side (the network's output size)
+GRID = 96
+
+
+def sample_step(side: int) -> int:
+    """The grid step a window of ``side`` pixels is read at."""
+    return max(1, int(side) // GRID)
+
+
+def window_histogram(image: np.ndarray, part, step: int) -> np.ndarray | None:
+    """:func:`histogram` of a window mask's pixels on the grid of ``step``: ``part`` is
+    :func:`picosam2.prompts.window_mask`'s ``(slices, bool array)`` (the mask inside the window),
+    ``image`` the full frame; the pixels whose image coordinates are multiples of ``step``."""
+    slices, mask = part
+    oy, ox = (-slices[0].start) % step, (-slices[1].start) % step
+    return histogram(image[slices][oy::step, ox::step], mask[oy::step, ox::step])
 
 
 def histogram(pixels: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray | None:

@@ -211,7 +211,10 @@ class Tracker:
             counts = [None] * len(wins)
             similarities = None
             if obj.appearance is not None:
-                counts = [None if p is None else A.histogram(image[p[0]], p[1]) for p in parts]
+                counts = [
+                    None if p is None else A.window_histogram(image, p, A.sample_step(w.width))
+                    for p, w in zip(parts, wins)
+                ]
                 similarities = [None if c is None else A.similarity(c, obj.appearance) for c in counts]
             best = P.best_observation(obj.state, obs, self.policy, similarities)
             obj.state, status = P.update(obj.state, None if best is None else obs[best], self.policy, shift)

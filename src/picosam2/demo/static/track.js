@@ -606,10 +606,19 @@ export function histogram(pixels, channels = 4, mask = null) {
   return total ? counts : null;
 }
 
+/** appearance.GRID: a window's mask is read at about this many pixels a side. */
+export const GRID = 96;
+
+/** appearance.sample_step: the grid step a window of `side` pixels is read at. */
+export function sampleStep(side) {
+  return Math.max(1, Math.floor(side / GRID));
+}
+
 /** The histogram of a window mask's pixels, as tracker.py takes it: the frame's pixels (width x
  * height, `channels` bytes each) inside the image part of `win` ([x0, y0, x1, y1]) where the n x n
  * logits at `offset`, resized to the window as pasteMaskInto (and prompts.window_mask) resize
- * them, are above `threshold`; null when the window misses the image or no pixel counts. */
+ * them, are above `threshold`, read on the grid of sampleStep(x1 - x0) (appearance.window_histogram);
+ * null when the window misses the image or no pixel counts. */
 export function windowHistogram(pixels, width, height, channels, logits, offset, n, win, threshold = 0.0) {
   const [x0, y0, x1, y1] = win;
   const sx0 = Math.max(x0, 0);
@@ -621,8 +630,10 @@ export function windowHistogram(pixels, width, height, channels, logits, offset,
   const resized = resizeFloat(logits.subarray(offset, offset + n * n), n, n, ww, y1 - y0);
   const counts = new Float64Array(BINS);
   let total = 0;
-  for (let y = sy0; y < sy1; y++) {
-    for (let x = sx0; x < sx1; x++) {
+  // appearance.window_histogram: the pixels whose image coordinates are multiples of the step
+  const step = sampleStep(ww);
+  for (let y = Math.ceil(sy0 / step) * step; y < sy1; y += step) {
+    for (let x = Math.ceil(sx0 / step) * step; x < sx1; x += step) {
       if (!(resized[(y - y0) * ww + (x - x0)] > threshold)) continue;
       const j = (y * width + x) * channels;
       counts[colourBin(pixels[j], pixels[j + 1], pixels[j + 2])]++;
