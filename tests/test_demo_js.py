@@ -336,6 +336,23 @@ def _ellipse(h, w, cx, cy, rx, ry):
     return ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 1
 
 
+def _textured_disc(scene, texture, cx, cy, r=22):
+    """``scene`` with a disc of radius ``r`` at (cx, cy) painted with ``texture`` (60 x 60) moving with it."""
+    h, w = scene.shape[:2]
+    frame = scene.copy()
+    ys, xs = np.nonzero(_ellipse(h, w, cx, cy, r, r))
+    frame[ys, xs] = texture[(ys - int(cy) + 30) % 60, (xs - int(cx) + 30) % 60]
+    return frame
+
+
+def _disc_logits(win, cx, cy, r=22, n=96):
+    """A window's n x n logits for a disc at (cx, cy): +5 inside, -5 outside (at output pixel centres)."""
+    u = (np.arange(n) + 0.5) / n
+    xs, ys = win[0] + u * (win[2] - win[0]), win[1] + u * (win[3] - win[1])
+    inside = (xs[None, :] - cx) ** 2 + (ys[:, None] - cy) ** 2 <= r**2
+    return np.where(inside, 5.0, -5.0).astype(np.float32)
+
+
 def _motion_cases(rng, count):
     """Pairs of frames (the second the first moved by a random shift, brightened, re-noised),
     masks (an ellipse around the anchor, none, empty, or a speck below the weight floor),
@@ -476,28 +493,15 @@ def test_follower_measures_the_image_motion_as_the_tracker_does():
     from picosam2.track.motion import estimate_shift
 
     rng = np.random.default_rng(31)
-    h, w, n = 150, 200, 96
+    h, w = 150, 200
     scene = _smooth_frame(rng, h, w)
     texture = _smooth_frame(rng, 60, 60)
     path = [(60.0 + 7 * k + rng.uniform(-2, 2), 70.0 + 3 * k) for k in range(12)]
     policy = TrackPolicy()
 
-    def render(cx, cy):
-        frame = scene.copy()
-        disc = _ellipse(h, w, cx, cy, 22, 22)
-        ys, xs = np.nonzero(disc)
-        frame[ys, xs] = texture[(ys - int(cy) + 30) % 60, (xs - int(cx) + 30) % 60]
-        return frame
-
-    def logits_for(win, cx, cy):
-        u = (np.arange(n) + 0.5) / n
-        xs, ys = win[0] + u * (win[2] - win[0]), win[1] + u * (win[3] - win[1])
-        inside = (xs[None, :] - cx) ** 2 + (ys[:, None] - cy) ** 2 <= 22**2
-        return np.where(inside, 5.0, -5.0).astype(np.float32)
-
-    frames = [render(*c) for c in path]
+    frames = [_textured_disc(scene, texture, *c) for c in path]
     first_win = (20, 30, 116, 126)
-    first_logits = logits_for(first_win, *path[0])
+    first_logits = _disc_logits(first_win, *path[0])
     first = P.observe(first_logits, first_win, 0.9, 0.0)
 
     def paste(logits, win):
@@ -512,7 +516,7 @@ def test_follower_measures_the_image_motion_as_the_tracker_does():
     want, steps = [], []
     for k in range(1, len(frames)):
         (win,) = P.next_windows(state, (w, h), policy)
-        logits = logits_for(win, *path[k])
+        logits = _disc_logits(win, *path[k])
         obs = P.observe(logits, win, 0.9, 0.0)
         shift = estimate_shift(
             previous, frames[k], mask if mask.any() else None, state.anchor, state.extent,
@@ -718,7 +722,7 @@ def test_follower_checks_the_colours_as_the_tracker_does():
     from picosam2.track.motion import estimate_shift
 
     rng = np.random.default_rng(47)
-    h, w, n = 160, 240, 96
+    h, w = 160, 240
     scene = _smooth_frame(rng, h, w)
     scene[..., 0] //= 4  # the scene: little red
     texture = _smooth_frame(rng, 60, 60)
@@ -727,19 +731,6 @@ def test_follower_checks_the_colours_as_the_tracker_does():
     slid = {5: 40, 6: 40, 7: 42, 11: -38}  # frame -> the mask's slide (px) off the object
     policy = TrackPolicy()
 
-    def render(cx, cy):
-        frame = scene.copy()
-        disc = _ellipse(h, w, cx, cy, 22, 22)
-        ys, xs = np.nonzero(disc)
-        frame[ys, xs] = texture[(ys - int(cy) + 30) % 60, (xs - int(cx) + 30) % 60]
-        return frame
-
-    def logits_for(win, cx, cy):
-        u = (np.arange(n) + 0.5) / n
-        xs, ys = win[0] + u * (win[2] - win[0]), win[1] + u * (win[3] - win[1])
-        inside = (xs[None, :] - cx) ** 2 + (ys[:, None] - cy) ** 2 <= 22**2
-        return np.where(inside, 5.0, -5.0).astype(np.float32)
-
     def paste(logits, win):
         mask = np.zeros((h, w), bool)
         part = window_mask(logits, Window(*win), (w, h), 0.0)
@@ -747,9 +738,9 @@ def test_follower_checks_the_colours_as_the_tracker_does():
             mask[part[0]] = part[1]
         return mask
 
-    frames = [render(*c) for c in path]
+    frames = [_textured_disc(scene, texture, *c) for c in path]
     first_win = (20, 30, 116, 126)
-    first_logits = logits_for(first_win, *path[0])
+    first_logits = _disc_logits(first_win, *path[0])
     first = P.observe(first_logits, first_win, 0.9, 0.0)
     first_mask = paste(first_logits, first_win)
 
@@ -760,7 +751,7 @@ def test_follower_checks_the_colours_as_the_tracker_does():
     for k in range(1, len(frames)):
         wins = P.next_windows(state, (w, h), policy)
         cx, cy = path[k]
-        logits = [logits_for(win, cx + slid.get(k, 0), cy) for win in wins]
+        logits = [_disc_logits(win, cx + slid.get(k, 0), cy) for win in wins]
         obs = [P.observe(lg, win, 0.9, 0.0) for lg, win in zip(logits, wins)]
         shift = estimate_shift(
             previous, frames[k], mask if mask.any() else None, state.anchor, state.extent,
