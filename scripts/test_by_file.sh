@@ -4,7 +4,7 @@
 # with another file's. Extra pytest arguments are passed on (e.g. -m "not timing").
 #
 # Files run PICOSAM2_TEST_JOBS at a time (default 2), the longest first so that the short ones fill
-# in around them; the browser files (Chromium) run afterwards, one at a time, with nothing else
+# in around them. The browser files (Chromium) run last, one at a time, with only short files
 # beside them. Each file's output is printed as one block when that file finishes. OpenMP's
 # threads (torch's) sleep while they wait instead of spinning (OMP_WAIT_POLICY=PASSIVE, unless set):
 # spinning threads of two files on the same cores slow each other down several times over.
@@ -14,19 +14,29 @@ PY="$1"; shift
 JOBS="${PICOSAM2_TEST_JOBS:-2}"
 # the longest files first (pytest --durations), in this order; the others follow by name
 LONG=(
-    tests/test_export_imx500.py tests/test_ops.py tests/test_track_soak.py tests/test_bench.py
-    tests/test_convert.py tests/test_field_monitor.py tests/test_export_onnx.py tests/test_train_run.py
-    tests/test_demo_api.py tests/test_wheel.py tests/test_field_gate.py tests/test_hostile.py
+    tests/test_export_imx500.py tests/test_ops.py tests/test_track_soak.py tests/test_convert.py
+    tests/test_bench.py tests/test_camera.py tests/test_models.py tests/test_runtime.py
+    tests/test_field_monitor.py tests/test_wheel.py tests/test_camera_collect.py tests/test_scale.py
+    tests/test_train_run.py tests/test_export_onnx.py tests/test_field_gate.py tests/test_demo_api.py
+    tests/test_video_eval.py tests/test_train_on_device.py tests/test_field_finetune.py tests/test_hostile.py
 )
-# timing-sensitive browser files: alone, after the others
-ALONE=(tests/test_demo_browser.py tests/test_demo_annotate_browser.py tests/test_demo_video.py)
+# timing-sensitive browser files: one at a time, after the others, beside short files only
+BROWSER=(tests/test_demo_browser.py tests/test_demo_video.py tests/test_demo_annotate_browser.py)
+# short files for the other core meanwhile
+BESIDE=(
+    tests/test_data.py tests/test_data_paths.py tests/test_prompts.py tests/test_eval_metrics.py
+    tests/test_lint.py tests/test_docs_figures.py tests/test_coco_mini.py tests/test_export_tflite.py
+    tests/test_field_labels.py tests/test_demo_annotate.py tests/test_eval_cli.py tests/test_progress.py
+    tests/test_eval_protocols.py tests/test_demo_js.py tests/test_track.py tests/test_prompts_bounded.py
+)
 
 all=(tests/test_*.py)
-first=() rest=() last=()
+first=() browser=() beside=()
 for f in "${LONG[@]}"; do [ -e "$f" ] && first+=("$f"); done
-for f in "${ALONE[@]}"; do [ -e "$f" ] && last+=("$f"); done
+for f in "${BROWSER[@]}"; do [ -e "$f" ] && browser+=("$f"); done
+for f in "${BESIDE[@]}"; do [ -e "$f" ] && beside+=("$f"); done
 for f in "${all[@]}"; do
-    case " ${LONG[*]} ${ALONE[*]} " in *" $f "*) ;; *) rest+=("$f") ;; esac
+    case " ${LONG[*]} ${BROWSER[*]} ${BESIDE[*]} " in *" $f "*) ;; *) first+=("$f") ;; esac
 done
 
 logs=$(mktemp -d "${TMPDIR:-/tmp}/picosam2-tests.XXXXXX")
@@ -51,28 +61,40 @@ report() {  # FILE LOG: print the file's output as one block, note a failure
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then failed+=("$1 (exit $rc)"); fi
 }
 
-wait_one() {  # wait for any running file and report it
+start_file() {  # FILE: start its run; DONE is set to the pid
+    run_one "$1" "$logs/$(basename "$1").log" "${ARGS[@]}" &
+    running[$!]="$1"
+    DONE=$!
+}
+
+wait_one() {  # wait for any running file, report it; DONE is set to its pid
     local pid
     wait -n -p pid "${!running[@]}"
     report "${running[$pid]}" "$logs/$(basename "${running[$pid]}").log"
     unset "running[$pid]"
-}
-
-run_files() {  # MAX FILE...: run the files, at most MAX at a time
-    local max=$1 f
-    shift
-    for f in "$@"; do
-        while [ "${#running[@]}" -ge "$max" ]; do wait_one; done
-        run_one "$f" "$logs/$(basename "$f").log" "${ARGS[@]}" &
-        running[$!]="$f"
-    done
-    while [ "${#running[@]}" -gt 0 ]; do wait_one; done
+    DONE=$pid
 }
 
 ARGS=("$@")
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-run_files "$JOBS" "${first[@]}" "${rest[@]}"
-[ "${#last[@]}" -gt 0 ] && run_files 1 "${last[@]}"
+for f in "${first[@]}"; do
+    while [ "${#running[@]}" -ge "$JOBS" ]; do wait_one; done
+    start_file "$f"
+done
+while [ "${#running[@]}" -gt 0 ]; do wait_one; done
+b=0 s=0 browser_pid=
+while [ "$b" -lt "${#browser[@]}" ] || [ "$s" -lt "${#beside[@]}" ] || [ "${#running[@]}" -gt 0 ]; do
+    if [ -z "$browser_pid" ] && [ "$b" -lt "${#browser[@]}" ]; then
+        start_file "${browser[$b]}"
+        browser_pid=$DONE b=$((b + 1))
+    elif [ "${#running[@]}" -lt "$JOBS" ] && [ "$s" -lt "${#beside[@]}" ]; then
+        start_file "${beside[$s]}"
+        s=$((s + 1))
+    else
+        wait_one
+        [ "$DONE" != "$browser_pid" ] || browser_pid=
+    fi
+done
 rm -rf "$logs"
 echo "test files: ${#all[@]}, failed: ${#failed[@]}, $(( $(date +%s) - start )) s"
 for f in "${failed[@]}"; do echo "FAILED: $f"; done
