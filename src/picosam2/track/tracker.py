@@ -16,8 +16,8 @@ from ..errors import UsageError
 from ..image_io import load_image
 from ..prompts import PromptError, Window, box_window, point_scales_for, window_mask
 from . import appearance as A
+from . import motion as M
 from . import policy as P
-from .motion import object_shift
 
 
 @dataclass
@@ -45,7 +45,7 @@ class ObjectResult:
 @dataclass
 class _Object:
     state: P.TrackState
-    mask: np.ndarray | None = None  #: the last frame's mask (weights the image matching)
+    template: M.Template | None = None  #: the last frame's blocks around the object, for the image motion
     appearance: np.ndarray | None = None  #: reference colour shares (appearance.normalised)
 
 
@@ -93,7 +93,6 @@ class Tracker:
         self.policy = policy or P.TrackPolicy()
         self._objects: dict[int, _Object] = {}
         self._next_id = 1
-        self._previous: np.ndarray | None = None  # the last frame (a copy), for the image motion
 
     @property
     def objects(self) -> list[int]:
@@ -109,7 +108,6 @@ class Tracker:
     def reset(self) -> None:
         """Forget every object."""
         self._objects.clear()
-        self._previous = None
 
     def state(self, obj_id: int) -> P.TrackState:
         """The policy state of ``obj_id`` (for display or to hand to another loop)."""
@@ -170,14 +168,9 @@ class Tracker:
         if self.policy.uses_appearance:
             counts = A.histogram(image, result.mask)
             reference = None if counts is None else A.normalised(counts)
-        self._objects[obj_id] = _Object(P.start_state(obs, self.policy), result.mask, reference)
-        self._previous = self._kept(image)
+        state = P.start_state(obs, self.policy)
+        self._objects[obj_id] = _Object(state, M.object_template(state, image, result.mask, self.policy), reference)
         return result
-
-    def _kept(self, image: np.ndarray) -> np.ndarray | None:
-        """A copy of ``image`` for the next frame's image motion (None when the policy follows the
-        mask: nothing needs it)."""
-        return np.array(image, dtype=np.uint8, copy=True) if self.policy.motion == "image" else None
 
     # -- every later frame --------------------------------------------------------------------
 
@@ -197,7 +190,6 @@ class Tracker:
         results: dict[int, ObjectResult] = {}
         k = 0
         thr = self.predictor.threshold
-        previous, self._previous = self._previous, self._kept(image)
         for obj_id, wins in plan:
             idx = range(k, k + len(wins))
             k += len(wins)
@@ -206,7 +198,7 @@ class Tracker:
                 for j, i in enumerate(idx)
             ]
             obj = self._objects[obj_id]
-            shift = object_shift(obj.state, previous, image, obj.mask, self.policy)
+            shift, seen = M.template_shift(obj.state, obj.template, image, self.policy)
             parts = [None if o.empty else window_mask(out.logits[i], w, size, thr) for o, w, i in zip(obs, wins, idx)]
             counts = [None] * len(wins)
             similarities = None
@@ -219,14 +211,13 @@ class Tracker:
             best = P.best_observation(obj.state, obs, self.policy, similarities)
             obj.state, status = P.update(obj.state, None if best is None else obs[best], self.policy, shift)
             mask = np.zeros((height, width), bool)
+            if best is not None and parts[best] is not None:
+                mask[parts[best][0]] = parts[best][1]
+            # what the next frame's image motion needs of this one (the blocks, not the frame)
+            obj.template = M.object_template(obj.state, image, mask, self.policy, known=seen)
             if best is None:
-                obj.mask = None  # the next shift is unweighted
                 results[obj_id] = ObjectResult(obj_id, mask, 0.0, wins[-1].as_tuple(), status, len(wins))
                 continue
-            part = parts[best]
-            if part is not None:
-                mask[part[0]] = part[1]
-            obj.mask = mask.copy()  # the caller may draw into the returned mask
             if counts[best] is not None:
                 obj.appearance = A.blend(obj.appearance, counts[best], self.policy.appearance_rate)
             results[obj_id] = ObjectResult(obj_id, mask, obs[best].score, wins[best].as_tuple(), status, len(wins))
