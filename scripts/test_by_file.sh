@@ -45,17 +45,19 @@ failed=()
 declare -A running=()
 start=$(date +%s)
 
-run_one() {  # FILE LOG: the file's pytest run; its exit status and seconds go to LOG.rc
-    local t0
-    t0=$(date +%s)
-    "$PY" -m pytest -q -p no:cacheprovider "${@:3}" "$1" >"$2" 2>&1
-    echo "$? $(( $(date +%s) - t0 ))" >"$2.rc"
+run_one() {  # FILE LOG: the file's pytest run; its exit status, wall and CPU seconds go to LOG.rc
+    local TIMEFORMAT="%R %U %S" rc
+    { time "$PY" -m pytest -q -p no:cacheprovider "${@:3}" "$1" >"$2" 2>&1; rc=$?; } 2>"$2.time"
+    echo "$rc $(cat "$2.time")" >"$2.rc"
 }
 
+cpu_total=0
 report() {  # FILE LOG: print the file's output as one block, note a failure
-    local rc secs
-    read -r rc secs <"$2.rc"
-    echo "=== $1 (${secs} s) ==="
+    local rc wall user sys cpu
+    read -r rc wall user sys <"$2.rc"
+    cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.0f", u + s }')
+    cpu_total=$((cpu_total + cpu))
+    echo "=== $1 (${wall%.*} s, CPU ${cpu} s) ==="
     cat "$2"
     # 5: every test of the file deselected by the marker expression
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then failed+=("$1 (exit $rc)"); fi
@@ -96,6 +98,6 @@ while [ "$b" -lt "${#browser[@]}" ] || [ "$s" -lt "${#beside[@]}" ] || [ "${#run
     fi
 done
 rm -rf "$logs"
-echo "test files: ${#all[@]}, failed: ${#failed[@]}, $(( $(date +%s) - start )) s"
+echo "test files: ${#all[@]}, failed: ${#failed[@]}, $(( $(date +%s) - start )) s (CPU ${cpu_total} s)"
 for f in "${failed[@]}"; do echo "FAILED: $f"; done
 [ "${#failed[@]}" -eq 0 ]
