@@ -107,7 +107,7 @@ def test_tracker_soak_on_the_model_keeps_memory_flat():
     from picosam2 import Predictor
 
     tracker = Tracker(Predictor.from_pretrained(threads=1))
-    frames = _disc_frames(600)
+    frames = _disc_frames(300)
     first = next(frames)
     tracker.start(first, point=(160, 120))
     tracemalloc.start()
@@ -115,9 +115,11 @@ def test_tracker_soak_on_the_model_keeps_memory_flat():
     try:
         for t, frame in enumerate(frames, start=1):
             tracker.update(frame)
-            if t in (100, 599):
+            if t in (100, 299):
                 marks[t] = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    assert marks[599] - marks[100] < 256 * 1024, marks
+    # 200 frames: keeping anything frame-sized (a 96 x 96 window's logits are 36 kB, a frame's mask
+    # 77 kB) would pass 256 kB within the first few; the policy's own small state is soaked above
+    assert marks[299] - marks[100] < 256 * 1024, marks
     assert tracker.objects == [1]
