@@ -5,10 +5,10 @@ and as the INT8 ONNX export on onnxruntime and OpenVINO, one thread each (the sa
 ``measure_tracker`` that ``picosam2 bench`` runs), and writes the rows with the machine and the
 load average next to them. It also times the image shift alone (``tracker_motion_ms_per_frame``)
 on the very calls the tracker makes on that clip (states, masks and frames read back from a run of
-the PyTorch form): as :func:`~picosam2.track.motion.object_shift` from the last frame, and as a
-tracker that keeps each object's template instead of the frame
+the PyTorch form): as the Tracker measures it, keeping each object's template
 (:func:`~picosam2.track.motion.template_shift`, then :func:`~picosam2.track.motion.object_template`
-on the frame for the next one):
+on the frame for the next one), and as the camera loop does, from a copy of the last frame
+(:func:`~picosam2.track.motion.object_shift`):
 
     python benchmarks/bench_tracker.py --out benchmarks/track/tracker-speed.json
 """
@@ -22,6 +22,22 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+
+def _cycled(items, step):
+    """A function of no arguments that calls ``step`` on the next of ``items``, from the start again
+    after the last (for :func:`~picosam2.bench.timing.median_ms`)."""
+    pending = iter(())
+
+    def call():
+        nonlocal pending
+        item = next(pending, None)
+        if item is None:
+            pending = iter(items)
+            item = next(pending)
+        step(item)
+
+    return call
 
 
 def motion_rows(weights, repeats: int) -> dict:
@@ -46,31 +62,20 @@ def motion_rows(weights, repeats: int) -> dict:
     # the template each frame would have kept, and the next frame's state and mask to make the next
     templates = [M.object_template(state, previous, mask, policy) for state, previous, _, mask in calls]
     steps = [(calls[k], templates[k], calls[k + 1] if k + 1 < len(calls) else calls[k]) for k in range(len(calls))]
-    it_shift, it_template = iter(()), iter(())
 
-    def by_frame():
-        nonlocal it_shift
-        call = next(it_shift, None)
-        if call is None:
-            it_shift = iter(calls)
-            call = next(it_shift)
+    def from_frame(call):  # the camera's way: a copy of the last frame, matched against this one
         state, previous, frame, mask = call
-        M.object_shift(state, np.array(previous, copy=True), frame, mask, policy)  # the tracker's copy
+        M.object_shift(state, np.array(previous, copy=True), frame, mask, policy)
 
-    def by_template():
-        nonlocal it_template
-        step = next(it_template, None)
-        if step is None:
-            it_template = iter(steps)
-            step = next(it_template)
+    def from_template(step):  # the Tracker's way: the last frame's template, then this frame's
         (state, _, frame, _), template, (next_state, _, _, next_mask) = step
         _, seen = M.template_shift(state, template, frame, policy)
         M.object_template(next_state, frame, next_mask, policy, known=seen)
 
     reps = max(repeats, len(calls))
     return {
-        "object_shift_with_frame_copy": round(median_ms(by_frame, reps), 3),
-        "kept_template": round(median_ms(by_template, reps), 3),
+        "object_shift_with_frame_copy": round(median_ms(_cycled(calls, from_frame), reps), 3),
+        "kept_template": round(median_ms(_cycled(steps, from_template), reps), 3),
     }
 
 
