@@ -485,18 +485,22 @@ def test_json_answer_names_the_chosen_window_and_score(scale_client, dog_bytes, 
     np.testing.assert_array_equal(png_mask(png), ref.union())
 
 
-def test_the_cap_counts_windows_not_prompts(scale_client, dog_bytes):
+def test_the_cap_counts_windows_not_prompts(scale_client, dog_bytes, monkeypatch):
     """Under ``auto`` a click runs one window per size: fewer clicks than the cap can still cost
-    more windows than it allows, and the 422 says what the request costs and what a click costs."""
+    more windows than it allows, and the 422 says what the request costs and what a click costs.
+    The app's cap (its default, MAX_WINDOWS, is checked in test_page_info_and_samples) is lowered to 80 so
+    that the request that fits runs 11 windows, not 251."""
+    cap = 80
+    monkeypatch.setattr(scale_client.app.state.segmenter, "max_windows", cap)
     per_click = scale_client.predictor.clicks.count((800, 534))
     assert per_click > 1
-    n = MAX_WINDOWS // per_click + 1  # fewer prompts than windows allowed, more windows
-    assert n < MAX_WINDOWS
+    n = cap // per_click + 1  # fewer prompts than windows allowed, more windows
+    assert n < cap
     r = post(scale_client, dog_bytes, points=json.dumps([DOG_POINT] * n), format="json")
     assert_json_error(r, 422)
     message = r.json()["error"]
     assert f"costs {n * per_click:,} windows ({n:,} clicks x {per_click} window sizes + 0 boxes)" in message
-    assert f"over the cap of {MAX_WINDOWS:,} windows per request" in message
+    assert f"over the cap of {cap:,} windows per request" in message
     assert f"a click costs {per_click} windows, a box 1" in message
     # boxes cost one window each: the same number of prompts as boxes is answered
     boxes = [[500, 100, 700, 400]] * n
