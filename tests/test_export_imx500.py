@@ -155,8 +155,9 @@ def test_mct_ptq_onnx_agrees_and_runs_in_the_camera_loop(model, tmp_path, sample
     assert res.onnx_path.exists() and res.memory is None and res.seconds["mct_ptq"] > 0
     info = json.loads((tmp_path / "export_info.json").read_text())
     assert info["normalize_in_model"] is True and info["calib_count"] == 16
-    # 16 windows (147,456 logits): the MCT ONNX runs its quantizers in Python, about 0.6 s a window
-    held_out = load_bundled()[64:80]
+    # 8 windows (73,728 logits; the margins are those of 32): the MCT ONNX runs its quantizers in
+    # Python, about 0.6 s a window
+    held_out = load_bundled()[64:72]
     ref = torch_logits(model, to_model_input(held_out, model.config))
     out = load_backend(res.onnx_path)(to_model_input(held_out, model.config)).logits
     # A random network's logits all sit close to the mask threshold, so mask IoU would mostly
