@@ -12,6 +12,8 @@
 set -uo pipefail
 PY="$1"; shift
 JOBS="${PICOSAM2_TEST_JOBS:-2}"
+# waiting for whichever file ends first needs bash 5.1 (wait -n -p); older shells run one at a time
+if [ $(( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] )) -lt 501 ]; then JOBS=1; fi
 # the longest files first (pytest --durations), in this order; the others follow by name
 LONG=(
     tests/test_export_imx500.py tests/test_ops.py tests/test_track_soak.py tests/test_convert.py
@@ -71,7 +73,12 @@ start_file() {  # FILE: start its run; DONE is set to the pid
 
 wait_one() {  # wait for any running file, report it; DONE is set to its pid
     local pid
-    wait -n -p pid "${!running[@]}"
+    if [ "${#running[@]}" -eq 1 ]; then
+        pid="${!running[*]}"
+        wait "$pid"
+    else
+        wait -n -p pid "${!running[@]}"
+    fi
     report "${running[$pid]}" "$logs/$(basename "${running[$pid]}").log"
     unset "running[$pid]"
     DONE=$pid
