@@ -336,6 +336,16 @@ def _ellipse(h, w, cx, cy, rx, ry):
     return ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 1
 
 
+def _first_blob(rng):
+    """A first frame's observation: random blob logits in a fixed window, drawn until not empty."""
+    from picosam2.track import policy as P
+
+    while True:
+        first = P.observe(_blob_logits(rng), (100, 80, 400, 380), 0.9, 0.0)
+        if not first.empty:
+            return first
+
+
 def _textured_disc(scene, texture, cx, cy, r=22):
     """``scene`` with a disc of radius ``r`` at (cx, cy) painted with ``texture`` (60 x 60) moving with it."""
     h, w = scene.shape[:2]
@@ -443,9 +453,7 @@ def test_track_policy_steps_with_image_shifts_match_python():
     ):
         for _ in range(3):
             size = (int(rng.integers(100, 1900)), int(rng.integers(100, 1100)))
-            first = P.observe(_blob_logits(rng), (100, 80, 400, 380), 0.9, 0.0)
-            while first.empty:
-                first = P.observe(_blob_logits(rng), (100, 80, 400, 380), 0.9, 0.0)
+            first = _first_blob(rng)
             state = P.start_state(first, policy)
             frames = []
             for _ in range(50):
@@ -669,9 +677,7 @@ def test_best_observation_with_similarities_matches_python():
     ):
         for _ in range(3):
             size = (int(rng.integers(300, 1900)), int(rng.integers(300, 1100)))
-            first = P.observe(_blob_logits(rng), (100, 80, 400, 380), 0.9, 0.0)
-            while first.empty:
-                first = P.observe(_blob_logits(rng), (100, 80, 400, 380), 0.9, 0.0)
+            first = _first_blob(rng)
             state = P.start_state(first, policy)
             frames = []
             for _ in range(50):
