@@ -12,10 +12,11 @@ window on the first frame. From then on the window moves every frame to where th
 the object; a lost object is searched for with one re-acquisition window per frame.
 
 Under the tracker's image motion (``TrackPolicy.motion == "image"``, the default) the anchor moves
-with the picture: each frame, :func:`picosam2.track.motion.estimate_shift` matches the last frame
-around the object (weighted by its last mask, pasted into the frame as the tracker does) against
-this one, so :meth:`Follow.observe` needs the frame the window was cut from; without one it falls
-back to the mask's anchor for that frame.
+with the picture: each frame, the last frame's blocks around the object (weighted by its last
+mask, pasted into the frame as the tracker does; kept as a template,
+:func:`picosam2.track.motion.object_template`) are matched against this one
+(:func:`picosam2.track.motion.template_shift`), so :meth:`Follow.observe` needs the frame the
+window was cut from; without one it falls back to the mask's anchor for that frame.
 
 The frame also serves the tracker's colour check (:mod:`picosam2.track.appearance`): the
 first kept mask's pixels give the object's reference colours, and a later window mask continues
@@ -42,7 +43,7 @@ def follow_window(state, frame_size: tuple[int, int], track_policy) -> tuple[int
 def follow_step(state, logits, window, score, track_policy, threshold: float = 0.0, shift=None, similarity=None):
     """One frame of following: the window mask (``logits`` of ``window``, frame pixels) judged
     and folded into ``state``; ``shift`` the image's motion around the object since the last
-    frame (:func:`picosam2.track.motion.object_shift`, or None); ``similarity`` the window mask's
+    frame (:func:`picosam2.track.motion.template_shift`, or None); ``similarity`` the window mask's
     colours against the object's (:func:`picosam2.track.appearance.similarity`, or None: not
     checked). Returns ``(new state, status, accepted)``."""
     from ..track import policy as P
@@ -80,7 +81,6 @@ class Follow(WindowPolicy):
         self.track_policy = track_policy or TrackPolicy()
         # the image motion and the colour check read the frame, not only the window
         self.needs_frame = self.track_policy.motion == "image" or self.track_policy.uses_appearance
-        self._moves_with_image = self.track_policy.motion == "image"
         self.start_sides = [int(s) for s in start_sides]
         self.calibration, self.frame_size, self.threshold = calibration, frame_size, float(threshold)
         self.settle_frames = len(self.start_sides) + 1 if len(self.start_sides) > 1 and kind != "box" else 1
@@ -104,8 +104,7 @@ class Follow(WindowPolicy):
         self.prompt, self.kind = prompt, kind
         self.state = None  # a TrackState once the track has started
         self.status = "start"
-        self._previous: np.ndarray | None = None  # the last frame (a copy), for the image motion
-        self._mask: np.ndarray | None = None  # the last frame's mask of the object (frame pixels)
+        self._template = None  # the last frame's blocks around the object, for the image motion
         self._appearance: np.ndarray | None = None  # the object's reference colour shares
         self._sweep = None
         if kind != "box" and len(self.start_sides) > 1:
@@ -145,17 +144,17 @@ class Follow(WindowPolicy):
         width, height = geometry.frame_size
         return frame if frame.ndim == 3 and frame.shape[:2] == (height, width) else None
 
-    def _remember(self, frame, mask, accepted: bool, counts=None):
-        """Keep this frame and the object's mask on it for the next frame's image motion, and
-        blend the accepted mask's colours (``counts``; the first mask: all its pixels) into the
+    def _remember(self, frame, mask, accepted: bool, counts=None, seen=None):
+        """Keep what the next frame's image motion needs of this frame (the blocks around the
+        object, weighted by its mask when accepted; ``seen``: the blocks this frame's search read),
+        and blend the accepted mask's colours (``counts``; the first mask: all its pixels) into the
         object's reference."""
         from ..track import appearance as A
+        from ..track import motion as M
 
+        self._template = M.object_template(self.state, frame, mask if accepted else None, self.track_policy, seen)
         if frame is None:
-            self._previous = self._mask = None
             return
-        self._previous = np.array(frame, dtype=np.uint8, copy=True) if self._moves_with_image else None
-        self._mask = mask if accepted else None
         if accepted and self.track_policy.uses_appearance:
             if self._appearance is None:
                 first = A.histogram(frame, mask)
@@ -177,9 +176,9 @@ class Follow(WindowPolicy):
                 self._remember(frame, mask, True)
             return report
         from ..track import appearance as A
-        from ..track.motion import object_shift
+        from ..track import motion as M
 
-        shift = object_shift(self.state, self._previous, frame, self._mask, self.track_policy)
+        shift, seen = M.template_shift(self.state, self._template, frame, self.track_policy)
         counts = similarity = None
         if self._appearance is not None and mask is not None:
             # the window's mask on the tracker's grid: frame pixels at multiples of the step
@@ -189,7 +188,7 @@ class Follow(WindowPolicy):
         self.state, self.status, accepted = follow_step(
             self.state, logits, window, score, self.track_policy, self.threshold, shift, similarity
         )
-        self._remember(frame, mask, accepted, counts)
+        self._remember(frame, mask, accepted, counts, seen)
         text = scale_text(side, why, score) + f"; state {self.status}"
         return FrameReport(text, side, why, score, state=self.status, accepted=accepted)
 
