@@ -7,8 +7,8 @@ load average next to them. It also times the image shift alone (``tracker_motion
 on the very calls the tracker makes on that clip (states, masks and frames read back from a run of
 the PyTorch form): as the Tracker measures it, keeping each object's template
 (:func:`~picosam2.track.motion.template_shift`, then :func:`~picosam2.track.motion.object_template`
-on the frame for the next one), and as the camera loop does, from a copy of the last frame
-(:func:`~picosam2.track.motion.object_shift`):
+on the frame for the next one; the camera's follow loop does the same), and, for comparison, from a
+copy of the last frame (:func:`~picosam2.track.motion.object_shift`):
 
     python benchmarks/bench_tracker.py --out benchmarks/track/tracker-speed.json
 """
@@ -63,11 +63,11 @@ def motion_rows(weights, repeats: int) -> dict:
     templates = [M.object_template(state, previous, mask, policy) for state, previous, _, mask in calls]
     steps = [(calls[k], templates[k], calls[k + 1] if k + 1 < len(calls) else calls[k]) for k in range(len(calls))]
 
-    def from_frame(call):  # the camera's way: a copy of the last frame, matched against this one
+    def from_frame(call):  # for comparison: a copy of the last frame, matched against this one
         state, previous, frame, mask = call
         M.object_shift(state, np.array(previous, copy=True), frame, mask, policy)
 
-    def from_template(step):  # the Tracker's way: the last frame's template, then this frame's
+    def from_template(step):  # the Tracker's and the camera's way: the last frame's template, then this frame's
         (state, _, frame, _), template, (next_state, _, _, next_mask) = step
         _, seen = M.template_shift(state, template, frame, policy)
         M.object_template(next_state, frame, next_mask, policy, known=seen)
