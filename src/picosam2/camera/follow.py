@@ -54,14 +54,21 @@ def follow_step(state, logits, window, score, track_policy, threshold: float = 0
     return new, status, best is not None
 
 
-def window_frame_mask(logits, window, frame_size, threshold: float = 0.0) -> np.ndarray:
-    """The frame-size mask of one window's logits (``window`` in frame pixels, rounded to whole
-    pixels), pasted as the tracker pastes it (:func:`picosam2.prompts.paste_mask`)."""
-    from ..prompts import paste_mask
+def window_frame_mask(logits, window, frame_size, threshold: float = 0.0):
+    """One window's logits pasted into the frame as the tracker pastes them (``window`` in frame
+    pixels, rounded to whole pixels): ``(mask, part, win)``, the frame-size mask, its part inside
+    the window (:func:`picosam2.prompts.window_mask`, None when the window misses the frame) and
+    the rounded :class:`~picosam2.prompts.Window`."""
+    from ..prompts import window_mask
 
     width, height = (int(v) for v in frame_size)
     x0, y0, x1, y1 = (int(np.floor(float(v) + 0.5)) for v in window)
-    return paste_mask(logits, Window(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)), (width, height), threshold)
+    win = Window(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
+    part = window_mask(logits, win, (width, height), threshold)
+    mask = np.zeros((height, width), bool)
+    if part is not None:
+        mask[part[0]] = part[1]
+    return mask, part, win
 
 
 class Follow(WindowPolicy):
@@ -168,7 +175,9 @@ class Follow(WindowPolicy):
         window = roi_in_frame(roi, geometry)  # the window the network saw, frame pixels (clipped)
         side = side or int(round(max(window[2] - window[0], window[3] - window[1])))
         frame = self._frame(frame, geometry)
-        mask = None if frame is None else window_frame_mask(logits, window, geometry.frame_size, self.threshold)
+        mask = part = None
+        if frame is not None:
+            mask, part, win = window_frame_mask(logits, window, geometry.frame_size, self.threshold)
         if self.state is None:
             self._appearance = None
             report = self._observe_start(logits, score, window, side, why)
@@ -180,10 +189,8 @@ class Follow(WindowPolicy):
 
         shift, seen = M.template_shift(self.state, self._template, frame, self.track_policy)
         counts = similarity = None
-        if self._appearance is not None and mask is not None:
-            # the window's mask on the tracker's grid: frame pixels at multiples of the step
-            k = A.sample_step(int(round(window[2] - window[0])))
-            counts = A.histogram(frame[::k, ::k], mask[::k, ::k])
+        if self._appearance is not None and part is not None:
+            counts = A.window_histogram(frame, part, A.sample_step(win.width))  # as the Tracker reads it
             similarity = None if counts is None else A.similarity(counts, self._appearance)
         self.state, self.status, accepted = follow_step(
             self.state, logits, window, score, self.track_policy, self.threshold, shift, similarity
