@@ -456,12 +456,31 @@ def update(
 # -- observations from a window mask (numpy) -------------------------------------------------------
 
 
-def _run_left(m: np.ndarray) -> np.ndarray:
-    """Per pixel, how many mask pixels run from it leftwards to the first background pixel (the
-    array's edge counts as background): 0 on background."""
-    idx = np.arange(m.shape[1])
-    last_background = np.maximum.accumulate(np.where(m, -1, idx), axis=1)
-    return np.where(m, idx - last_background, 0)
+def _depths(m: np.ndarray) -> np.ndarray:
+    """Per pixel of a boolean array, the shortest of its four runs of True pixels (left, right, up,
+    down) up to the first False pixel, the array's edge counting as False: 0 on False pixels."""
+    h, w = m.shape
+    dt = np.int16 if max(h, w) < (1 << 14) else np.int64
+    cols, rows = np.arange(w, dtype=dt), np.arange(h, dtype=dt)[:, None]
+    # per pixel the nearest background column at or left of it (-1: none) and at or right of it
+    # (w: none), and rows likewise: on background both are the pixel itself, so every run is 0
+    left = np.maximum.accumulate(np.where(m, dt(-1), cols), axis=1)
+    right = np.minimum.accumulate(np.where(m, dt(w), cols)[:, ::-1], axis=1)[:, ::-1]
+    up = np.maximum.accumulate(np.where(m, dt(-1), rows), axis=0)
+    down = np.minimum.accumulate(np.where(m, dt(h), rows)[::-1], axis=0)[::-1]
+    depth = np.minimum(cols - left, right - cols)
+    np.minimum(depth, rows - up, out=depth)
+    np.minimum(depth, down - rows, out=depth)
+    return depth
+
+
+def _deepest(m: np.ndarray) -> tuple[int, int]:
+    """(row, col) of :func:`interior_index` in ``m``, a non-empty boolean array cut to its mask's
+    box (no run crosses the box)."""
+    depth = _depths(m)
+    rows, cols = np.nonzero(depth == depth.max())
+    k = int(np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2))
+    return int(rows[k]), int(cols[k])
 
 
 def interior_index(mask: np.ndarray) -> tuple[int, int]:
@@ -473,37 +492,38 @@ def interior_index(mask: np.ndarray) -> tuple[int, int]:
     full = np.asarray(mask, bool)
     rows, cols = np.flatnonzero(full.any(axis=1)), np.flatnonzero(full.any(axis=0))
     r0, c0 = int(rows[0]), int(cols[0])
-    m = full[r0 : int(rows[-1]) + 1, c0 : int(cols[-1]) + 1]  # no run crosses the mask's box
-    depth = np.minimum(_run_left(m), _run_left(m[:, ::-1])[:, ::-1])
-    depth = np.minimum(depth, _run_left(m.T).T)
-    depth = np.minimum(depth, _run_left(m.T[:, ::-1])[:, ::-1].T)
-    rows, cols = np.nonzero(depth == depth.max())
-    k = int(np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2))
-    return int(rows[k]) + r0, int(cols[k]) + c0
+    r, c = _deepest(full[r0 : int(rows[-1]) + 1, c0 : int(cols[-1]) + 1])
+    return r + r0, c + c0
 
 
 def observe(logits: np.ndarray, window, score: float | None, threshold: float = 0.0) -> Observation:
     """The :class:`Observation` of one window's (S, S) logits; ``window`` is ``(x0, y0, x1, y1)``
     (or a :class:`~picosam2.prompts.Window`) in image pixels; ``score`` the network's predicted
     IoU (None without a quality head: 1)."""
-    m = np.asarray(logits).reshape(np.asarray(logits).shape[-2:]) > threshold
-    if not m.any():
+    m = np.asarray(logits)
+    m = m.reshape(m.shape[-2:]) > threshold
+    per_row = np.count_nonzero(m, axis=1)  # mask pixels per row and per column: the box, the
+    rows = np.flatnonzero(per_row)  # area, the centroid and the border touches all follow
+    if not len(rows):
         return EMPTY
+    per_col = np.count_nonzero(m, axis=0)
+    cols = np.flatnonzero(per_col)
     x0, y0, x1, y1 = window.as_tuple() if hasattr(window, "as_tuple") else window
     s_h, s_w = m.shape
     kx, ky = (x1 - x0) / s_w, (y1 - y0) / s_h
-    rows = np.flatnonzero(m.any(axis=1))
-    cols = np.flatnonzero(m.any(axis=0))
-    ys, xs = np.nonzero(m)
-    r, c = interior_index(m)
-    touch = (m[:, 0].mean(), m[0, :].mean(), m[:, -1].mean(), m[-1, :].mean())
     c0, c1, r0, r1 = int(cols[0]), int(cols[-1]) + 1, int(rows[0]), int(rows[-1]) + 1
+    r, c = _deepest(m[r0:r1, c0:c1])
+    n = int(per_row.sum())
+    # the mean column and row of the mask pixels: exact integer sums, then one division
+    mean_x, mean_y = int(per_col @ np.arange(s_w)) / n, int(per_row @ np.arange(s_h)) / n
+    # share of the window's left, top, right and bottom side on the mask
+    touch = (int(per_col[0]) / s_h, int(per_row[0]) / s_w, int(per_col[-1]) / s_h, int(per_row[-1]) / s_w)
     return Observation(
-        area=float(len(xs) * kx * ky),
+        area=float(n * kx * ky),
         box=(x0 + c0 * kx, y0 + r0 * ky, x0 + c1 * kx, y0 + r1 * ky),
-        interior=(x0 + (c + 0.5) * kx, y0 + (r + 0.5) * ky),
-        centroid=(x0 + (float(xs.mean()) + 0.5) * kx, y0 + (float(ys.mean()) + 0.5) * ky),
-        touch=tuple(float(t) for t in touch),
+        interior=(x0 + (c0 + c + 0.5) * kx, y0 + (r0 + r + 0.5) * ky),
+        centroid=(x0 + (mean_x + 0.5) * kx, y0 + (mean_y + 0.5) * ky),
+        touch=touch,
         score=1.0 if score is None else float(score),
     )
 
