@@ -35,6 +35,8 @@ BINS = 256
 #: a window's mask is read at about this many pixels a side (the network's output size)
 GRID = 96
 
+_PIXEL = np.dtype("V3")  # one RGB pixel as one item
+
 
 def sample_step(side: int) -> int:
     """The grid step a window of ``side`` pixels is read at."""
@@ -54,15 +56,27 @@ def histogram(pixels: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray 
     """Counts (int64, :data:`BINS`) of the colour cells of ``pixels`` (..., 3 uint8 RGB) where
     ``mask`` (the same leading shape, bool; None: every pixel) holds; None when no pixel counts."""
     px = np.asarray(pixels)
-    px = px[np.asarray(mask, bool)] if mask is not None else px.reshape(-1, px.shape[-1])
+    if mask is None:
+        px = px.reshape(-1, px.shape[-1])
+    else:
+        m = np.asarray(mask, bool)
+        if px.dtype == np.uint8 and px.ndim == m.ndim + 1 and px.shape[-1] == 3 and px.strides[-1] == 1:
+            px = px.view(_PIXEL)[..., 0][m].view(np.uint8).reshape(-1, 3)  # whole pixels, one pick
+        else:
+            px = px[m]
     if len(px) == 0:
         return None
     px = px[:, :3].astype(np.int32)
-    s = px.sum(axis=1) + 1
-    r = np.minimum(12 * px[:, 0] // s, 7)
-    g = np.minimum(12 * px[:, 1] // s, 7)
-    v = (px.max(axis=1) * 4) >> 8
-    return np.bincount((r * 8 + g) * 4 + v, minlength=BINS).astype(np.int64)
+    r, g, b = px[:, 0], px[:, 1], px[:, 2]
+    s = r + g + b
+    s += 1
+    cell = np.minimum(12 * r // s, 7) * 32  # (r * 8 + g) * 4 + v, one channel at a time
+    cell += np.minimum(12 * g // s, 7) * 4
+    top = np.maximum(np.maximum(r, g), b)
+    top <<= 2
+    top >>= 8
+    cell += top
+    return np.bincount(cell, minlength=BINS).astype(np.int64)
 
 
 def normalised(counts: np.ndarray) -> np.ndarray:
