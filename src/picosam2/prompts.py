@@ -494,6 +494,82 @@ def _upsampled_mask(logits: np.ndarray, win: Window, image_size: tuple[int, int]
     return (slice(sy0, sy1), slice(sx0, sx1)), out
 
 
+#: a finite logit above this makes any bilinear mix of such logits positive after the float32
+#: rounding (the least positive float32 is 2 ** -149; a mix of n taps weighs one at least 1 / n)
+_SURELY_POSITIVE = 2.0**-100
+
+
+def _tap_runs(taps: np.ndarray):
+    """Runs of consecutive outputs with the same taps: ``(first output, length)`` of each."""
+    change = np.any(taps[1:] != taps[:-1], axis=1)
+    starts = np.flatnonzero(np.concatenate(([True], change)))
+    return starts, np.diff(np.append(starts, len(taps)))
+
+
+def _run_members(starts: np.ndarray, lengths: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """The outputs of runs ``which``, one row per run, padded to the longest run by repeating its
+    last output (which then computes and writes the same value twice)."""
+    first = starts[which]
+    return np.minimum(first[:, None] + np.arange(int(lengths.max())), (first + lengths[which] - 1)[:, None])
+
+
+def _positive_mask(logits: np.ndarray, win: Window, image_size: tuple[int, int]):
+    """``_upsampled_mask`` at threshold 0 (the same booleans), reading the logits cell by cell:
+    a cell is the output pixels between the same two logit rows and the same two logit columns.
+    Every mix of finite logits above ``_SURELY_POSITIVE`` is above 0, and every mix of logits at or
+    below 0 is not (weights are never negative, at least one per column is positive); so a cell
+    whose taps all agree is filled from their sign, and only the cells at the object's edge go
+    through both passes, as ``_upsampled_mask`` computes them (its "every" and "mixed" rule, the
+    same float64 sums in the same order, float32 in between). Cost: about the logits, plus the
+    edge, plus the in-image part once as booleans."""
+    width, height = image_size
+    sx0, sy0 = max(win.x0, 0), max(win.y0, 0)
+    sx1, sy1 = min(win.x1, width), min(win.y1, height)
+    lh, lw = logits.shape
+    xs, kx = _bilinear_taps(*_bilinear_support(lw, win.width, sx0 - win.x0, sx1 - win.x0))
+    ys, ky = _bilinear_taps(*_bilinear_support(lh, win.height, sy0 - win.y0, sy1 - win.y0))
+    if not (kx > 0).any(axis=1).all():
+        return _upsampled_mask(logits, win, image_size, 0.0)
+    xs, ys = np.minimum(xs, lw - 1), np.minimum(ys, lh - 1)
+    b_starts, b_len = _tap_runs(ys)  # bands: output rows with the same taps
+    g_starts, g_len = _tap_runs(xs)  # groups: output columns with the same taps
+    row_taps = ys[b_starts]
+    live = np.logical_or.reduceat(ky > 0, b_starts, axis=0)  # (bands, Ty)
+    dead = ~live[:, :, None]
+    picked = logits[:, xs[g_starts]]  # (logit rows, groups, Tx)
+    pos = ((picked > _SURELY_POSITIVE) & (picked < np.inf)).all(axis=2)[row_taps]  # (bands, Ty, groups)
+    neg = (picked <= 0).all(axis=2)[row_taps]
+    yes = np.all(pos | dead, axis=1)
+    todo = ~(yes | np.all(neg | dead, axis=1))
+    out = np.repeat(np.repeat(yes, g_len, axis=1), b_len, axis=0)
+    band, group = np.nonzero(todo)
+    if len(band):
+        cols = _run_members(g_starts, g_len, group)  # (cells, J)
+        rows = _run_members(b_starts, b_len, band)  # (cells, I)
+        base = (row_taps[band] * lw)[:, :, None]  # (cells, Ty, 1)
+        x, k = xs[cols], kx[cols]  # (cells, J, Tx)
+        flat = logits.reshape(-1)
+        acc = flat[base + x[:, None, :, 0]].astype(np.float64) * k[:, None, :, 0]  # 0 + the first term
+        for u in range(1, xs.shape[1]):
+            acc += flat[base + x[:, None, :, u]].astype(np.float64) * k[:, None, :, u]
+        h = acc.astype(np.float32)  # the horizontal pass at the cells' tap rows: (cells, Ty, J)
+        above = h > 0.0
+        lv = live[band][:, :, None]
+        every = np.all(above | ~lv, axis=1)  # (cells, J)
+        mixed = np.any(above & lv, axis=1) & ~every
+        w = np.where(lv, ky[rows].transpose(0, 2, 1), 0.0)  # (cells, Ty, I)
+        hv = h.astype(np.float64)[:, :, None, :]  # (cells, Ty, 1, J)
+        finite = np.isfinite(h).all()  # then a weight of 0 adds 0: no need to leave it out
+        acc = None
+        for t in range(ys.shape[1]):
+            wt = w[:, t, :, None]
+            term = hv[:, t] * wt if finite else np.where(wt > 0, hv[:, t] * wt, 0.0)
+            acc = term if acc is None else acc + term
+        res = np.where(mixed[:, None, :], acc.astype(np.float32) > 0.0, every[:, None, :])
+        out.reshape(-1)[(rows * out.shape[1])[:, :, None] + cols[:, None, :]] = res
+    return (slice(sy0, sy1), slice(sx0, sx1)), out
+
+
 def window_mask(logits: np.ndarray, win: Window, image_size: tuple[int, int], threshold: float = 0.0):
     """The part of :func:`paste_mask` inside the window: ``(slices, bool array)`` such that the
     full mask is that array at ``mask[slices]`` and False elsewhere; ``None`` when the window
@@ -508,6 +584,8 @@ def window_mask(logits: np.ndarray, win: Window, image_size: tuple[int, int], th
         and win.height >= logits.shape[0]
         and logits.shape != (win.height, win.width)
     ):
+        if threshold == 0:
+            return _positive_mask(logits, win, image_size)
         return _upsampled_mask(logits, win, image_size, threshold)
     part = _window_logits(logits, win, image_size)
     return None if part is None else (part[0], part[1] > threshold)
