@@ -1,4 +1,5 @@
-"""The threshold-0 window mask of large windows (``prompts._positive_mask``, read cell by cell)
+"""The threshold-0 window mask of large windows (``prompts._positive_mask``, read cell by cell;
+:func:`~picosam2.prompts.window_mask` takes it from about 300 x 300 pixels)
 against the row-by-row computation it replaces (``prompts._upsampled_mask``): the same booleans on
 random logits (noise, discs, specks, grids of steps, tiny, the least positive floats, zero,
 signed-zero, infinite and NaN logits), square and other logit shapes, and windows inside, across
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from picosam2.prompts import Window, _upsampled_mask, paste_mask, window_mask
+from picosam2.prompts import Window, _positive_mask, _upsampled_mask, paste_mask, window_mask
 
 ODD = np.array([0.0, -0.0, 1e-40, -1e-40, 2.0**-100, 2.0**-99, 1e-30, np.inf, -np.inf, np.nan, 1.0, -1.0, 3e38])
 
@@ -50,9 +51,9 @@ def test_positive_mask_equals_the_row_by_row_mask(seed):
             continue
         with np.errstate(all="ignore"):
             want = _upsampled_mask(logits, win, image, 0.0)
-            got = window_mask(logits, win, image, 0.0)
-        assert got[0] == want[0]
-        assert got[1].dtype == bool and got[1].shape == want[1].shape and np.array_equal(got[1], want[1])
+            for got in (_positive_mask(logits, win, image), window_mask(logits, win, image, 0.0)):
+                assert got[0] == want[0]
+                assert got[1].dtype == bool and got[1].shape == want[1].shape and np.array_equal(got[1], want[1])
         checked += 1
     assert checked > 200
 
