@@ -8,7 +8,15 @@ on the very calls the tracker makes on that clip (states, masks and frames read 
 the PyTorch form): as the Tracker measures it, keeping each object's template
 (:func:`~picosam2.track.motion.template_shift`, then :func:`~picosam2.track.motion.object_template`
 on the frame for the next one; the camera's follow loop does the same), and, for comparison, from a
-copy of the last frame (:func:`~picosam2.track.motion.object_shift`):
+copy of the last frame (:func:`~picosam2.track.motion.object_shift`).
+
+The ratio ``tracker_vs_single_click`` compares a tracker frame with the weights' own one-window
+click (a 128-pixel window on the first frame), while the tracker's window fits the object: on this
+clip it is several times larger, and cutting and pasting a larger window costs more whoever does it.
+``tracker_vs_same_window_click`` compares like with like: per form, each tracker frame and a
+one-window click (cut, normalise, model, paste, as :meth:`~picosam2.Predictor.predict` does for one
+window) at the very window the tracker runs on that frame, timed alternately frame by frame (which
+goes first alternates too), medians over the same frames:
 
     python benchmarks/bench_tracker.py --out benchmarks/track/tracker-speed.json
 """
@@ -79,6 +87,56 @@ def motion_rows(weights, repeats: int) -> dict:
     }
 
 
+def same_window_rows(model, onnx_paths: dict, repeats: int) -> dict:
+    """Per form, one thread: median ms of a tracker frame and of a one-window click at the window
+    the tracker runs on that frame, on the same frames of the clip, timed alternately; their ratio."""
+    import time
+
+    from picosam2.bench.suite import TRACK_CLICK, TRACK_CLIP_FRAMES, _click_backends, track_clip
+    from picosam2.bench.timing import torch_threads
+    from picosam2.predictor import Prediction, Predictor
+    from picosam2.prompts import Window
+    from picosam2.track import Tracker
+    from picosam2.track import policy as P
+
+    clip = track_clip()
+    size = (clip[0].shape[1], clip[0].shape[0])
+    warmup, timed = 10, max(repeats, TRACK_CLIP_FRAMES)
+    out: dict = {"same_window_tracker_ms": {}, "same_window_click_ms": {}, "tracker_vs_same_window_click": {}}
+    sides = []
+    with torch_threads(1):
+        for key, backend in _click_backends(model, onnx_paths).items():
+            tracker = Tracker(Predictor(backend=backend))
+            obj = tracker.start(clip[0], point=TRACK_CLICK).obj_id
+            clicker = Predictor(backend=backend, point_scales=None)
+            track_ms, click_ms = [], []
+            for k in range(warmup + timed):
+                frame = clip[k % len(clip)]
+                win = Window(*P.next_windows(tracker.state(obj), size, tracker.policy)[0])
+                times = {}
+                for name in ("track", "click") if k % 2 else ("click", "track"):
+                    t0 = time.perf_counter()
+                    if name == "track":
+                        result = tracker.update(frame)[obj]
+                    else:  # what Predictor.predict does for one window
+                        run = clicker.run_windows(frame, [win])
+                        pred = Prediction(run.logits, [win], ["point"], size, clicker.threshold, run.scores)
+                        pred.union()
+                    times[name] = time.perf_counter() - t0
+                assert result.window == win.as_tuple()
+                if k >= warmup:
+                    track_ms.append(times["track"] * 1e3)
+                    click_ms.append(times["click"] * 1e3)
+                    sides.append(win.width)
+            t, c = float(np.median(track_ms)), float(np.median(click_ms))
+            out["same_window_tracker_ms"][key] = round(t, 3)
+            out["same_window_click_ms"][key] = round(c, 3)
+            out["tracker_vs_same_window_click"][key] = round(t / c, 2)
+            out["single_click_window_side"] = int(clicker.window_size)
+    out["tracker_window_side_median"] = int(np.median(sides)) if sides else None
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default=None, help="weights (default: the shipped ones)")
@@ -95,6 +153,7 @@ def main(argv=None) -> int:
         paths, _ = export_forms(model, Path(tmp))
         forms = {k: v for k, v in paths.items() if k == "onnx_int8"}
         rows = measure_tracker(model, forms, args.repeats)
+        rows.update(same_window_rows(model, forms, args.repeats))
     rows["tracker_motion_ms_per_frame"] = motion_rows(args.weights, args.repeats)
     rows["machine"] = _machine()
     rows["load_average_1min"] = os.getloadavg()[0]
@@ -104,6 +163,8 @@ def main(argv=None) -> int:
     print(
         f"wrote {args.out}: "
         + ", ".join(f"{k} {v} frames/s" for k, v in rows["tracker_fps"].items())
+        + "; vs the one-window click at the same window: "
+        + ", ".join(f"{k} {v}x" for k, v in rows["tracker_vs_same_window_click"].items())
         + f"; image shift: {motion}"
     )
     return 0
