@@ -305,7 +305,7 @@ def test_eval_video_cli_errors(tiny_davis, tmp_path):
         r = run_cli("eval-video", str(root), "--policy", policy, "--out", str(out))
         assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = run_cli("eval-video", str(root), "--follower", "naive-box", "--policy", "{}", "--out", str(out))
-    assert r.returncode == 2 and "tracker only" in r.stderr
+    assert r.returncode == 2 and "tracker and oracle-window only" in r.stderr
     assert not out.exists()
 
 
@@ -343,3 +343,35 @@ def test_naive_click_follower_runs_the_model(tiny_davis):
     assert again["per_sequence"]["one"]["windows_per_object_frame"] == s["windows_per_object_frame"]
     with pytest.raises(Exception, match="unknown follower"):
         make_follower("psychic", predictor)
+
+
+def test_oracle_window_follower_places_one_window_on_the_truth(tiny_davis):
+    """One window an object and frame, centred on the true mask's most interior pixel, its side the
+    policy's margin times the true extent; no window (and an empty mask) where the object is absent."""
+    from picosam2.eval.video import make_follower
+    from picosam2.predictor import Predictor
+    from picosam2.track import TrackPolicy
+    from picosam2.track import policy as P
+
+    root, _ = tiny_davis
+    predictor = Predictor.from_pretrained(None, point_scales="auto", threads=1)
+    (seq,) = read_davis(root, ["one"])
+    frame, gt = seq.frame(1), seq.labels(1) == 1
+    for margin in (0.8, 1.5):
+        follower = make_follower("oracle-window", predictor, TrackPolicy(margin=margin))
+        follower.start(seq.frame(0), mask=seq.labels(0) == 1, obj_id=1)
+        follower.observe_truth({1: gt})
+        r = follower.update(frame)[1]
+        x0, y0, x1, y1 = r.window
+        obs = P.observe_mask(gt)
+        cx, cy = obs.interior  # the most interior pixel, as the tracker finds it
+        assert gt[int(round(cy)), int(round(cx))]
+        assert r.windows == 1 and abs((x0 + x1) / 2 - cx) <= 1 and abs((y0 + y1) / 2 - cy) <= 1
+        assert x1 - x0 == round(max(margin * P.extent_of(obs, obs.interior), 96.0))
+        assert r.mask.shape == gt.shape and r.mask.any()
+        follower.observe_truth({1: np.zeros_like(gt)})
+        gone = follower.update(frame)[1]
+        assert gone.windows == 0 and not gone.mask.any() and gone.state == "lost"
+    report = evaluate_tracker(lambda: make_follower("oracle-window", predictor), [seq], init="mask", progress=False)
+    s = report["per_sequence"]["one"]
+    assert s["windows_per_object_frame"] <= 1.0 and 0.0 < s["objects"]["1"]["J"]["mean"] <= 1.0

@@ -421,12 +421,62 @@ class OracleClickFollower(_Baseline):
         return out
 
 
-FOLLOWERS = ("tracker", "naive-box", "naive-click", "oracle-click")
+class OracleWindowFollower(_Baseline):
+    """Each frame ONE window placed from the truth: centred on the most interior pixel of the
+    object's ground-truth mask, its side the policy's ``margin`` times the true extent (twice the
+    largest distance from that pixel to the mask box's sides), within the policy's side limits.
+    What a one-window tracker would get if it always knew where the object is and how large (an
+    upper reference for the tracker's placement; it reads the answers)."""
+
+    needs_truth = True
+
+    def __init__(self, predictor, policy=None):
+        from ..track import TrackPolicy
+
+        super().__init__(predictor)
+        self.policy = policy or TrackPolicy()
+        self.predictor = predictor
+        self.truth: dict[int, np.ndarray] = {}
+
+    def observe_truth(self, masks: dict[int, np.ndarray]) -> None:
+        self.truth = masks
+
+    def update(self, frame) -> dict[int, FollowResult]:
+        from ..prompts import Window, window_mask
+        from ..track import policy as P
+
+        height, width = frame.shape[:2]
+        plan = {}
+        for oid in self.masks:
+            gt = self.truth.get(oid)
+            obs = P.observe_mask(gt) if gt is not None else P.EMPTY
+            if not obs.empty:
+                side = P._side(P.extent_of(obs, obs.interior), 1.0, (width, height), self.policy)
+                plan[oid] = Window(*P._square(*obs.interior, side, (width, height)))
+        run = self.predictor.run_windows(frame, list(plan.values())) if plan else None
+        out = {}
+        for oid in self.masks:
+            m = np.zeros((height, width), bool)
+            if oid not in plan:
+                out[oid] = FollowResult(oid, m, 0.0, 0, None, "lost")
+            else:
+                i = list(plan).index(oid)
+                win = plan[oid]
+                slices, part = window_mask(run.logits[i], win, (width, height), self.predictor.threshold)
+                m[slices] = part
+                score = 1.0 if run.scores is None else float(run.scores[i])
+                out[oid] = FollowResult(oid, m, score, 1, _win(win))
+            self.masks[oid] = m
+        return out
+
+
+FOLLOWERS = ("tracker", "naive-box", "naive-click", "oracle-click", "oracle-window")
 
 
 def make_follower(kind: str, predictor, policy=None):
     """A follower over ``predictor``: ``tracker`` (:class:`picosam2.track.Tracker`), or a
-    baseline: ``naive-box``, ``naive-click`` or ``oracle-click``."""
+    baseline: ``naive-box``, ``naive-click``, ``oracle-click`` or ``oracle-window`` (which, like
+    the tracker, takes ``policy``: its ``margin`` and side limits)."""
     if kind == "tracker":
         try:
             from ..track import Tracker
@@ -439,6 +489,8 @@ def make_follower(kind: str, predictor, policy=None):
         return NaiveClickFollower(predictor)
     if kind == "oracle-click":
         return OracleClickFollower(predictor)
+    if kind == "oracle-window":
+        return OracleWindowFollower(predictor, policy)
     raise UsageError(f"unknown follower {kind!r}: choose from {', '.join(FOLLOWERS)}")
 
 

@@ -97,8 +97,8 @@ def run_eval_video(args) -> int:
         raise UsageError(f"--out: folder {out.resolve().parent} does not exist")
     changes = policy_changes(args.policy) if args.policy is not None else None
     policy = policy_from(changes) if changes is not None else None
-    if policy is not None and args.follower != "tracker":
-        raise UsageError("--policy applies to --follower tracker only")
+    if policy is not None and args.follower not in ("tracker", "oracle-window"):
+        raise UsageError("--policy applies to --follower tracker and oracle-window only")
     sequences = read_davis(args.root, args.sequences, args.resolution, args.image_set)
     if args.limit:
         sequences = sequences[: args.limit]
