@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -84,7 +85,7 @@ def main() -> int:
     predictor = Predictor.from_pretrained(args.weights, threads=1)
     sequences = read_davis(args.root)
     conditions = read_conditions(args.root)
-    report = {"root": args.root, "weights": args.weights or "shipped", "sequences": len(sequences), "variants": {}}
+    report = {"root": Path(args.root).name, "weights": args.weights or "shipped", "sequences": len(sequences), "variants": {}}
     for name, fields in variants.items():
         t0 = time.time()
         row = evaluate(predictor, sequences, conditions, TrackPolicy(**fields))

@@ -279,6 +279,7 @@ def test_eval_video_cli_baselines(tiny_davis, tmp_path):
     assert report["per_sequence"]["one"]["conditions"]["speed"] == "slow"
     assert report["by_condition"]["speed=slow"]["objects"] == 3 and "J&F by condition" in r.stdout
     assert report["data"]["test"] is True
+    assert report["root"] == root.name  # the folder's name, never a machine path
 
     out2 = tmp_path / "o.json"
     r = run_cli("eval-video", str(root), "--follower", "oracle-click", "--sequences", "one", "--out", str(out2))

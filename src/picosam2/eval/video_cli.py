@@ -126,7 +126,7 @@ def run_eval_video(args) -> int:
         "follower": args.follower,
         "policy": changes or {},
         "init": args.init,
-        "root": str(args.root),
+        "root": Path(args.root).name,  # the folder's name: a results file names no machine path
         "data": data,
         "resolution": args.resolution,
         "weights": str(args.weights) if args.weights else "shipped",
