@@ -1,5 +1,5 @@
 """The threshold-0 window mask of large windows (``prompts._positive_mask``, read cell by cell;
-:func:`~picosam2.prompts.window_mask` takes it from about 300 x 300 pixels)
+:func:`~picosam2.prompts.window_mask` takes it from about 470 x 470 pixels)
 against the row-by-row computation it replaces (``prompts._upsampled_mask``): the same booleans on
 random logits (noise, discs, specks, grids of steps, tiny, the least positive floats, zero,
 signed-zero, infinite and NaN logits), square and other logit shapes, and windows inside, across
