@@ -3,8 +3,12 @@
 # one report per split and follower, benchmarks/video/results-<split>-<follower>.json (or OUT=DIR).
 #   PICOSAM2_DATA=/path/to/data VIDEO=/path/to/video-sets scripts/eval_video_baselines.sh
 #   SPLITS="devval" FOLLOWERS="naive-box oracle-click" ... to run a part
+#   SPLITS="devval100" FOLLOWERS=tracker OUT=benchmarks/track ... the tracker on the larger set
 # The sets: VIDEO/select (held out of the train pool: for choosing a policy) and VIDEO/devval (dev-val
-# photos: for reporting), 30 sequences of 50 frames each, from scripts/make_video_sequences.py, seed 0.
+# photos: for reporting), 30 sequences of 50 frames each, from scripts/make_video_sequences.py, seed 0;
+# VIDEO/select100 and VIDEO/devval100: the same with 100 sequences (their first 30 are the 30-sequence set).
+# FOLLOWERS may name oracle-window (one window a frame placed on the truth); POLICY='{"margin": 0.8}'
+# passes --policy to it (and to the tracker) and SUFFIX=-margin08 names the reports apart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -16,16 +20,21 @@ OUT=${OUT:-$REPO/benchmarks/video}
 SPLITS=${SPLITS:-devval select}
 FOLLOWERS=${FOLLOWERS:-naive-box naive-click oracle-click}
 THREADS=${THREADS:-1}
+POLICY=${POLICY:-}
+SUFFIX=${SUFFIX:-}
 mkdir -p "$OUT" "$VIDEO"
 for split in $SPLITS; do
   if [ ! -f "$VIDEO/$split/meta.json" ]; then
+    base=${split%100}
+    n=30
+    [ "$base" != "$split" ] && n=100
     extra=()
-    if [ "$split" = select ]; then
+    if [ "$base" = select ]; then
       "$PY" scripts/make_select_split.py --annotations "$PICOSAM2_DATA/coco-mini/annotations/instances_train.json" \
         --out-dir "$VIDEO/splits"
       extra=(--select-json "$VIDEO/splits/instances_select.json")
     fi
-    "$PY" scripts/make_video_sequences.py --split "$split" "${extra[@]}" --out "$VIDEO/$split" --n 30 --frames 50 --seed 0
+    "$PY" scripts/make_video_sequences.py --split "$base" "${extra[@]}" --out "$VIDEO/$split" --n "$n" --frames 50 --seed 0
   fi
 done
 # run from VIDEO so that the reports name the set ("devval"), not a path of this machine
@@ -33,7 +42,9 @@ cd "$VIDEO"
 for split in $SPLITS; do
   for follower in $FOLLOWERS; do
     echo "== $split $follower"
-    "$PICOSAM2" eval-video "$split" --follower "$follower" --init click --threads "$THREADS" --quiet \
-      --out "$OUT/results-$split-$follower.json"
+    policy=()
+    [ -n "$POLICY" ] && policy=(--policy "$POLICY")
+    "$PICOSAM2" eval-video "$split" --follower "$follower" "${policy[@]}" --init click --threads "$THREADS" --quiet \
+      --out "$OUT/results-$split-$follower$SUFFIX.json"
   done
 done
