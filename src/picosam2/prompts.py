@@ -447,6 +447,18 @@ def paste_logits(logits: np.ndarray, win: Window, image_size: tuple[int, int], f
     return out
 
 
+def _window_taps(logits: np.ndarray, win: Window, image_size: tuple[int, int]):
+    """The in-image part of ``win`` ``(x0, y0, x1, y1)`` and the bilinear taps and weights of its
+    output columns and rows on the logits."""
+    width, height = image_size
+    sx0, sy0 = max(win.x0, 0), max(win.y0, 0)
+    sx1, sy1 = min(win.x1, width), min(win.y1, height)
+    lh, lw = logits.shape
+    cols = _bilinear_taps(*_bilinear_support(lw, win.width, sx0 - win.x0, sx1 - win.x0))
+    rows = _bilinear_taps(*_bilinear_support(lh, win.height, sy0 - win.y0, sy1 - win.y0))
+    return (sx0, sy0, sx1, sy1), cols, rows
+
+
 def _upsampled_mask(logits: np.ndarray, win: Window, image_size: tuple[int, int], threshold: float):
     """``window_mask`` for a window at least as large as the logits: Pillow's float bilinear
     resize (horizontal pass, float32, then vertical pass, float64 sums tap by tap, float32)
@@ -455,12 +467,8 @@ def _upsampled_mask(logits: np.ndarray, win: Window, image_size: tuple[int, int]
     of output rows sharing its taps is filled from its taps' signs, and only the columns where
     those disagree (the object's edge) are computed. Cost: the window's in-image pixels once as
     booleans instead of several float passes."""
-    width, height = image_size
-    sx0, sy0 = max(win.x0, 0), max(win.y0, 0)
-    sx1, sy1 = min(win.x1, width), min(win.y1, height)
+    (sx0, sy0, sx1, sy1), (xs, kx), (ys, ky) = _window_taps(logits, win, image_size)
     lh, lw = logits.shape
-    xs, kx = _bilinear_taps(*_bilinear_support(lw, win.width, sx0 - win.x0, sx1 - win.x0))
-    ys, ky = _bilinear_taps(*_bilinear_support(lh, win.height, sy0 - win.y0, sy1 - win.y0))
     xs, ys = np.minimum(xs, lw - 1), np.minimum(ys, lh - 1)
     cols64 = logits.T.astype(np.float64)  # gathers of whole logit columns: contiguous
     acc = np.zeros((len(xs), lh), np.float64)
@@ -527,12 +535,8 @@ def _positive_mask(logits: np.ndarray, win: Window, image_size: tuple[int, int])
     through both passes, as ``_upsampled_mask`` computes them (its "every" and "mixed" rule, the
     same float64 sums in the same order, float32 in between). Cost: about the logits, plus the
     edge, plus the in-image part once as booleans."""
-    width, height = image_size
-    sx0, sy0 = max(win.x0, 0), max(win.y0, 0)
-    sx1, sy1 = min(win.x1, width), min(win.y1, height)
+    (sx0, sy0, sx1, sy1), (xs, kx), (ys, ky) = _window_taps(logits, win, image_size)
     lh, lw = logits.shape
-    xs, kx = _bilinear_taps(*_bilinear_support(lw, win.width, sx0 - win.x0, sx1 - win.x0))
-    ys, ky = _bilinear_taps(*_bilinear_support(lh, win.height, sy0 - win.y0, sy1 - win.y0))
     if not (kx > 0).any(axis=1).all():
         return _upsampled_mask(logits, win, image_size, 0.0)
     xs, ys = np.minimum(xs, lw - 1), np.minimum(ys, lh - 1)
