@@ -14,8 +14,10 @@ prompt, and score the masks the DAVIS way: J (region IoU) and F (boundary F-meas
 0.008 x the image diagonal) as mean, recall (> 0.5) and decay, J&F, per sequence and overall,
 with model windows per object and frame and milliseconds per frame. Followers: `tracker`
 (picosam2.track.Tracker), `naive-box` (the previous mask's box grown 20 %% as a box prompt),
-`naive-click` (a scale-aware click at the previous mask's most interior pixel) and `oracle-click`
-(a scale-aware click at the true most interior pixel of every frame's ground truth).
+`naive-click` (a scale-aware click at the previous mask's most interior pixel), `oracle-click`
+(a scale-aware click at the true most interior pixel of every frame's ground truth) and
+`oracle-window` (one window a frame on that pixel, sized from the true mask by the --policy
+margin: the tracker's placement made perfect).
 See docs/tracking.md."""
 
 
@@ -37,7 +39,8 @@ def add_parser(sub) -> list[str]:
         "--policy",
         default=None,
         metavar="JSON",
-        help='tracker only: TrackPolicy fields changed from the defaults, e.g. \'{"motion": "mask"}\'',
+        help="tracker and oracle-window only: TrackPolicy fields changed from the defaults, "
+        'e.g. \'{"motion": "mask"}\' or \'{"margin": 0.8}\'',
     )
     p.add_argument("--sequences", nargs="+", default=None, metavar="SEQ", help="only these sequences")
     p.add_argument("--image-set", default=None, metavar="NAME", help="the sequences of ImageSets/2017/NAME.txt")
