@@ -197,6 +197,17 @@ def _close(a, b, path="") -> None:
         assert a == b, path
 
 
+def _matched_statuses(runs, js) -> set:
+    """Checks every frame of each Python policy run against the browser's (:func:`_close`); the
+    set of states the runs went through."""
+    statuses = set()
+    for run, got in zip(runs, js):
+        for k, (want, have) in enumerate(zip(run["frames"], got)):
+            _close(want, have, f"frame {k}")
+            statuses.add(want["status"])
+    return statuses
+
+
 def test_track_policy_constants_match_python():
     from dataclasses import asdict
 
@@ -298,12 +309,7 @@ def test_track_policy_steps_match_python():
            });""",
         runs,
     )
-    statuses = set()
-    for run, got in zip(runs, js):
-        for k, (want, have) in enumerate(zip(run["frames"], got)):
-            _close(want, have, f"frame {k}")
-            statuses.add(want["status"])
-    assert statuses == {"tracking", "lost", "reacquired"}
+    assert _matched_statuses(runs, js) == {"tracking", "lost", "reacquired"}
     assert any(len(f["windows"]) == 2 for run in runs for f in run["frames"])  # probes ran
     assert any(f["state"]["lost"] > len(SWEEP) for run in runs for f in run["frames"])  # a wider sweep ring
 
@@ -481,12 +487,7 @@ def test_track_policy_steps_with_image_shifts_match_python():
            });""",
         runs,
     )
-    statuses = set()
-    for run, got in zip(runs, js):
-        for k, (want, have) in enumerate(zip(run["frames"], got)):
-            _close(want, have, f"frame {k}")
-            statuses.add(want["status"])
-    assert statuses == {"tracking", "lost", "reacquired"}
+    assert _matched_statuses(runs, js) == {"tracking", "lost", "reacquired"}
 
 
 def test_follower_measures_the_image_motion_as_the_tracker_does():
@@ -704,12 +705,7 @@ def test_best_observation_with_similarities_matches_python():
            });""",
         runs,
     )
-    statuses = set()
-    for run, got in zip(runs, js):
-        for k, (want, have) in enumerate(zip(run["frames"], got)):
-            _close(want, have, f"frame {k}")
-            statuses.add(want["status"])
-    assert statuses == {"tracking", "lost", "reacquired"}
+    assert _matched_statuses(runs, js) == {"tracking", "lost", "reacquired"}
     assert vetoed > 10  # the similarities changed the choice
 
 

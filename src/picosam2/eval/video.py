@@ -392,9 +392,9 @@ class NaiveClickFollower(_Baseline):
         return out
 
 
-class OracleClickFollower(_Baseline):
-    """Each frame a scale-aware click at the TRUE most interior pixel of the object's
-    ground-truth mask (an upper reference for click-based following; it reads the answers)."""
+class _TruthBaseline(_Baseline):
+    """A reference that reads the answers: the evaluation hands it each frame's true masks
+    (:meth:`observe_truth`) before :meth:`update`."""
 
     needs_truth = True
 
@@ -404,6 +404,11 @@ class OracleClickFollower(_Baseline):
 
     def observe_truth(self, masks: dict[int, np.ndarray]) -> None:
         self.truth = masks
+
+
+class OracleClickFollower(_TruthBaseline):
+    """Each frame a scale-aware click at the TRUE most interior pixel of the object's
+    ground-truth mask (an upper reference for click-based following; it reads the answers)."""
 
     def update(self, frame) -> dict[int, FollowResult]:
         from ..data.prompt_rules import interior_point
@@ -421,48 +426,40 @@ class OracleClickFollower(_Baseline):
         return out
 
 
-class OracleWindowFollower(_Baseline):
+class OracleWindowFollower(_TruthBaseline):
     """Each frame ONE window placed from the truth: centred on the most interior pixel of the
     object's ground-truth mask, its side the policy's ``margin`` times the true extent (twice the
     largest distance from that pixel to the mask box's sides), within the policy's side limits.
     What a one-window tracker would get if it always knew where the object is and how large (an
     upper reference for the tracker's placement; it reads the answers)."""
 
-    needs_truth = True
-
     def __init__(self, predictor, policy=None):
         from ..track import TrackPolicy
 
         super().__init__(predictor)
         self.policy = policy or TrackPolicy()
-        self.predictor = predictor
-        self.truth: dict[int, np.ndarray] = {}
-
-    def observe_truth(self, masks: dict[int, np.ndarray]) -> None:
-        self.truth = masks
 
     def update(self, frame) -> dict[int, FollowResult]:
         from ..prompts import Window, window_mask
         from ..track import policy as P
 
         height, width = frame.shape[:2]
-        plan = {}
+        plan = {}  # object id -> its window, for the objects in view
         for oid in self.masks:
-            gt = self.truth.get(oid)
-            obs = P.observe_mask(gt) if gt is not None else P.EMPTY
+            obs = P.observe_mask(self.truth[oid]) if oid in self.truth else P.EMPTY
             if not obs.empty:
-                side = P._side(P.extent_of(obs, obs.interior), 1.0, (width, height), self.policy)
-                plan[oid] = Window(*P._square(*obs.interior, side, (width, height)))
-        run = self.predictor.run_windows(frame, list(plan.values())) if plan else None
+                plan[oid] = Window(*P.window_around(obs, (width, height), self.policy))
+        predictor = self.counter.predictor
+        run = predictor.run_windows(frame, list(plan.values())) if plan else None
+        index = {oid: i for i, oid in enumerate(plan)}
         out = {}
         for oid in self.masks:
             m = np.zeros((height, width), bool)
             if oid not in plan:
                 out[oid] = FollowResult(oid, m, 0.0, 0, None, "lost")
             else:
-                i = list(plan).index(oid)
-                win = plan[oid]
-                slices, part = window_mask(run.logits[i], win, (width, height), self.predictor.threshold)
+                i, win = index[oid], plan[oid]
+                slices, part = window_mask(run.logits[i], win, (width, height), predictor.threshold)
                 m[slices] = part
                 score = 1.0 if run.scores is None else float(run.scores[i])
                 out[oid] = FollowResult(oid, m, score, 1, _win(win))

@@ -286,6 +286,12 @@ def _square(cx: float, cy: float, side: float, image_size) -> tuple[int, int, in
     return (x0, y0, x0 + s, y0 + s)
 
 
+def window_around(obs: Observation, image_size, policy: TrackPolicy) -> tuple[int, int, int, int]:
+    """The window the policy would put around a whole mask's observation: the square of side
+    ``margin`` times its extent (within the side limits) centred on its most interior point."""
+    return _square(*obs.interior, _side(extent_of(obs, obs.interior), 1.0, image_size, policy), image_size)
+
+
 def predicted_anchor(state: TrackState) -> tuple[float, float]:
     """Where the anchor is expected this frame (constant velocity)."""
     return (state.anchor[0] + state.velocity[0], state.anchor[1] + state.velocity[1])

@@ -138,11 +138,7 @@ class Tracker:
             obs = P.observe_mask(m)
             if obs.empty:
                 raise UsageError("the start mask is empty")
-            win = P._square(
-                *obs.interior,
-                P._side(P.extent_of(obs, obs.interior), 1.0, (width, height), self.policy),
-                (width, height),
-            )
+            win = P.window_around(obs, (width, height), self.policy)
             result = ObjectResult(obj_id, m.copy(), 1.0, win, "tracking", 0)
         else:
             if point is not None:
