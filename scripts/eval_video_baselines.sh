@@ -9,6 +9,8 @@
 # VIDEO/select100 and VIDEO/devval100: the same with 100 sequences (their first 30 are the 30-sequence set).
 # FOLLOWERS may name oracle-window (one window a frame placed on the truth); POLICY='{"margin": 0.8}'
 # passes --policy to it (and to the tracker) and SUFFIX=-margin08 names the reports apart.
+# FOLLOWERS=tracker-oracle ORACLE=motion,reacquire reads those parts of the tracker's policy from the
+# truth (eval-video --oracle); the report is results-<split>-tracker-oracle-motion-reacquire.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -22,6 +24,7 @@ FOLLOWERS=${FOLLOWERS:-naive-box naive-click oracle-click}
 THREADS=${THREADS:-1}
 POLICY=${POLICY:-}
 SUFFIX=${SUFFIX:-}
+ORACLE=${ORACLE:-}
 mkdir -p "$OUT" "$VIDEO"
 for split in $SPLITS; do
   if [ ! -f "$VIDEO/$split/meta.json" ]; then
@@ -44,7 +47,12 @@ for split in $SPLITS; do
     echo "== $split $follower"
     policy=()
     [ -n "$POLICY" ] && policy=(--policy "$POLICY")
+    name=$follower
+    if [ "$follower" = tracker-oracle ]; then
+      policy+=(--oracle "$ORACLE")
+      name=$follower-${ORACLE//,/-}
+    fi
     "$PICOSAM2" eval-video "$split" --follower "$follower" "${policy[@]}" --init click --threads "$THREADS" --quiet \
-      --out "$OUT/results-$split-$follower$SUFFIX.json"
+      --out "$OUT/results-$split-$name$SUFFIX.json"
   done
 done

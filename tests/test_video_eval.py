@@ -263,6 +263,11 @@ def test_evaluate_perfect_follower(tiny_davis):
     assert o["J&F"] == 1.0 and o["J"]["mean"] == 1.0 and o["F"]["mean"] == 1.0 and o["J"]["decay"] == 0.0
     assert o["sequences"] == 2 and o["objects"] == 3 and o["windows_per_object_frame"] == 1.0
     assert len(report["per_sequence"]["one"]["objects"]["1"]["J_per_frame"]) == 4  # first and last not scored
+    # a follower without windows is placed by its mask: always on the object, where the truth is
+    placed = report["per_sequence"]["one"]["objects"]["1"]["placement_per_frame"]
+    truth_in_view = [bool((read_davis(root, ["one"])[0].labels(k) == 1).any()) for k in range(1, 5)]
+    assert placed == ["on" if v else "absent-empty" for v in truth_in_view]
+    assert o["placement"]["on"]["J"] == 1.0 and o["placement"]["off"]["share"] == 0.0
 
 
 def test_eval_video_cli_baselines(tiny_davis, tmp_path):
@@ -306,7 +311,7 @@ def test_eval_video_cli_errors(tiny_davis, tmp_path):
         r = run_cli("eval-video", str(root), "--policy", policy, "--out", str(out))
         assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = run_cli("eval-video", str(root), "--follower", "naive-box", "--policy", "{}", "--out", str(out))
-    assert r.returncode == 2 and "tracker and oracle-window only" in r.stderr
+    assert r.returncode == 2 and "applies to --follower tracker, oracle-window" in r.stderr
     assert not out.exists()
 
 
@@ -376,3 +381,119 @@ def test_oracle_window_follower_places_one_window_on_the_truth(tiny_davis):
     report = evaluate_tracker(lambda: make_follower("oracle-window", predictor), [seq], init="mask", progress=False)
     s = report["per_sequence"]["one"]
     assert s["windows_per_object_frame"] <= 1.0 and 0.0 < s["objects"]["1"]["J"]["mean"] <= 1.0
+
+
+def test_placement_of_known_answers():
+    """Where a follower put the object: on / off (window centre within half the true extent of the
+    true most interior pixel, or not), lost, and out of view with or without a mask."""
+    from picosam2.eval.video import placement_of, placement_summary
+
+    truth = square((200, 300), 50, 149, 100, 199)  # 100 x 100, interior near (150, 100)
+    empty = np.zeros_like(truth)
+    on = FollowResult(1, truth, 1.0, 1, (100, 50, 200, 150))
+    near = FollowResult(1, truth, 1.0, 1, (130, 70, 230, 170))  # centre 36 px off: within half the extent
+    far = FollowResult(1, empty, 1.0, 1, (0, 0, 100, 100))  # centre (50, 50): 111 px off
+    assert placement_of(on, truth) == "on" and placement_of(near, truth) == "on"
+    assert placement_of(far, truth) == "off"
+    assert placement_of(FollowResult(1, truth, 1.0, 1, (100, 50, 200, 150), "lost"), truth) == "lost"
+    assert placement_of(FollowResult(1, empty, 0.0, 0, None), truth) == "lost"  # nothing at all
+    assert placement_of(FollowResult(1, empty, 0.0, 0, None, "lost"), empty) == "absent-empty"
+    assert placement_of(FollowResult(1, truth, 1.0, 1, (100, 50, 200, 150)), empty) == "absent-mask"
+    summary = placement_summary(["on", "on", "off", "absent-empty"], [0.5, 0.7, 0.0, 1.0])
+    assert summary["on"] == {"share": 0.5, "J": 0.6} and summary["lost"] == {"share": 0.0, "J": None}
+
+
+def test_tracker_oracles_read_motion_and_reacquisition_from_the_truth(tiny_davis):
+    """The motion oracle moves the object by the true centroid motion; the reacquire oracle
+    puts a lost object's window on the true most interior pixel and ends the loss exactly when the
+    window mask overlaps the truth enough."""
+    from dataclasses import replace
+
+    from picosam2.eval.track_oracles import REACQUIRE_IOU
+    from picosam2.eval.video import make_follower
+    from picosam2.predictor import Predictor
+    from picosam2.track import policy as P
+
+    root, _ = tiny_davis
+    predictor = Predictor.from_pretrained(None, point_scales="auto", threads=1)
+    (seq,) = read_davis(root, ["one"])
+    first, gt = seq.labels(0) == 1, seq.labels(1) == 1
+    assert gt.any()
+
+    def centroid(m):
+        ys, xs = np.nonzero(m)
+        return np.array([xs.mean(), ys.mean()])
+
+    tracker = make_follower("tracker-oracle", predictor, oracle="motion")
+    tracker.observe_truth({1: first})  # as the evaluation does: each frame's truth, frame 0 included
+    tracker.start(seq.frame(0), mask=first, obj_id=1)
+    before = np.array(tracker.state(1).anchor)
+    tracker.observe_truth({1: gt})
+    tracker.update(seq.frame(1))
+    moved = np.array(tracker.state(1).anchor) - before
+    np.testing.assert_allclose(moved, centroid(gt) - centroid(first), atol=1e-6)
+
+    tracker = make_follower("tracker-oracle", predictor, oracle=["reacquire"])
+    tracker.start(seq.frame(0), mask=first, obj_id=1)
+    tracker._objects[1].state = replace(tracker.state(1), lost=3, anchor=(0.0, 0.0))  # lost, far away
+    tracker.observe_truth({1: gt})
+    r = tracker.update(seq.frame(1))[1]
+    x0, y0, x1, y1 = r.window
+    cx, cy = P.observe_mask(gt).interior
+    assert r.windows == 1 and abs((x0 + x1) / 2 - cx) <= 1 and abs((y0 + y1) / 2 - cy) <= 1
+    assert (r.state == "reacquired") == (region_j(r.mask, gt) >= REACQUIRE_IOU if r.mask.any() else False)
+    # out of view: no re-acquisition
+    tracker._objects[1].state = replace(tracker.state(1), lost=3)
+    tracker.observe_truth({1: np.zeros_like(gt)})
+    assert tracker.update(seq.frame(1))[1].state == "lost"
+
+
+def test_eval_video_cli_tracker_oracle(tiny_davis, tmp_path):
+    root, _ = tiny_davis
+    out = tmp_path / "r.json"
+    r = run_cli(
+        "eval-video",
+        str(root),
+        "--follower",
+        "tracker-oracle",
+        "--oracle",
+        "reacquire,motion",
+        "--quiet",
+        "--out",
+        str(out),
+    )
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    assert report["follower"] == "tracker-oracle" and report["oracle"] == ["motion", "reacquire"]
+    assert report["overall"]["objects"] == 3
+    shares = [v["share"] for v in report["overall"]["placement"].values()]
+    assert sum(shares) == pytest.approx(1.0, abs=1e-3)
+    for args, words in (
+        (["--follower", "tracker-oracle"], "--oracle takes parts from motion, reacquire, size, centre"),
+        (["--follower", "tracker-oracle", "--oracle", "motion,luck"], "got 'motion,luck'"),
+        (["--follower", "tracker", "--oracle", "motion"], "--oracle applies to --follower tracker-oracle only"),
+    ):
+        bad = tmp_path / "bad.json"
+        r = run_cli("eval-video", str(root), *args, "--quiet", "--out", str(bad))
+        assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not bad.exists()
+
+
+def test_tracker_oracle_size_and_centre_place_the_following_window(tiny_davis):
+    """Under the size and centre oracles a following object's window is the oracle window: centred
+    on the true most interior pixel, its side the margin times the true extent."""
+    from picosam2.eval.video import make_follower
+    from picosam2.predictor import Predictor
+    from picosam2.track import policy as P
+
+    root, _ = tiny_davis
+    predictor = Predictor.from_pretrained(None, point_scales="auto", threads=1)
+    (seq,) = read_davis(root, ["one"])
+    first, gt = seq.labels(0) == 1, seq.labels(1) == 1
+    tracker = make_follower("tracker-oracle", predictor, oracle="size,centre")
+    tracker.observe_truth({1: first})
+    tracker.start(seq.frame(0), point=P.observe_mask(first).interior, obj_id=1)
+    tracker.observe_truth({1: gt})
+    r = tracker.update(seq.frame(1))[1]
+    obs = P.observe_mask(gt)
+    assert r.window == P.window_at(obs.interior, P.extent_of(obs, obs.interior), gt.shape[::-1], tracker.policy)

@@ -467,13 +467,15 @@ class OracleWindowFollower(_TruthBaseline):
         return out
 
 
-FOLLOWERS = ("tracker", "naive-box", "naive-click", "oracle-click", "oracle-window")
+FOLLOWERS = ("tracker", "naive-box", "naive-click", "oracle-click", "oracle-window", "tracker-oracle")
 
 
-def make_follower(kind: str, predictor, policy=None):
+def make_follower(kind: str, predictor, policy=None, oracle=()):
     """A follower over ``predictor``: ``tracker`` (:class:`picosam2.track.Tracker`), or a
     baseline: ``naive-box``, ``naive-click``, ``oracle-click`` or ``oracle-window`` (which, like
-    the tracker, takes ``policy``: its ``margin`` and side limits)."""
+    the tracker, takes ``policy``: its ``margin`` and side limits), or ``tracker-oracle``: the
+    tracker with the parts ``oracle`` of its policy read from the truth
+    (:class:`picosam2.eval.track_oracles.OracleTracker`)."""
     if kind == "tracker":
         try:
             from ..track import Tracker
@@ -488,6 +490,10 @@ def make_follower(kind: str, predictor, policy=None):
         return OracleClickFollower(predictor)
     if kind == "oracle-window":
         return OracleWindowFollower(predictor, policy)
+    if kind == "tracker-oracle":
+        from .track_oracles import OracleTracker
+
+        return OracleTracker(predictor, policy=policy, parts=oracle)
     raise UsageError(f"unknown follower {kind!r}: choose from {', '.join(FOLLOWERS)}")
 
 
@@ -520,6 +526,50 @@ def _fmt(v, nd=4):
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), nd)
 
 
+#: where a follower's window was on a frame (:func:`placement_of`), in report order
+PLACEMENTS = ("on", "off", "lost", "absent-empty", "absent-mask")
+#: a following window is "on" the object when its centre is within this many true extents of the
+#: true most interior pixel
+ON_TARGET = 0.5
+
+
+def placement_of(result, truth: np.ndarray) -> str:
+    """Where ``result`` (a follower's answer for one object on one frame) put the object, against
+    its true mask ``truth``: in view, ``"on"`` (a window centred within :data:`ON_TARGET` true
+    extents of the true most interior pixel, the extent as the tracker measures it; a follower
+    without windows is judged by its mask's most interior pixel), ``"off"`` (further away) or
+    ``"lost"`` (the follower says it lost the object, or has neither window nor mask); out
+    of view, ``"absent-empty"`` (an empty mask, as it should be) or ``"absent-mask"``."""
+    from ..track import policy as P
+
+    if not truth.any():
+        return "absent-mask" if np.asarray(result.mask).any() else "absent-empty"
+    mask = np.asarray(result.mask, bool)
+    if getattr(result, "state", "tracking") == "lost" or (result.window is None and not mask.any()):
+        return "lost"
+    if result.window is not None:
+        x0, y0, x1, y1 = result.window
+        cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    else:  # a follower without windows: its mask's most interior pixel
+        cx, cy = P.observe_mask(mask).interior
+    obs = P.observe_mask(truth)
+    ix, iy = obs.interior
+    far = math.hypot(cx - ix, cy - iy)
+    return "on" if far <= ON_TARGET * P.extent_of(obs, obs.interior) else "off"
+
+
+def placement_summary(places: list[str], js: list[float]) -> dict:
+    """Per placement (:data:`PLACEMENTS`): the share of the frames and the mean J on them."""
+    out = {}
+    for name in PLACEMENTS:
+        picked = [j for p, j in zip(places, js) if p == name and j is not None]
+        out[name] = {
+            "share": _fmt(len(picked) / len(places)) if places else None,
+            "J": _fmt(np.mean(picked)) if picked else None,
+        }
+    return out
+
+
 def run_sequence(make_follower_fn, seq: Sequence, init: str = "click", bound_th: float = BOUND_TH) -> dict:
     """Follow every object of ``seq`` from its first annotation and score it."""
     first = seq.labels(0)
@@ -533,6 +583,8 @@ def run_sequence(make_follower_fn, seq: Sequence, init: str = "click", bound_th:
             f"sequence {seq.name!r}: frame is {frame.shape[1]}x{frame.shape[0]}, "
             f"annotation is {first.shape[1]}x{first.shape[0]}"
         )
+    if getattr(follower, "needs_truth", False):
+        follower.observe_truth({oid: first == oid for oid in ids})
     started = []
     for oid in ids:
         m = first == oid
@@ -541,6 +593,7 @@ def run_sequence(make_follower_fn, seq: Sequence, init: str = "click", bound_th:
             started.append(oid)
     preds, gts = [first.copy()], [first]
     windows, times, states = [], [], {}
+    places: dict[int, list[str]] = {oid: [] for oid in ids}
     for k in range(1, len(seq)):
         frame = seq.frame(k)
         gt = seq.labels(k)
@@ -554,6 +607,13 @@ def run_sequence(make_follower_fn, seq: Sequence, init: str = "click", bound_th:
         windows.append(sum(int(getattr(r, "windows", 1)) for r in results.values()))
         for r in results.values():
             states[r.state] = states.get(r.state, 0) + 1
+        if k < len(seq) - 1:  # the scored frames
+            for oid in ids:
+                r = results.get(oid)
+                truth = gt == oid
+                places[oid].append(
+                    placement_of(r, truth) if r is not None else ("off" if truth.any() else "absent-empty")
+                )
         preds.append(_label_map(results, first.shape))
         gts.append(gt)
     per_obj = score_sequence(preds, gts, ids, bound_th)
@@ -565,6 +625,8 @@ def run_sequence(make_follower_fn, seq: Sequence, init: str = "click", bound_th:
             "F": {k: _fmt(v) for k, v in f.items()},
             "J&F": _fmt((j["mean"] + f["mean"]) / 2) if j["mean"] is not None else None,
             "J_per_frame": [_fmt(v) for v in js],
+            "placement_per_frame": places[oid],
+            "placement": placement_summary(places[oid], js),
         }
     n_follow = max(len(started), 1) * max(len(seq) - 1, 1)
     return {
@@ -591,6 +653,8 @@ def summarize(per_sequence: dict) -> dict:
     weights = [(s["frames"] - 1) for s in per_sequence.values()]
     wpf = [s["windows_per_object_frame"] for s in per_sequence.values()]
     ms = [s["ms_per_frame"] for s in per_sequence.values()]
+    places = [p for o in objs for p in o.get("placement_per_frame", [])]
+    js = [j for o in objs if "placement_per_frame" in o for j in o["J_per_frame"]]
     return {
         "J&F": _fmt((j["mean"] + f["mean"]) / 2) if j["mean"] is not None and f["mean"] is not None else None,
         "J": j,
@@ -600,6 +664,7 @@ def summarize(per_sequence: dict) -> dict:
         "frames_followed": frames,
         "windows_per_object_frame": _fmt(np.average(wpf, weights=weights)) if frames else None,
         "ms_per_frame": _fmt(np.average(ms, weights=weights), 3) if frames else None,
+        "placement": placement_summary(places, js),
     }
 
 
@@ -688,6 +753,13 @@ def format_table(report: dict) -> str:
         f"{'overall':24} {pct(o['J&F'])} {pct(o['J']['mean'])} {pct(o['J']['recall'])} {pct(o['J']['decay'])} "
         f"{pct(o['F']['mean'])} {o['windows_per_object_frame'] or 0:6.2f} {o['ms_per_frame'] or 0:7.1f}"
     )
+    if o.get("placement"):
+        cells = [
+            f"{k} {pct(v['share']).strip()} % (J {pct(v['J']).strip()})"
+            for k, v in o["placement"].items()
+            if v["share"]
+        ]
+        lines.append("frames by placement: " + ", ".join(cells))
     if report.get("by_condition"):
         cells = [f"{k} {pct(v['J&F']).strip()} ({v['objects']})" for k, v in report["by_condition"].items()]
         lines.append("J&F by condition (objects): " + ", ".join(cells))
@@ -706,6 +778,7 @@ __all__ = [
     "NaiveBoxFollower",
     "NaiveClickFollower",
     "OracleClickFollower",
+    "PLACEMENTS",
     "Sequence",
     "VideoDataError",
     "boundary_f",
@@ -719,6 +792,8 @@ __all__ = [
     "grow_box",
     "make_follower",
     "mask_box",
+    "placement_of",
+    "placement_summary",
     "read_davis",
     "read_labels",
     "region_j",

@@ -17,7 +17,11 @@ with model windows per object and frame and milliseconds per frame. Followers: `
 `naive-click` (a scale-aware click at the previous mask's most interior pixel), `oracle-click`
 (a scale-aware click at the true most interior pixel of every frame's ground truth) and
 `oracle-window` (one window a frame on that pixel, sized from the true mask by the --policy
-margin: the tracker's placement made perfect).
+margin: the tracker's placement made perfect). `tracker-oracle --oracle PARTS` is the tracker
+with parts of its policy read from the ground truth (motion, reacquire, size, centre): it says
+which part its gap to `oracle-window` comes from.
+Every report also splits the frames by placement (window on the object, off it, lost while the
+object is in view, object out of view) with the J of each part.
 See docs/tracking.md."""
 
 
@@ -36,10 +40,17 @@ def add_parser(sub) -> list[str]:
     )
     p.add_argument("--follower", default="tracker", choices=FOLLOWERS, help="how the object is followed")
     p.add_argument(
+        "--oracle",
+        default=None,
+        metavar="PARTS",
+        help="--follower tracker-oracle only: the parts of the policy read from the truth, "
+        "comma-separated from motion, reacquire, size, centre",
+    )
+    p.add_argument(
         "--policy",
         default=None,
         metavar="JSON",
-        help="tracker and oracle-window only: TrackPolicy fields changed from the defaults, "
+        help="tracker, oracle-window and tracker-oracle: TrackPolicy fields changed from the defaults, "
         'e.g. \'{"motion": "mask"}\' or \'{"margin": 0.8}\'',
     )
     p.add_argument("--sequences", nargs="+", default=None, metavar="SEQ", help="only these sequences")
@@ -100,19 +111,29 @@ def run_eval_video(args) -> int:
         raise UsageError(f"--out: folder {out.resolve().parent} does not exist")
     changes = policy_changes(args.policy) if args.policy is not None else None
     policy = policy_from(changes) if changes is not None else None
-    if policy is not None and args.follower not in ("tracker", "oracle-window"):
-        raise UsageError("--policy applies to --follower tracker and oracle-window only")
+    if policy is not None and args.follower in ("naive-box", "naive-click", "oracle-click"):
+        raise UsageError("--policy applies to --follower tracker, oracle-window and tracker-oracle only")
+    oracle = ()
+    if args.follower == "tracker-oracle":
+        from .track_oracles import oracle_parts
+
+        oracle = oracle_parts(args.oracle or "")
+    elif args.oracle is not None:
+        raise UsageError("--oracle applies to --follower tracker-oracle only")
     sequences = read_davis(args.root, args.sequences, args.resolution, args.image_set)
     if args.limit:
         sequences = sequences[: args.limit]
     predictor = Predictor.from_pretrained(
         args.weights, backend=args.backend, threads=args.threads, revision=args.revision, point_scales="auto"
     )
-    if args.follower == "tracker":
-        make_follower("tracker", predictor, policy)  # fails now, not after the first sequence, without picosam2.track
+    if args.follower.startswith("tracker"):  # fails now, not after the first sequence, without picosam2.track
+        make_follower(args.follower, predictor, policy, oracle)
 
     report = evaluate_tracker(
-        lambda: make_follower(args.follower, predictor, policy), sequences, init=args.init, progress=not args.quiet
+        lambda: make_follower(args.follower, predictor, policy, oracle),
+        sequences,
+        init=args.init,
+        progress=not args.quiet,
     )
     conditions = read_conditions(args.root)
     data = {}
@@ -127,6 +148,7 @@ def run_eval_video(args) -> int:
         "overall": report["overall"],
         "by_condition": breakdown(report["per_sequence"], conditions) if conditions else {},
         "follower": args.follower,
+        "oracle": list(oracle),
         "policy": changes or {},
         "init": args.init,
         "root": Path(args.root).name,  # the folder's name: a results file names no machine path

@@ -286,10 +286,16 @@ def _square(cx: float, cy: float, side: float, image_size) -> tuple[int, int, in
     return (x0, y0, x0 + s, y0 + s)
 
 
+def window_at(centre: tuple[float, float], extent: float, image_size, policy: TrackPolicy) -> tuple[int, int, int, int]:
+    """The square window of side ``margin`` times ``extent`` (within the side limits) centred on
+    ``centre`` (kept on the image), ``(x0, y0, x1, y1)``."""
+    return _square(centre[0], centre[1], _side(extent, 1.0, image_size, policy), image_size)
+
+
 def window_around(obs: Observation, image_size, policy: TrackPolicy) -> tuple[int, int, int, int]:
-    """The window the policy would put around a whole mask's observation: the square of side
-    ``margin`` times its extent (within the side limits) centred on its most interior point."""
-    return _square(*obs.interior, _side(extent_of(obs, obs.interior), 1.0, image_size, policy), image_size)
+    """The window the policy would put around a whole mask's observation: :func:`window_at` its
+    most interior point, with its extent."""
+    return window_at(obs.interior, extent_of(obs, obs.interior), image_size, policy)
 
 
 def predicted_anchor(state: TrackState) -> tuple[float, float]:

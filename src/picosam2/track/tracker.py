@@ -176,9 +176,7 @@ class Tracker:
         image = load_image(frame) if not isinstance(frame, np.ndarray) else frame
         height, width = image.shape[:2]
         size = (width, height)
-        plan = []  # (obj_id, [windows])
-        for obj_id, obj in self._objects.items():
-            plan.append((obj_id, [Window(*w) for w in P.next_windows(obj.state, size, self.policy)]))
+        plan = [(obj_id, self._windows(obj_id, obj, size)) for obj_id, obj in self._objects.items()]
         flat = [w for _, ws in plan for w in ws]
         if not flat:
             return {}
@@ -194,7 +192,7 @@ class Tracker:
                 for j, i in enumerate(idx)
             ]
             obj = self._objects[obj_id]
-            shift, seen = M.template_shift(obj.state, obj.template, image, self.policy)
+            shift, seen = self._shift(obj_id, obj, image)
             parts = [None if o.empty else window_mask(out.logits[i], w, size, thr) for o, w, i in zip(obs, wins, idx)]
             counts = [None] * len(wins)
             similarities = None
@@ -204,7 +202,7 @@ class Tracker:
                     for p, w in zip(parts, wins)
                 ]
                 similarities = [None if c is None else A.similarity(c, obj.appearance) for c in counts]
-            best = P.best_observation(obj.state, obs, self.policy, similarities)
+            best = self._choose(obj_id, obj, obs, similarities, parts, size)
             obj.state, status = P.update(obj.state, None if best is None else obs[best], self.policy, shift)
             mask = np.zeros((height, width), bool)
             if best is not None and parts[best] is not None:
@@ -218,3 +216,20 @@ class Tracker:
                 obj.appearance = A.blend(obj.appearance, counts[best], self.policy.appearance_rate)
             results[obj_id] = ObjectResult(obj_id, mask, obs[best].score, wins[best].as_tuple(), status, len(wins))
         return results
+
+    # -- the steps of one object's frame (evaluation references replace them with the truth) ----
+
+    def _windows(self, obj_id: int, obj: _Object, size) -> list[Window]:
+        """The windows to run for one object on this frame: the policy's."""
+        return [Window(*w) for w in P.next_windows(obj.state, size, self.policy)]
+
+    def _shift(self, obj_id: int, obj: _Object, image: np.ndarray):
+        """The image's motion around one object since the last frame, and the blocks read on the
+        way: :func:`picosam2.track.motion.template_shift`."""
+        return M.template_shift(obj.state, obj.template, image, self.policy)
+
+    def _choose(self, obj_id: int, obj: _Object, obs, similarities, parts, size) -> int | None:
+        """Which of the object's window masks continues it (None: none): the policy's
+        :func:`~picosam2.track.policy.best_observation`. ``parts`` are the window masks
+        (:func:`picosam2.prompts.window_mask`, None where empty)."""
+        return P.best_observation(obj.state, obs, self.policy, similarities)
