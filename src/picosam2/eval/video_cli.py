@@ -13,7 +13,7 @@ ROOT/Annotations/480p/SEQ/*.png: 0/255 masks or DAVIS-2017 palette PNGs) from a 
 prompt, and score the masks the DAVIS way: J (region IoU) and F (boundary F-measure, tolerance
 0.008 x the image diagonal) as mean, recall (> 0.5) and decay, J&F, per sequence and overall,
 with model windows per object and frame and milliseconds per frame. Followers: `tracker`
-(picosam2.track.Tracker), `naive-box` (the previous mask's box grown 20 %% as a box prompt),
+(picosam2.track.Tracker), `naive-box` (the previous mask's box grown 20 % as a box prompt),
 `naive-click` (a scale-aware click at the previous mask's most interior pixel), `oracle-click`
 (a scale-aware click at the true most interior pixel of every frame's ground truth) and
 `oracle-window` (one window a frame on that pixel, sized from the true mask by the --policy
