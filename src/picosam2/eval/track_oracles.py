@@ -96,18 +96,19 @@ class OracleTracker(Tracker):
             shift = (x1 - x0, y1 - y0)
         return shift, seen
 
-    def _choose(self, obj_id, obj, obs, similarities, parts, size):
+    def _choose(self, obj_id, obj, obs, similarities, parts):
         if not ("reacquire" in self.parts and obj.state.lost):
-            return super()._choose(obj_id, obj, obs, similarities, parts, size)
+            return super()._choose(obj_id, obj, obs, similarities, parts)
         truth = self._in_view(obj_id)
         if truth is None:
             return None
+        from .video import region_j
+
         for i, part in enumerate(parts):
             if part is None:
                 continue
-            slices, m = part
-            inter = int(np.count_nonzero(truth[slices] & m))
-            union = int(np.count_nonzero(truth)) + int(np.count_nonzero(m)) - inter
-            if union and inter / union >= REACQUIRE_IOU:
+            mask = np.zeros_like(truth)
+            mask[part[0]] = part[1]
+            if region_j(mask, truth) >= REACQUIRE_IOU:
                 return i
         return None

@@ -202,7 +202,7 @@ class Tracker:
                     for p, w in zip(parts, wins)
                 ]
                 similarities = [None if c is None else A.similarity(c, obj.appearance) for c in counts]
-            best = self._choose(obj_id, obj, obs, similarities, parts, size)
+            best = self._choose(obj_id, obj, obs, similarities, parts)
             obj.state, status = P.update(obj.state, None if best is None else obs[best], self.policy, shift)
             mask = np.zeros((height, width), bool)
             if best is not None and parts[best] is not None:
@@ -228,7 +228,7 @@ class Tracker:
         way: :func:`picosam2.track.motion.template_shift`."""
         return M.template_shift(obj.state, obj.template, image, self.policy)
 
-    def _choose(self, obj_id: int, obj: _Object, obs, similarities, parts, size) -> int | None:
+    def _choose(self, obj_id: int, obj: _Object, obs, similarities, parts) -> int | None:
         """Which of the object's window masks continues it (None: none): the policy's
         :func:`~picosam2.track.policy.best_observation`. ``parts`` are the window masks
         (:func:`picosam2.prompts.window_mask`, None where empty)."""
