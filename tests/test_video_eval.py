@@ -448,6 +448,66 @@ def test_tracker_oracles_read_motion_and_reacquisition_from_the_truth(tiny_davis
     assert tracker.update(seq.frame(1))[1].state == "lost"
 
 
+def test_tracker_oracle_split_parts_read_only_their_share(tiny_davis):
+    """motion-following reads the true motion only while the object is followed; reacquire-window
+    puts a lost object's window on the truth but ends the loss by the tracker's own rule;
+    reacquire-accept keeps the tracker's own sweep window but ends the loss by the IoU rule."""
+    from dataclasses import replace
+
+    from picosam2.eval.track_oracles import REACQUIRE_IOU
+    from picosam2.eval.video import make_follower
+    from picosam2.predictor import Predictor
+    from picosam2.track import Tracker
+    from picosam2.track import policy as P
+
+    root, _ = tiny_davis
+    predictor = Predictor.from_pretrained(None, point_scales="auto", threads=1)
+    (seq,) = read_davis(root, ["one"])
+    first, gt = seq.labels(0) == 1, seq.labels(1) == 1
+
+    def centroid(m):
+        ys, xs = np.nonzero(m)
+        return np.array([xs.mean(), ys.mean()])
+
+    def lost_far(kind):
+        t = make_follower("tracker-oracle", predictor, oracle=kind)
+        t.observe_truth({1: first})
+        t.start(seq.frame(0), mask=first, obj_id=1)
+        t._objects[1].state = replace(t.state(1), lost=3, anchor=(5.0, 5.0))
+        t.observe_truth({1: gt})
+        return t
+
+    following = make_follower("tracker-oracle", predictor, oracle="motion-following")
+    following.observe_truth({1: first})
+    following.start(seq.frame(0), mask=first, obj_id=1)
+    before = np.array(following.state(1).anchor)
+    following.observe_truth({1: gt})
+    following.update(seq.frame(1))
+    np.testing.assert_allclose(np.array(following.state(1).anchor) - before, centroid(gt) - centroid(first), atol=1e-6)
+    # while lost the shift is the tracker's own: the same as a plain tracker's from the same state
+    t, plain = lost_far("motion-following"), Tracker(predictor)
+    plain._objects = {1: t._objects[1].__class__(**vars(t._objects[1]))}
+    shift, _ = t._shift(1, t._objects[1], seq.frame(1))
+    own, _ = plain._shift(1, plain._objects[1], seq.frame(1))
+    assert shift == own
+
+    t = lost_far("reacquire-window")
+    r = t.update(seq.frame(1))[1]
+    cx, cy = P.observe_mask(gt).interior
+    x0, y0, x1, y1 = r.window
+    assert abs((x0 + x1) / 2 - cx) <= 1 and abs((y0 + y1) / 2 - cy) <= 1  # the window on the truth
+    t = lost_far("reacquire-window")
+    sweep_window = t._windows(1, t._objects[1], (first.shape[1], first.shape[0]))[0]
+    own_window = Tracker._windows(t, 1, t._objects[1], (first.shape[1], first.shape[0]))[0]
+    assert sweep_window != own_window
+
+    t = lost_far("reacquire-accept")
+    size = (first.shape[1], first.shape[0])
+    assert t._windows(1, t._objects[1], size) == Tracker._windows(t, 1, t._objects[1], size)  # own sweep
+    r = t.update(seq.frame(1))[1]
+    assert (r.state == "reacquired") == (r.mask.any() and region_j(r.mask, gt) >= REACQUIRE_IOU)
+
+
 def test_eval_video_cli_tracker_oracle(tiny_davis, tmp_path):
     root, _ = tiny_davis
     out = tmp_path / "r.json"
@@ -469,7 +529,11 @@ def test_eval_video_cli_tracker_oracle(tiny_davis, tmp_path):
     shares = [v["share"] for v in report["overall"]["placement"].values()]
     assert sum(shares) == pytest.approx(1.0, abs=1e-3)
     for args, words in (
-        (["--follower", "tracker-oracle"], "--oracle takes parts from motion, reacquire, size, centre"),
+        (["--follower", "tracker-oracle"], "--oracle takes parts from motion, motion-following, reacquire"),
+        (
+            ["--follower", "tracker-oracle", "--oracle", "motion,motion-following"],
+            "motion-following is a share of motion",
+        ),
         (["--follower", "tracker-oracle", "--oracle", "motion,luck"], "got 'motion,luck'"),
         (["--follower", "tracker", "--oracle", "motion"], "--oracle applies to --follower tracker-oracle only"),
     ):
@@ -497,3 +561,34 @@ def test_tracker_oracle_size_and_centre_place_the_following_window(tiny_davis):
     r = tracker.update(seq.frame(1))[1]
     obs = P.observe_mask(gt)
     assert r.window == P.window_at(obs.interior, P.extent_of(obs, obs.interior), gt.shape[::-1], tracker.policy)
+
+
+def test_compare_placement_script_sorts_reference_j_by_the_follower_s_placement(tmp_path):
+    """scripts/compare_placement.py: the reference's J is averaged over the frames where the
+    follower's window had each placement; mismatched reports are one line and exit 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_placement.py"
+
+    def report(follower, js, places=None):
+        obj = {"J_per_frame": js}
+        if places is not None:
+            obj["placement_per_frame"] = places
+        return {"follower": follower, "per_sequence": {"s1": {"objects": {"1": obj}}}}
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(report("tracker", [0.5, 0.0, 0.0, 1.0], ["on", "lost", "lost", "absent-empty"])))
+    b.write_text(json.dumps(report("oracle-window", [0.7, 0.4, 0.6, 1.0])))
+    out = tmp_path / "cmp.json"
+    r = subprocess.run([sys.executable, str(script), str(a), str(b), "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(out.read_text())["by_placement"]
+    assert got["lost"] == {"share": 0.5, "J": 0.0, "reference_J": 0.5, "frames": 2}
+    assert got["on"]["reference_J"] == 0.7 and got["absent-empty"]["J"] == 1.0
+    b.write_text(json.dumps(report("oracle-window", [0.7, 0.4])))
+    bad = tmp_path / "bad.json"
+    r = subprocess.run([sys.executable, str(script), str(a), str(b), "--out", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2 and "score different frames" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not bad.exists()

@@ -14,6 +14,12 @@ object and frame) where the parts named in ``parts`` (:data:`ORACLE_PARTS`) read
 * ``centre``: while following, the window is centred on the true most interior pixel (side from
   the tracker's own size estimate).
 
+Three finer parts split two of these: ``motion-following`` is ``motion`` on the frames the object
+is followed only (a lost object's centre moves with the tracker's own estimate);
+``reacquire-window`` is the window half of ``reacquire`` (the lost window on the truth, a loss
+ended by the tracker's own acceptance rule) and ``reacquire-accept`` its acceptance half (the
+tracker's own sweep windows, a loss ended by the IoU rule above).
+
 Everything else (the first frame, the loss rule while following, the masks) is the tracker's own;
 with all four parts it is close to ``oracle-window``, which places every window from the truth.
 ``picosam2 eval-video --follower tracker-oracle --oracle motion,reacquire`` runs one; comparing
@@ -30,7 +36,9 @@ from ..track import Tracker
 from ..track import policy as P
 
 #: the parts of the policy an :class:`OracleTracker` can read from the truth
-ORACLE_PARTS = ("motion", "reacquire", "size", "centre")
+ORACLE_PARTS = ("motion", "motion-following", "reacquire", "reacquire-window", "reacquire-accept", "size", "centre")
+#: parts that are a share of another one (naming both is an error)
+_WITHIN = {"motion-following": "motion", "reacquire-window": "reacquire", "reacquire-accept": "reacquire"}
 #: a window mask ends a loss under the ``reacquire`` oracle when its IoU with the truth reaches this
 REACQUIRE_IOU = 0.3
 
@@ -42,6 +50,9 @@ def oracle_parts(text) -> tuple[str, ...]:
     unknown = sorted(set(names) - set(ORACLE_PARTS))
     if unknown or not names:
         raise UsageError(f"--oracle takes parts from {', '.join(ORACLE_PARTS)} (comma-separated), got {text!r}")
+    for part, whole in _WITHIN.items():
+        if part in names and whole in names:
+            raise UsageError(f"--oracle: {part} is a share of {whole}; name one of them")
     return tuple(p for p in ORACLE_PARTS if p in names)
 
 
@@ -76,7 +87,7 @@ class OracleTracker(Tracker):
         if truth is None:
             return super()._windows(obj_id, obj, size)
         if obj.state.lost:
-            if "reacquire" not in self.parts:
+            if "reacquire" not in self.parts and "reacquire-window" not in self.parts:
                 return super()._windows(obj_id, obj, size)
             return [Window(*P.window_at(P.observe_mask(truth).interior, obj.state.extent, size, self.policy))]
         if "size" not in self.parts and "centre" not in self.parts:
@@ -91,13 +102,14 @@ class OracleTracker(Tracker):
     def _shift(self, obj_id, obj, image):
         shift, seen = super()._shift(obj_id, obj, image)
         before, now = self._before.get(obj_id), self._in_view(obj_id)
-        if "motion" in self.parts and shift is not None and now is not None and before is not None and before.any():
+        read = "motion" in self.parts or ("motion-following" in self.parts and not obj.state.lost)
+        if read and shift is not None and now is not None and before is not None and before.any():
             (x0, y0), (x1, y1) = _centroid(before), _centroid(now)
             shift = (x1 - x0, y1 - y0)
         return shift, seen
 
     def _choose(self, obj_id, obj, obs, similarities, parts):
-        if not ("reacquire" in self.parts and obj.state.lost):
+        if not (("reacquire" in self.parts or "reacquire-accept" in self.parts) and obj.state.lost):
             return super()._choose(obj_id, obj, obs, similarities, parts)
         truth = self._in_view(obj_id)
         if truth is None:

@@ -44,7 +44,8 @@ def add_parser(sub) -> list[str]:
         default=None,
         metavar="PARTS",
         help="--follower tracker-oracle only: the parts of the policy read from the truth, "
-        "comma-separated from motion, reacquire, size, centre",
+        "comma-separated from motion, motion-following, reacquire, reacquire-window, reacquire-accept, "
+        "size, centre (picosam2.eval.track_oracles says what each reads)",
     )
     p.add_argument(
         "--policy",
