@@ -14,9 +14,9 @@ The ratio ``tracker_vs_single_click`` compares a tracker frame with the weights'
 click (a 128-pixel window on the first frame), while the tracker's window fits the object: on this
 clip it is several times larger, and cutting and pasting a larger window costs more whoever does it.
 ``tracker_vs_same_window_click`` compares like with like: per form, each tracker frame and a
-one-window click (cut, normalise, model, paste, as :meth:`~picosam2.Predictor.predict` does for one
-window) at the very window the tracker runs on that frame, timed alternately frame by frame (which
-goes first alternates too), medians over the same frames:
+one-window click (cut, normalise, model, paste: :meth:`~picosam2.Predictor.predict_in`) at the
+very window the tracker runs on that frame, timed alternately frame by frame (which goes first
+alternates too), medians over the same frames:
 
     python benchmarks/bench_tracker.py --out benchmarks/track/tracker-speed.json
 """
@@ -94,7 +94,7 @@ def same_window_rows(model, onnx_paths: dict, repeats: int) -> dict:
 
     from picosam2.bench.suite import TRACK_CLICK, TRACK_CLIP_FRAMES, _click_backends, track_clip
     from picosam2.bench.timing import torch_threads
-    from picosam2.predictor import Prediction, Predictor
+    from picosam2.predictor import Predictor
     from picosam2.prompts import Window
     from picosam2.track import Tracker
     from picosam2.track import policy as P
@@ -119,9 +119,7 @@ def same_window_rows(model, onnx_paths: dict, repeats: int) -> dict:
                     if name == "track":
                         result = tracker.update(frame)[obj]
                     else:  # what Predictor.predict does for one window
-                        run = clicker.run_windows(frame, [win])
-                        pred = Prediction(run.logits, [win], ["point"], size, clicker.threshold, run.scores)
-                        pred.union()
+                        clicker.predict_in(frame, [win]).union()
                     times[name] = time.perf_counter() - t0
                 assert result.window == win.as_tuple()
                 if k >= warmup:

@@ -35,6 +35,24 @@ def test_batched_equals_one_by_one(predictor, samples_dir):
         np.testing.assert_allclose(alone.logits[0], together.logits[i], atol=1e-4)
 
 
+def test_predict_in_given_windows_equals_the_prompt_path(trained_like_model, samples_dir):
+    """predict_in runs exactly the windows it is given: a fixed-window click's and a box's
+    windows give the click's and the box's masks; bad input is a PromptError."""
+    fixed = Predictor(trained_like_model, point_scales=None)
+    image = load_image(samples_dir / "dog.jpg")
+    ref = fixed.predict(image, points=[[570, 200]], boxes=[[480, 130, 670, 270]])
+    got = fixed.predict_in(image, ref.windows[:1])
+    np.testing.assert_array_equal(got.logits[0], ref.logits[0])
+    assert got.windows == ref.windows[:1] and got.kinds == ["point"] and got.reasons == ["fixed"]
+    box = fixed.predict_in(samples_dir / "dog.jpg", ref.windows[1:], kind="box")
+    np.testing.assert_array_equal(box.masks[0], ref.masks[1])
+    assert box.kinds == ["box"]
+    with pytest.raises(PromptError, match="kind"):
+        fixed.predict_in(image, ref.windows[:1], kind="lasso")
+    with pytest.raises(PromptError, match="at least one window"):
+        fixed.predict_in(image, [])
+
+
 def test_set_image_then_prompt_many_times(predictor, samples_dir):
     predictor.set_image(samples_dir / "truck.jpg")
     a = predictor.predict(points=[[900, 600]])

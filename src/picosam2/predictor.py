@@ -405,6 +405,24 @@ class Predictor:
             return Prediction(out.logits, wins, kinds, (width, height), self.threshold, out.scores, None, reasons)
         return self._predict_scales(arr, points, boxes)
 
+    def predict_in(self, image, windows, kind: str = "point") -> Prediction:
+        """Segment what lies at the centre of each of the given ``windows`` (:class:`Window`, image
+        pixels) with no rule from a prompt to a window: a :class:`Prediction` with one mask per
+        window, its ``kinds`` all ``kind`` (``"point"`` or ``"box"``). Followers that choose their
+        own windows (:class:`picosam2.track.Tracker`) and benchmarks use it."""
+        if kind not in ("point", "box"):
+            raise PromptError(f"kind must be 'point' or 'box', got {kind!r}")
+        wins = list(windows)
+        if not wins:
+            raise PromptError("give at least one window")
+        arr = load_image(image) if not isinstance(image, np.ndarray) else image
+        height, width = arr.shape[:2]
+        out = self.run_windows(arr, wins)
+        reasons = ["fixed" if kind == "point" else "box"] * len(wins)
+        return Prediction(
+            out.logits, wins, [kind] * len(wins), (width, height), self.threshold, out.scores, None, reasons
+        )
+
     def _predict_scales(self, arr: np.ndarray, points, boxes) -> Prediction:
         """Every point at each of its window sizes, in one batch with the boxes; then per point
         the best-scored candidate (or all of them with ``multimask``)."""

@@ -147,12 +147,7 @@ class Tracker:
                 windows = 1 if scales is None else len(point_scales_for(scales, (width, height)))
             else:
                 win = box_window(box, (width, height), padding=self.predictor.box_padding)
-                out = self.predictor.run_windows(image, [win])
-                from ..predictor import Prediction
-
-                pred = Prediction(
-                    out.logits, [win], ["box"], (width, height), self.predictor.threshold, out.scores, None, ["box"]
-                )
+                pred = self.predictor.predict_in(image, [win], kind="box")
                 windows = 1
             win = pred.windows[0]
             score = None if pred.scores is None else float(pred.scores[0])
