@@ -2,7 +2,7 @@
 
 Follows one clicked object through the bench's 480p clip with the shipped weights as PyTorch fp32
 and as the INT8 ONNX export on onnxruntime and OpenVINO, one thread each (the same
-``measure_tracker`` that ``picosam2 bench`` runs), and writes the rows with the machine and the
+``measure_tracker`` that ``picosam2 bench`` runs, same-window rows included), and writes the rows with the machine and the
 load average next to them. It also times the image shift alone (``tracker_motion_ms_per_frame``)
 on the very calls the tracker makes on that clip (states, masks and frames read back from a run of
 the PyTorch form): as the Tracker measures it, keeping each object's template
@@ -87,54 +87,6 @@ def motion_rows(weights, repeats: int) -> dict:
     }
 
 
-def same_window_rows(model, onnx_paths: dict, repeats: int) -> dict:
-    """Per form, one thread: median ms of a tracker frame and of a one-window click at the window
-    the tracker runs on that frame, on the same frames of the clip, timed alternately; their ratio."""
-    import time
-
-    from picosam2.bench.suite import TRACK_CLICK, TRACK_CLIP_FRAMES, _click_backends, track_clip
-    from picosam2.bench.timing import torch_threads
-    from picosam2.predictor import Predictor
-    from picosam2.prompts import Window
-    from picosam2.track import Tracker
-    from picosam2.track import policy as P
-
-    clip = track_clip()
-    size = (clip[0].shape[1], clip[0].shape[0])
-    warmup, timed = 10, max(repeats, TRACK_CLIP_FRAMES)
-    out: dict = {"same_window_tracker_ms": {}, "same_window_click_ms": {}, "tracker_vs_same_window_click": {}}
-    sides = []
-    with torch_threads(1):
-        for key, backend in _click_backends(model, onnx_paths).items():
-            tracker = Tracker(Predictor(backend=backend))
-            obj = tracker.start(clip[0], point=TRACK_CLICK).obj_id
-            clicker = Predictor(backend=backend, point_scales=None)
-            track_ms, click_ms = [], []
-            for k in range(warmup + timed):
-                frame = clip[k % len(clip)]
-                win = Window(*P.next_windows(tracker.state(obj), size, tracker.policy)[0])
-                times = {}
-                for name in ("track", "click") if k % 2 else ("click", "track"):
-                    t0 = time.perf_counter()
-                    if name == "track":
-                        result = tracker.update(frame)[obj]
-                    else:  # what Predictor.predict does for one window
-                        clicker.predict_in(frame, [win]).union()
-                    times[name] = time.perf_counter() - t0
-                assert result.window == win.as_tuple()
-                if k >= warmup:
-                    track_ms.append(times["track"] * 1e3)
-                    click_ms.append(times["click"] * 1e3)
-                    sides.append(win.width)
-            t, c = float(np.median(track_ms)), float(np.median(click_ms))
-            out["same_window_tracker_ms"][key] = round(t, 3)
-            out["same_window_click_ms"][key] = round(c, 3)
-            out["tracker_vs_same_window_click"][key] = round(t / c, 2)
-            out["single_click_window_side"] = int(clicker.window_size)
-    out["tracker_window_side_median"] = int(np.median(sides)) if sides else None
-    return out
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default=None, help="weights (default: the shipped ones)")
@@ -151,7 +103,6 @@ def main(argv=None) -> int:
         paths, _ = export_forms(model, Path(tmp))
         forms = {k: v for k, v in paths.items() if k == "onnx_int8"}
         rows = measure_tracker(model, forms, args.repeats)
-        rows.update(same_window_rows(model, forms, args.repeats))
     rows["tracker_motion_ms_per_frame"] = motion_rows(args.weights, args.repeats)
     rows["machine"] = _machine()
     rows["load_average_1min"] = os.getloadavg()[0]

@@ -223,3 +223,8 @@ def test_bench_times_the_tracker_on_a_480p_clip():
     assert rows["tracker_fps"]["torch_fp32"] == pytest.approx(1e3 / ms, rel=0.01)
     assert rows["tracker_vs_single_click"]["torch_fp32"] > 0
     assert rows["tracker_windows_per_frame"] == 1.0  # a steady pan: one window a frame
+    # like with like: the same frames against a one-window click at the tracker's own window
+    assert set(rows["tracker_vs_same_window_click"]) == {"torch_fp32"}
+    t, c = rows["same_window_tracker_ms"]["torch_fp32"], rows["same_window_click_ms"]["torch_fp32"]
+    assert rows["tracker_vs_same_window_click"]["torch_fp32"] == pytest.approx(t / c, abs=0.01)
+    assert rows["tracker_window_side_median"] > rows["single_click_window_side"]  # the object is large

@@ -79,6 +79,11 @@ def format_table(r: dict) -> str:
             + ", ".join(f"{k} {v:.0f} ({r['tracker_vs_single_click'][k]:.2f}x)" for k, v in r["tracker_fps"].items())
             + f"; {r['tracker_windows_per_frame']} windows a frame"
         )
+    if "tracker_vs_same_window_click" in r:
+        lines.append(
+            f"tracker vs a one-window click at the very window it runs (median side {r['tracker_window_side_median']} px): "
+            + ", ".join(f"{k} {v:.2f}x" for k, v in r["tracker_vs_same_window_click"].items())
+        )
     pk = r["peak_gmacs_per_core"]
     lines.append(f"one core's peak: fp32 {pk['fp32_gmacs']:.0f} G MAC/s, int8 {pk['int8_gmacs']:.0f} G MAC/s")
     if "peers" in r:

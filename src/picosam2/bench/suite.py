@@ -180,7 +180,9 @@ def measure_tracker(model, onnx_paths: dict, repeats: int) -> dict:
     """Following one clicked object through the 480p :func:`track_clip`, one thread, per form:
     median ms of ``Tracker.update`` (cut, normalise, model, the policy's reading of the window
     mask, the full-size mask), frames per second, its ratio to the same form's one-window click
-    on a frame of the clip (cut, normalise, model, paste), and windows per frame."""
+    on a frame of the clip (cut, normalise, model, paste), and windows per frame; and the same
+    frames against a one-window click at the very window the tracker runs
+    (:func:`measure_same_window`)."""
     from ..predictor import Predictor
     from ..track import Tracker
 
@@ -209,7 +211,55 @@ def measure_tracker(model, onnx_paths: dict, repeats: int) -> dict:
             out["tracker_fps"][key] = round(1e3 / ms, 1)
             out["tracker_vs_single_click"][key] = round(ms / click_ms, 2)
     out["tracker_windows_per_frame"] = round(float(np.mean(windows)), 3) if windows else None
+    out.update(measure_same_window(model, onnx_paths, repeats))
     out["tracker_clip"] = {"size": list(TRACK_CLIP_SIZE), "frames": TRACK_CLIP_FRAMES, "click": list(TRACK_CLICK)}
+    return out
+
+
+def measure_same_window(model, onnx_paths: dict, repeats: int) -> dict:
+    """Per form, one thread: median ms of a tracker frame and of a one-window click at the window
+    the tracker runs on that frame, on the same frames of the clip, timed alternately; their ratio."""
+    import time
+
+    from ..predictor import Predictor
+    from ..prompts import Window
+    from ..track import Tracker
+    from ..track import policy as P
+
+    clip = track_clip()
+    size = (clip[0].shape[1], clip[0].shape[0])
+    warmup, timed = 10, max(repeats, TRACK_CLIP_FRAMES)
+    out: dict = {"same_window_tracker_ms": {}, "same_window_click_ms": {}, "tracker_vs_same_window_click": {}}
+    sides = []
+    with torch_threads(1):
+        for key, backend in _click_backends(model, onnx_paths).items():
+            tracker = Tracker(Predictor(backend=backend))
+            obj = tracker.start(clip[0], point=TRACK_CLICK).obj_id
+            clicker = Predictor(backend=backend, point_scales=None)
+            track_ms, click_ms = [], []
+            for k in range(warmup + timed):
+                frame = clip[k % len(clip)]
+                win = Window(*P.next_windows(tracker.state(obj), size, tracker.policy)[0])
+                times = {}
+                for name in ("track", "click") if k % 2 else ("click", "track"):
+                    t0 = time.perf_counter()
+                    if name == "track":
+                        result = tracker.update(frame)[obj]
+                    else:  # what Predictor.predict does for one window
+                        clicker.predict_in(frame, [win]).union()
+                    times[name] = time.perf_counter() - t0
+                if result.window != win.as_tuple():
+                    raise RuntimeError("the tracker ran another window than its policy's next one")
+                if k >= warmup:
+                    track_ms.append(times["track"] * 1e3)
+                    click_ms.append(times["click"] * 1e3)
+                    sides.append(win.width)
+            t, c = float(np.median(track_ms)), float(np.median(click_ms))
+            out["same_window_tracker_ms"][key] = round(t, 3)
+            out["same_window_click_ms"][key] = round(c, 3)
+            out["tracker_vs_same_window_click"][key] = round(t / c, 2)
+            out["single_click_window_side"] = int(clicker.window_size)
+    out["tracker_window_side_median"] = int(np.median(sides)) if sides else None
     return out
 
 
