@@ -21,7 +21,8 @@ ended by the tracker's own acceptance rule) and ``reacquire-accept`` its accepta
 tracker's own sweep windows, a loss ended by the IoU rule above).
 
 Everything else (the first frame, the loss rule while following, the masks) is the tracker's own;
-with all four parts it is close to ``oracle-window``, which places every window from the truth.
+with motion, reacquire, size and centre it is close to ``oracle-window``, which places every
+window from the truth.
 ``picosam2 eval-video --follower tracker-oracle --oracle motion,reacquire`` runs one; comparing
 them with ``tracker`` and ``oracle-window`` splits the tracker's gap to perfect placement.
 """
